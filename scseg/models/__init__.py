@@ -1,0 +1,58 @@
+"""Encoders, the recalibrated U-Net decoder, and assembled models."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from scseg.models.decoder import DecoderBlock, UnetDecoder
+from scseg.models.encoders import NdEncoder, SMPEncoder
+from scseg.models.unet import MODELS, SEUnet
+
+
+def create_model(
+    name: str,
+    *,
+    spatial_dims: int,
+    in_channels: int,
+    classes: int,
+    attention: str = "scse",
+    **kwargs,
+) -> nn.Module:
+    """Builds a registered model.
+
+    Args:
+        name: one of :func:`list_models` (``"smp_unet"``, ``"unet"``, ``"resunet"``).
+        spatial_dims: 2 or 3 (``smp_unet`` is 2D only).
+        in_channels: input channels.
+        classes: output channels (logits).
+        attention: ``"none"``, ``"cse"``, ``"sse"`` or ``"scse"``, after every decoder block.
+        **kwargs: the model's own options (see its factory in :mod:`scseg.models.unet`);
+            an option it does not take raises ``ValueError``.
+
+    Raises:
+        ValueError: for an unknown model or attention name, or a bad option.
+    """
+    return MODELS.build(
+        name,
+        spatial_dims=spatial_dims,
+        in_channels=in_channels,
+        classes=classes,
+        attention=attention,
+        **kwargs,
+    )
+
+
+def list_models() -> list[str]:
+    """Names accepted by :func:`create_model`."""
+    return MODELS.names()
+
+
+__all__ = [
+    "DecoderBlock",
+    "NdEncoder",
+    "SEUnet",
+    "SMPEncoder",
+    "UnetDecoder",
+    "create_model",
+    "list_models",
+]

@@ -1,0 +1,241 @@
+"""Assembled U-Nets: an encoder, the recalibrated decoder and a 1x1 head."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from monai.networks.layers.factories import Conv
+from torch import nn
+
+from scseg.layers.attention import ATTENTION
+from scseg.layers.blocks import ActSpec, NormSpec
+from scseg.models.decoder import UnetDecoder
+from scseg.models.encoders import NdEncoder, SMPEncoder
+from scseg.registry import Registry
+
+MODELS: Registry = Registry("model")
+_INTERP = {1: "linear", 2: "bilinear", 3: "trilinear"}
+
+
+def attention_options(name: str, reduction: float, combine: str) -> dict:
+    """The options among ``reduction``/``combine`` that attention ``name`` takes.
+
+    Flat options let ``--model.attention sse`` override a config that sets ``reduction``.
+    """
+    return ATTENTION.accepted(name, {"reduction": reduction, "combine": combine})
+
+
+class SEUnet(nn.Module):
+    """U-Net whose every decoder block is followed by cSE, sSE or scSE recalibration.
+
+    Build it with :func:`scseg.create_model`; the constructor takes a ready encoder.
+
+    Args:
+        encoder: a module with ``out_channels``, ``strides``, ``requires_divisible_input``
+            and ``forward(x) -> features`` (shallow to deep).
+        spatial_dims: 1, 2 or 3.
+        classes: output channels (logits, no activation).
+        decoder: a :class:`UnetDecoder` over ``encoder.out_channels``.
+        deep_supervision: number of auxiliary heads on the decoder blocks before the last;
+            in training mode ``forward`` then returns ``[logits, aux_1, ...]``, all at the
+            input's resolution (``aux_1`` from the next-finest block). 0 turns it off.
+
+    Shapes:
+        forward: ``(B, in_channels, *spatial) -> (B, classes, *spatial)``.
+    """
+
+    def __init__(
+        self,
+        encoder: nn.Module,
+        decoder: UnetDecoder,
+        spatial_dims: int,
+        classes: int,
+        deep_supervision: int = 0,
+    ) -> None:
+        super().__init__()
+        if classes < 1:
+            raise ValueError(f"classes must be >= 1, got {classes}")
+        n_blocks = len(decoder.blocks)
+        if not 0 <= deep_supervision < n_blocks:
+            raise ValueError(
+                f"deep_supervision must be in 0..{n_blocks - 1}, got {deep_supervision}"
+            )
+        self.spatial_dims = spatial_dims
+        self.encoder = encoder
+        self.decoder = decoder
+        conv = Conv[Conv.CONV, spatial_dims]
+        self.head = conv(decoder.out_channels[-1], classes, kernel_size=1)
+        self.aux_heads = nn.ModuleList(
+            conv(decoder.out_channels[-2 - i], classes, kernel_size=1)
+            for i in range(deep_supervision)
+        )
+        self.size_divisor = encoder.strides[-1]
+
+    def check_input_shape(self, x: torch.Tensor) -> None:
+        """Raises ``ValueError`` for a tensor this model cannot segment."""
+        if x.ndim != self.spatial_dims + 2:
+            raise ValueError(
+                f"expected a (B, C, {self.spatial_dims} spatial axes) tensor, got shape "
+                f"{tuple(x.shape)}"
+            )
+        sizes = x.shape[2:]
+        if self.encoder.requires_divisible_input and any(s % self.size_divisor for s in sizes):
+            raise ValueError(
+                f"input size {tuple(sizes)} is not divisible by {self.size_divisor}, as this "
+                "encoder requires; pad or crop the input (e.g. monai.transforms.DivisiblePad)"
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
+        self.check_input_shape(x)
+        outputs = self.decoder(self.encoder(x))
+        logits = self.head(outputs[-1])
+        if not (self.training and self.aux_heads):
+            return logits
+        size = x.shape[2:]
+        mode = _INTERP[self.spatial_dims]
+        aux = [
+            F.interpolate(head(outputs[-2 - i]), size=size, mode=mode, align_corners=False)
+            for i, head in enumerate(self.aux_heads)
+        ]
+        return [logits, *aux]
+
+
+@MODELS.register("smp_unet")
+def smp_unet(
+    *,
+    spatial_dims: int = 2,
+    in_channels: int,
+    classes: int,
+    attention: str = "scse",
+    reduction: float = 16,
+    combine: str = "add",
+    encoder_name: str = "resnet34",
+    encoder_depth: int = 5,
+    encoder_weights: str | None = None,
+    decoder_channels: Sequence[int] = (256, 128, 64, 32, 16),
+    decoder_norm: NormSpec = "batch",
+    decoder_act: ActSpec = "relu",
+    deep_supervision: int = 0,
+) -> SEUnet:
+    """2D U-Net on any segmentation-models-pytorch encoder (SMP's argument names).
+
+    Input height and width must be divisible by ``2 ** encoder_depth``.
+
+    Raises:
+        ValueError: for ``spatial_dims != 2``, unknown names or inconsistent sizes.
+    """
+    if spatial_dims != 2:
+        raise ValueError(
+            f"smp_unet is 2D only (SMP encoders are 2D), got spatial_dims={spatial_dims}; "
+            "use 'unet' or 'resunet' for 3D"
+        )
+    if len(decoder_channels) != encoder_depth:
+        raise ValueError(
+            f"decoder_channels needs {encoder_depth} entries (one per encoder stage), "
+            f"got {list(decoder_channels)}"
+        )
+    encoder = SMPEncoder(encoder_name, in_channels, encoder_depth, encoder_weights)
+    decoder = UnetDecoder(
+        2,
+        encoder.out_channels,
+        decoder_channels,
+        block="plain",
+        norm=decoder_norm,
+        act=decoder_act,
+        attention=attention,
+        attention_kwargs=attention_options(attention, reduction, combine),
+    )
+    return SEUnet(encoder, decoder, 2, classes, deep_supervision)
+
+
+def _nd_unet(
+    block: str,
+    spatial_dims: int,
+    in_channels: int,
+    classes: int,
+    attention: str,
+    reduction: float,
+    combine: str,
+    channels: Sequence[int],
+    norm: NormSpec,
+    act: ActSpec,
+    dropout: float | None,
+    encoder_attention: bool,
+    deep_supervision: int,
+) -> SEUnet:
+    if spatial_dims not in (1, 2, 3):
+        raise ValueError(f"spatial_dims must be 1, 2 or 3, got {spatial_dims}")
+    options = attention_options(attention, reduction, combine)
+    encoder = NdEncoder(
+        spatial_dims,
+        in_channels,
+        tuple(channels),
+        block,
+        norm,
+        act,
+        dropout,
+        attention=attention if encoder_attention else "none",
+        attention_kwargs=options if encoder_attention else None,
+    )
+    decoder = UnetDecoder(
+        spatial_dims,
+        encoder.out_channels,
+        list(channels[:-1])[::-1],
+        block,
+        norm,
+        act,
+        attention,
+        options,
+    )
+    return SEUnet(encoder, decoder, spatial_dims, classes, deep_supervision)
+
+
+@MODELS.register("unet")
+def unet(
+    *,
+    spatial_dims: int,
+    in_channels: int,
+    classes: int,
+    attention: str = "scse",
+    reduction: float = 16,
+    combine: str = "add",
+    channels: Sequence[int] = (32, 64, 128, 256, 320),
+    norm: NormSpec = "instance",
+    act: ActSpec = ("leakyrelu", {"inplace": True, "negative_slope": 0.01}),
+    dropout: float | None = None,
+    encoder_attention: bool = False,
+    deep_supervision: int = 0,
+) -> SEUnet:
+    """N-d U-Net with plain conv-norm-act blocks (nnU-Net style), any input size.
+
+    ``channels`` are the encoder widths; the decoder mirrors them.
+    """
+    return _nd_unet(
+        "plain", spatial_dims, in_channels, classes, attention, reduction, combine,
+        channels, norm, act, dropout, encoder_attention, deep_supervision,
+    )  # fmt: skip
+
+
+@MODELS.register("resunet")
+def resunet(
+    *,
+    spatial_dims: int,
+    in_channels: int,
+    classes: int,
+    attention: str = "scse",
+    reduction: float = 16,
+    combine: str = "add",
+    channels: Sequence[int] = (32, 64, 128, 256, 320),
+    norm: NormSpec = "instance",
+    act: ActSpec = ("leakyrelu", {"inplace": True, "negative_slope": 0.01}),
+    dropout: float | None = None,
+    encoder_attention: bool = False,
+    deep_supervision: int = 0,
+) -> SEUnet:
+    """N-d U-Net with residual blocks in encoder and decoder, any input size."""
+    return _nd_unet(
+        "residual", spatial_dims, in_channels, classes, attention, reduction, combine,
+        channels, norm, act, dropout, encoder_attention, deep_supervision,
+    )  # fmt: skip

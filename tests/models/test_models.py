@@ -1,0 +1,173 @@
+"""Every model x spatial_dims x attention: shapes, gradients, odd sizes, options."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+import scseg
+from scseg.layers import ChannelSE, ChannelSpatialSE, SpatialSE
+
+ATTENTION_TYPES = {
+    "none": nn.Identity,
+    "cse": ChannelSE,
+    "sse": SpatialSE,
+    "scse": ChannelSpatialSE,
+}
+# Small widths keep the suite fast on two cores; the defaults are checked for size below.
+SMALL = {
+    "smp_unet": {"encoder_name": "resnet18", "decoder_channels": (32, 16, 16, 8, 8)},
+    "unet": {"channels": (8, 16, 32)},
+    "resunet": {"channels": (8, 16, 32)},
+}
+CASES = [("smp_unet", 2), ("unet", 2), ("unet", 3), ("resunet", 2), ("resunet", 3)]
+
+
+def _input(spatial_dims: int, size: int = 32, batch: int = 2, channels: int = 1) -> torch.Tensor:
+    sizes = [size] * spatial_dims if spatial_dims == 2 else [size // 2] * 3
+    return torch.randn(batch, channels, *sizes)
+
+
+@pytest.mark.parametrize("attention", list(ATTENTION_TYPES))
+@pytest.mark.parametrize(("name", "spatial_dims"), CASES)
+def test_forward_backward(name: str, spatial_dims: int, attention: str) -> None:
+    torch.manual_seed(0)
+    model = scseg.create_model(
+        name,
+        spatial_dims=spatial_dims,
+        in_channels=1,
+        classes=3,
+        attention=attention,
+        **SMALL[name],
+    )
+    blocks = model.decoder.blocks
+    assert isinstance(blocks, nn.ModuleList) and len(blocks) > 0
+    assert all(type(block.attention) is ATTENTION_TYPES[attention] for block in blocks)
+    x = _input(spatial_dims)
+    y = model(x)
+    assert y.shape == (2, 3, *x.shape[2:])
+    y.square().mean().backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None]
+    assert not missing, f"parameters without gradient: {missing}"
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters())
+
+
+@pytest.mark.parametrize(("name", "spatial_dims"), [c for c in CASES if c[0] != "smp_unet"])
+def test_nd_models_take_odd_sizes(name: str, spatial_dims: int) -> None:
+    model = scseg.create_model(
+        name, spatial_dims=spatial_dims, in_channels=2, classes=2, **SMALL[name]
+    )
+    sizes = (17, 23, 9)[:spatial_dims] if spatial_dims == 3 else (33, 21)
+    y = model(torch.randn(1, 2, *sizes))
+    assert y.shape == (1, 2, *sizes)
+
+
+def test_smp_model_rejects_indivisible_size_clearly() -> None:
+    model = scseg.create_model(
+        "smp_unet", spatial_dims=2, in_channels=1, classes=2, **SMALL["smp_unet"]
+    )
+    with pytest.raises(ValueError, match=r"\(33, 64\) is not divisible by 32"):
+        model(torch.randn(1, 1, 33, 64))
+    with pytest.raises(ValueError, match="2 spatial axes"):
+        model(torch.randn(1, 1, 32, 32, 32))
+
+
+def test_smp_model_is_2d_only() -> None:
+    with pytest.raises(ValueError, match="2D only"):
+        scseg.create_model("smp_unet", spatial_dims=3, in_channels=1, classes=2)
+
+
+@pytest.mark.parametrize("encoder_name", ["mobilenet_v2", "mit_b0", "efficientnet-b0"])
+def test_other_smp_encoders(encoder_name: str) -> None:
+    # mit_b0 has a 0-channel stride-2 feature: the decoder must cope with empty skips.
+    in_channels = 3 if encoder_name == "mit_b0" else 1
+    model = scseg.create_model(
+        "smp_unet", spatial_dims=2, in_channels=in_channels, classes=2, encoder_name=encoder_name,
+        decoder_channels=(32, 16, 16, 8, 8),
+    )  # fmt: skip
+    assert model(torch.randn(1, in_channels, 64, 64)).shape == (1, 2, 64, 64)
+
+
+def test_unknown_smp_encoder() -> None:
+    with pytest.raises(ValueError, match="unknown SMP encoder 'resnet35'"):
+        scseg.create_model(
+            "smp_unet", spatial_dims=2, in_channels=1, classes=2, encoder_name="resnet35"
+        )
+
+
+def test_typo_in_option_is_an_error() -> None:
+    with pytest.raises(ValueError, match="atention"):
+        scseg.create_model("unet", spatial_dims=3, in_channels=1, classes=2, atention="sse")
+
+
+@pytest.mark.parametrize(("name", "spatial_dims"), [("smp_unet", 2), ("unet", 3)])
+def test_deep_supervision_logits_at_native_resolution(name: str, spatial_dims: int) -> None:
+    options = {**SMALL[name], "channels": (8, 16, 16, 16)} if name == "unet" else SMALL[name]
+    model = scseg.create_model(
+        name, spatial_dims=spatial_dims, in_channels=1, classes=3, deep_supervision=2, **options
+    )
+    x = _input(spatial_dims)
+    outputs = model.train()(x)
+    assert isinstance(outputs, list) and len(outputs) == 3
+    assert all(o.shape == (2, 3, *x.shape[2:]) for o in outputs)
+    sum(o.mean() for o in outputs).backward()
+    assert all(h.weight.grad is not None for h in model.aux_heads)
+    assert model.eval()(x).shape == (2, 3, *x.shape[2:])  # plain logits at inference
+    with pytest.raises(ValueError, match="deep_supervision"):
+        scseg.create_model(
+            name, spatial_dims=spatial_dims, in_channels=1, classes=3, deep_supervision=9
+        )
+
+
+def test_encoder_attention_option() -> None:
+    model = scseg.create_model(
+        "unet", spatial_dims=3, in_channels=1, classes=2, attention="cse", encoder_attention=True,
+        **SMALL["unet"],
+    )  # fmt: skip
+    assert all(isinstance(a, ChannelSE) for a in model.encoder.attention)
+    plain = scseg.create_model("unet", spatial_dims=3, in_channels=1, classes=2, **SMALL["unet"])
+    assert all(isinstance(a, nn.Identity) for a in plain.encoder.attention)
+
+
+def test_reduction_and_combine_reach_every_block() -> None:
+    model = scseg.create_model(
+        "unet",
+        spatial_dims=2,
+        in_channels=1,
+        classes=2,
+        reduction=4,
+        combine="max",
+        **SMALL["unet"],
+    )
+    for block in model.decoder.blocks:
+        assert block.attention.combine == "max"
+        assert block.attention.cse.fc1.out_channels == max(
+            1, block.attention.cse.fc1.in_channels // 4
+        )
+    # The same flat options are ignored by attention types that do not use them.
+    sse = scseg.create_model(
+        "unet", spatial_dims=2, in_channels=1, classes=2, attention="sse", reduction=4
+    )
+    assert isinstance(sse.decoder.blocks[0].attention, SpatialSE)
+
+
+def _params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+@pytest.mark.parametrize(
+    ("name", "spatial_dims", "in_channels"), [("smp_unet", 2, 3), ("unet", 3, 1), ("resunet", 3, 1)]
+)
+def test_attention_parameter_overhead_under_two_percent(
+    name: str, spatial_dims: int, in_channels: int
+) -> None:
+    def build(attention: str) -> nn.Module:
+        return scseg.create_model(
+            name, spatial_dims=spatial_dims, in_channels=in_channels, classes=2, attention=attention
+        )
+
+    base = _params(build("none"))
+    for attention in ("cse", "sse", "scse"):
+        overhead = _params(build(attention)) / base - 1
+        assert 0 < overhead < 0.02, f"{name} {attention}: +{overhead:.2%}"

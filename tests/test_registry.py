@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+import pytest
+
+import scseg
+from scseg.registry import Registry
+
+
+def test_registry_register_get_and_errors() -> None:
+    reg: Registry = Registry("thing")
+
+    @reg.register("b")
+    def make_b(n: int, *, scale: int = 1) -> int:
+        return n * scale
+
+    reg.register("a")(lambda n: n)
+    assert reg.names() == ["a", "b"]
+    assert reg.build("b", 2, scale=3) == 6
+    with pytest.raises(ValueError, match="unknown thing 'c'; choose one of: a, b"):
+        reg.get("c")
+    with pytest.raises(ValueError, match="already registered"):
+        reg.register("a")(lambda n: n)
+    with pytest.raises(ValueError, match="scael"):
+        reg.build("b", 2, scael=3)
+    assert reg.accepted("b", {"scale": 2, "other": 1}) == {"scale": 2}
+
+
+def test_public_api() -> None:
+    assert scseg.list_models() == ["resunet", "smp_unet", "unet"]
+    assert isinstance(scseg.__version__, str)
+    with pytest.raises(ValueError, match="resunet, smp_unet, unet"):
+        scseg.create_model("vnet", spatial_dims=3, in_channels=1, classes=2)
