@@ -1,0 +1,115 @@
+"""Conversions into the layouts the data modules read.
+
+* 2D folders: ``images/<case>.<ext>``, ``masks/<case>.png`` (class indices), ``split.json``.
+* 3D: the Medical Segmentation Decathlon layout, ``imagesTr/``, ``labelsTr/``,
+  ``dataset.json``, plus ``split.json``.
+
+``split.json`` is ``{"train": [case, ...], "val": [case, ...]}``; the two never overlap.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
+
+
+def nrrd_affine(header: Mapping) -> np.ndarray:
+    """The RAS voxel-to-world affine of an NRRD header (as NIfTI stores it).
+
+    Raises:
+        ValueError: for a header without 3D space directions.
+    """
+    directions = np.asarray(header.get("space directions"), dtype=float)
+    if directions.shape != (3, 3):
+        raise ValueError(f"expected 3x3 space directions, got {directions.shape}")
+    affine = np.eye(4)
+    affine[:3, :3] = directions.T  # row i of 'space directions' is axis i's step vector
+    affine[:3, 3] = np.asarray(header.get("space origin", np.zeros(3)), dtype=float)
+    space = str(header.get("space", "left-posterior-superior")).lower()
+    if space in ("left-posterior-superior", "lps"):
+        return LPS_TO_RAS @ affine
+    if space in ("right-anterior-superior", "ras"):
+        return affine
+    raise ValueError(f"unsupported NRRD space {space!r}")
+
+
+def nrrd_to_nifti(src: str | Path, dest: str | Path, dtype: type | None = None) -> nib.Nifti1Image:
+    """Converts an NRRD volume to NIfTI, keeping its geometry (affine in RAS)."""
+    import nrrd
+
+    data, header = nrrd.read(str(src))  # index order 'F': data[i, j, k] as in the header
+    try:
+        affine = nrrd_affine(header)
+    except ValueError as err:
+        raise ValueError(f"{src}: {err}") from None
+    image = nib.Nifti1Image(data.astype(dtype) if dtype else data, affine)
+    image.set_qform(affine, code=1)
+    image.set_sform(affine, code=1)
+    nib.save(image, str(dest))
+    return image
+
+
+def write_split(root: str | Path, train: Sequence[str], val: Sequence[str]) -> Path:
+    """Writes ``split.json``; training and validation cases must not overlap."""
+    overlap = sorted(set(train) & set(val))
+    if overlap:
+        raise ValueError(f"cases in both train and val: {overlap}")
+    path = Path(root) / "split.json"
+    path.write_text(json.dumps({"train": list(train), "val": list(val)}, indent=2) + "\n")
+    return path
+
+
+def write_msd_dataset_json(
+    root: str | Path,
+    name: str,
+    modalities: Sequence[str],
+    labels: Mapping[int, str],
+    cases: Sequence[str],
+    description: str = "",
+) -> Path:
+    """Writes an MSD-style ``dataset.json`` for ``imagesTr/<case>.nii.gz`` files."""
+    meta = {
+        "name": name,
+        "description": description,
+        "tensorImageSize": "4D" if len(modalities) > 1 else "3D",
+        "modality": {str(i): m for i, m in enumerate(modalities)},
+        "labels": {str(k): v for k, v in labels.items()},
+        "numTraining": len(cases),
+        "numTest": 0,
+        "training": [
+            {"image": f"./imagesTr/{c}.nii.gz", "label": f"./labelsTr/{c}.nii.gz"} for c in cases
+        ],
+        "test": [],
+    }
+    path = Path(root) / "dataset.json"
+    path.write_text(json.dumps(meta, indent=2) + "\n")
+    return path
+
+
+def tile_2d(
+    image: np.ndarray, mask: np.ndarray, tile: int
+) -> list[tuple[int, int, np.ndarray, np.ndarray]]:
+    """Cuts an image and its mask into non-overlapping ``tile x tile`` pieces.
+
+    Returns:
+        ``(row, col, image_tile, mask_tile)`` for every whole tile, row-major.
+    """
+    if image.shape[:2] != mask.shape[:2]:
+        raise ValueError(f"image {image.shape} and mask {mask.shape} differ in size")
+    rows, cols = image.shape[0] // tile, image.shape[1] // tile
+    return [
+        (
+            r,
+            c,
+            image[r * tile : (r + 1) * tile, c * tile : (c + 1) * tile],
+            mask[r * tile : (r + 1) * tile, c * tile : (c + 1) * tile],
+        )
+        for r in range(rows)
+        for c in range(cols)
+    ]

