@@ -1,34 +1,130 @@
-"""The ``scseg`` command line."""
+"""The ``scseg`` command line.
+
+``fit``/``validate``/``test`` go through :class:`SCSegCLI` (LightningCLI); the other
+subcommands are plain argparse.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from pathlib import Path
 
-import scseg
+LIGHTNING_COMMANDS = ("fit", "validate", "test")
+USER_ERRORS = (ValueError, FileNotFoundError, OSError)
+
+
+def _lightning(argv: list[str] | None) -> int:
+    # argv None: LightningCLI reads sys.argv itself (passing both makes it warn).
+    import torch
+    from lightning.pytorch.callbacks import RichProgressBar
+    from lightning.pytorch.cli import LightningCLI
+    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+    from scseg.training import SegmentationModule
+    from scseg.training.callbacks import MetricsReport, RunCheckpoint
+
+    class SCSegCLI(LightningCLI):
+        """LightningCLI with our checkpointing, loggers, report and AMP defaults."""
+
+        def add_arguments_to_parser(self, parser) -> None:
+            parser.add_lightning_class_args(RunCheckpoint, "checkpoint")
+            parser.set_defaults(
+                {
+                    "checkpoint.monitor": "val/dice_mean",
+                    "checkpoint.mode": "max",
+                    "checkpoint.save_last": True,
+                    "checkpoint.filename": "best-epoch{epoch:03d}",
+                    "checkpoint.auto_insert_metric_name": False,
+                }
+            )
+
+        def before_instantiate_classes(self) -> None:
+            trainer = self.config[self.subcommand].trainer
+            if trainer.precision is None and torch.cuda.is_available():
+                trainer.precision = "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+
+        def instantiate_trainer(self, **kwargs):
+            trainer = super().instantiate_trainer(**kwargs)
+            root = Path(trainer.default_root_dir)
+            if trainer.logger is None:
+                csv = CSVLogger(root, name="logs")
+                # One version folder for both, so a run's logs sit together.
+                trainer.loggers = [csv, TensorBoardLogger(root, name="logs", version=csv.version)]
+            for callback in trainer.checkpoint_callbacks:
+                if isinstance(callback, RunCheckpoint):
+                    callback.resolve_dirpath(trainer)
+            return trainer
+
+    SCSegCLI(
+        SegmentationModule,
+        subclass_mode_data=True,
+        args=argv,
+        trainer_defaults={
+            "default_root_dir": "runs/scseg",
+            "logger": False,
+            "callbacks": [RichProgressBar(leave=True), MetricsReport()],
+        },
+        save_config_kwargs={"overwrite": True},
+        auto_configure_optimizers=False,
+    )
+    return 0
 
 
 def _models(args: argparse.Namespace) -> int:
+    import scseg
+
     for name in scseg.list_models():
         print(name)
     return 0
 
 
+def _data(args: argparse.Namespace) -> int:
+    from scseg.data.samples import prepare_sample
+
+    path = prepare_sample(args.name, args.out)
+    print(f"{args.name}: {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from scseg import __version__
+    from scseg.data.samples import sample_names
+
     parser = argparse.ArgumentParser(
-        prog="scseg", description="U-Nets with cSE/sSE/scSE recalibration, 2D and 3D."
+        prog="scseg",
+        description="U-Nets with cSE/sSE/scSE recalibration, 2D and 3D. "
+        f"Training: scseg {{{','.join(LIGHTNING_COMMANDS)}}} --config FILE (see --help of each).",
     )
-    parser.add_argument("--version", action="version", version=f"scseg {scseg.__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("models", help="list the model names create_model accepts").set_defaults(
-        func=_models
-    )
+    parser.add_argument("--version", action="version", version=f"scseg {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in LIGHTNING_COMMANDS:
+        sub.add_parser(name, help=f"{name} from a YAML config (LightningCLI)", add_help=False)
+    models = sub.add_parser("models", help="list the model names create_model accepts")
+    models.set_defaults(func=_models)
+    data = sub.add_parser("data", help="fetch and prepare a sample dataset")
+    data.add_argument("name", choices=sample_names())
+    data.add_argument("--out", type=Path, default=None, help="data folder (default: cache)")
+    data.set_defaults(func=_data)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return args.func(args)
+    words = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if words and words[0] in LIGHTNING_COMMANDS:
+            return _lightning(argv)
+        args = build_parser().parse_args(words)
+        return args.func(args)
+    except USER_ERRORS as err:
+        if os.environ.get("SCSEG_DEBUG"):
+            raise
+        print(f"scseg: error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("scseg: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

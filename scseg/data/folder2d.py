@@ -1,0 +1,223 @@
+"""2D image/mask folders: ``images/<case>.<ext>`` and ``masks/<case>.png`` (class indices).
+
+Pascal VOC's layout works too: ``image_dir="JPEGImages"``, ``mask_dir="SegmentationClass"``,
+``ignore_index=255``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import albumentations as A
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from scseg.data.io2d import IMAGE_SUFFIXES, normalize, read_image, read_mask
+
+
+def read_split(root: Path, split_file: str) -> dict[str, list[str]]:
+    """Reads ``{"train": [...], "val": [...]}`` and checks that the two do not overlap."""
+    path = root / split_file
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: split file not found")
+    try:
+        split = json.loads(path.read_text())
+        train, val = list(split["train"]), list(split["val"])
+    except (ValueError, KeyError, TypeError) as err:
+        raise ValueError(f"{path}: not a split file with 'train' and 'val' lists ({err})") from None
+    if overlap := sorted(set(train) & set(val)):
+        raise ValueError(f"{path}: cases in both train and val: {overlap[:5]}")
+    return {"train": train, "val": val, "test": list(split.get("test", val))}
+
+
+def find_image(folder: Path, case: str) -> Path:
+    for suffix in IMAGE_SUFFIXES:
+        if (path := folder / f"{case}{suffix}").is_file():
+            return path
+    raise FileNotFoundError(f"{folder / case}.*: no image for case {case!r}")
+
+
+class Folder2DDataset(Dataset):
+    """Image/mask pairs as ``{"image": (C, H, W) float, "label": (1, H, W) long, "case"}``."""
+
+    def __init__(
+        self,
+        root: Path,
+        cases: Sequence[str],
+        image_dir: str,
+        mask_dir: str,
+        transform: A.Compose | None,
+        normalization: str,
+        in_channels: int,
+        repeats: int = 1,
+    ) -> None:
+        self.images = [find_image(root / image_dir, c) for c in cases]
+        self.masks = [root / mask_dir / f"{c}.png" for c in cases]
+        for mask in self.masks:
+            if not mask.is_file():
+                raise FileNotFoundError(f"{mask}: mask not found")
+        self.cases = list(cases)
+        self.transform = transform
+        self.normalization = normalization
+        self.in_channels = in_channels
+        self.repeats = repeats
+
+    def __len__(self) -> int:
+        return len(self.cases) * self.repeats
+
+    def __getitem__(self, index: int) -> dict:
+        i = index % len(self.cases)
+        image = read_image(self.images[i])
+        mask = read_mask(self.masks[i])
+        if image.shape[-1] != self.in_channels:
+            raise ValueError(
+                f"{self.images[i]}: has {image.shape[-1]} channels, the model takes "
+                f"{self.in_channels}"
+            )
+        if image.shape[:2] != mask.shape:
+            raise ValueError(f"{self.masks[i]}: size {mask.shape} differs from its image's")
+        image = normalize(image, self.normalization)
+        if self.transform is not None:
+            out = self.transform(image=image, mask=mask)
+            image, mask = out["image"], out["mask"]
+        return {
+            "image": torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))),
+            "label": torch.from_numpy(np.ascontiguousarray(mask))[None].long(),
+            "case": self.cases[i],
+        }
+
+
+class Folder2DDataModule(pl.LightningDataModule):
+    """2D segmentation from image/mask folders with a ``split.json``.
+
+    Args:
+        root: dataset folder; ``None`` with ``sample`` set uses the fetched sample.
+        sample: a sample name (``"nuclei2d"``) to fetch and prepare when ``root`` is None.
+        classes: number of classes including background.
+        class_names: names for the metric report.
+        in_channels: image channels (1 grey, 3 RGB).
+        image_dir, mask_dir: sub-folders of ``root``.
+        split_file: JSON file with ``train`` and ``val`` case lists.
+        patch_size: training crop ``(H, W)``; padded first where an image is smaller.
+        normalization: see :func:`scseg.data.io2d.normalize`.
+        ignore_index: mask value that counts for nothing (padding uses it too).
+        augment: ``"microscopy"`` (flips, 90-degree rotations, intensity),
+            ``"natural"`` (horizontal flip, scale/rotate, colour) or ``"none"``.
+        repeats: times each training image is visited per epoch (small datasets).
+        batch_size, val_batch_size, num_workers: loader settings; validation images of
+            different sizes need ``val_batch_size=1``.
+    """
+
+    def __init__(
+        self,
+        root: str | None = None,
+        sample: str | None = None,
+        classes: int = 2,
+        class_names: list[str] | None = None,
+        in_channels: int = 1,
+        image_dir: str = "images",
+        mask_dir: str = "masks",
+        split_file: str = "split.json",
+        patch_size: tuple[int, int] = (128, 128),
+        normalization: str = "percentile",
+        ignore_index: int | None = None,
+        augment: str = "microscopy",
+        repeats: int = 1,
+        batch_size: int = 8,
+        val_batch_size: int = 1,
+        num_workers: int = 0,
+    ) -> None:
+        super().__init__()
+        if root is None and sample is None:
+            raise ValueError("give a dataset root or a sample name")
+        if augment not in ("microscopy", "natural", "none"):
+            raise ValueError(f"augment must be microscopy, natural or none, got {augment!r}")
+        self.save_hyperparameters()
+        self.root = Path(root) if root else None
+        self.classes = classes
+        self.class_names = class_names
+        self.in_channels = in_channels
+        self.patch_size = tuple(patch_size)
+        self.spatial_dims = 2
+
+    def prepare_data(self) -> None:
+        if self.root is None:
+            from scseg.data.samples import prepare_sample
+
+            prepare_sample(self.hparams.sample)
+
+    def _root(self) -> Path:
+        if self.root is not None:
+            return self.root
+        from scseg.data.samples import data_dir
+
+        return data_dir() / "datasets" / self.hparams.sample
+
+    def train_transform(self) -> A.Compose:
+        h, w = self.patch_size
+        fill_mask = self.hparams.ignore_index or 0
+        ops: list = [
+            A.PadIfNeeded(h, w, border_mode=0, fill=0, fill_mask=fill_mask),
+            A.RandomCrop(h, w),
+        ]
+        if self.hparams.augment == "microscopy":
+            ops += [
+                A.HorizontalFlip(),
+                A.VerticalFlip(),
+                A.RandomRotate90(),
+                A.RandomBrightnessContrast(0.1, 0.1, p=0.5),
+            ]
+        elif self.hparams.augment == "natural":
+            ops = [
+                A.Affine(scale=(0.5, 2.0), rotate=(-10, 10), fill_mask=fill_mask, p=0.7),
+                *ops,
+                A.HorizontalFlip(),
+                A.ColorJitter(0.2, 0.2, 0.2, 0.0, p=0.5),
+            ]
+        return A.Compose(ops)
+
+    def setup(self, stage: str | None = None) -> None:
+        root = self._root()
+        split = read_split(root, self.hparams.split_file)
+        common = (
+            self.hparams.image_dir,
+            self.hparams.mask_dir,
+        )
+        norm, ch = self.hparams.normalization, self.in_channels
+        self.train_set = Folder2DDataset(
+            root, split["train"], *common, self.train_transform(), norm, ch, self.hparams.repeats
+        )
+        self.val_set = Folder2DDataset(root, split["val"], *common, None, norm, ch)
+        self.test_set = Folder2DDataset(root, split["test"], *common, None, norm, ch)
+
+    def _loader(self, dataset: Dataset, batch_size: int, shuffle: bool) -> DataLoader:
+        return DataLoader(
+            dataset,
+            batch_size=batch_size,
+            shuffle=shuffle,
+            num_workers=self.hparams.num_workers,
+            persistent_workers=self.hparams.num_workers > 0,
+            drop_last=shuffle and len(dataset) > batch_size,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_set, self.hparams.batch_size, True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_set, self.hparams.val_batch_size, False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.test_set, self.hparams.val_batch_size, False)
+
+    def info(self) -> dict:
+        """Plain settings that inference needs, stored in checkpoints."""
+        return {
+            "spatial_dims": 2,
+            "patch_size": list(self.patch_size),
+            "normalization": self.hparams.normalization,
+            "class_names": self.class_names,
+        }

@@ -1,0 +1,225 @@
+"""3D volumes in the Medical Segmentation Decathlon layout, with MONAI transforms.
+
+``root/dataset.json`` lists ``training`` pairs (``imagesTr/<case>.nii.gz``,
+``labelsTr/<case>.nii.gz``; NRRD works too) and the ``modality`` of each channel;
+``root/split.json`` says which cases train and which validate.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import lightning.pytorch as pl
+from monai import transforms as T
+from monai.data import CacheDataset, DataLoader
+
+from scseg.data.folder2d import read_split
+
+INTENSITY_MODES = ("auto", "zscore", "ct", "none")
+
+
+def case_name(path: str) -> str:
+    name = Path(path).name
+    for suffix in (".nii.gz", ".nii", ".nrrd", ".nhdr"):
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return Path(name).stem
+
+
+def read_msd_dataset(root: Path) -> tuple[dict, dict[str, dict[str, str]]]:
+    """Reads ``dataset.json``; returns it and ``{case: {"image": path, "label": path}}``."""
+    path = root / "dataset.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: dataset.json not found (MSD layout expected)")
+    try:
+        meta = json.loads(path.read_text())
+        pairs = {
+            case_name(e["image"]): {
+                "image": str((root / e["image"]).resolve()),
+                "label": str((root / e["label"]).resolve()),
+            }
+            for e in meta["training"]
+        }
+    except (ValueError, KeyError, TypeError) as err:
+        raise ValueError(f"{path}: not an MSD dataset.json ({err})") from None
+    return meta, pairs
+
+
+def preprocessing(
+    keys: Sequence[str],
+    spacing: Sequence[float] | None,
+    intensity: str,
+    ct_window: Sequence[float] = (-175.0, 250.0),
+) -> list:
+    """The deterministic steps shared by training, validation and prediction.
+
+    Load -> channel first -> RAS orientation -> resample to ``spacing`` (linear for the
+    image, nearest for labels) -> intensity: ``"zscore"`` over non-zero voxels per channel
+    (MR), ``"ct"`` clip to ``ct_window`` then scale to [0, 1], or ``"none"``.
+    """
+    if intensity not in ("zscore", "ct", "none"):
+        raise ValueError(f"intensity must be zscore, ct or none, got {intensity!r}")
+    image_key = keys[0]
+    ops: list = [
+        T.LoadImaged(keys, image_only=True),
+        T.EnsureChannelFirstd(keys),
+        T.Orientationd(keys, axcodes="RAS"),
+    ]
+    if spacing is not None:
+        modes = ["bilinear"] + ["nearest"] * (len(keys) - 1)
+        ops.append(T.Spacingd(keys, pixdim=tuple(spacing), mode=modes))
+    if intensity == "zscore":
+        ops.append(T.NormalizeIntensityd(image_key, nonzero=True, channel_wise=True))
+    elif intensity == "ct":
+        lo, hi = ct_window
+        ops.append(T.ScaleIntensityRanged(image_key, lo, hi, 0.0, 1.0, clip=True))
+    ops.append(T.EnsureTyped(keys, dtype=None, track_meta=False))
+    return ops
+
+
+class MSD3DDataModule(pl.LightningDataModule):
+    """3D segmentation from an MSD-layout folder.
+
+    Args:
+        root: dataset folder; ``None`` with ``sample`` set uses the fetched sample.
+        sample: a sample name (``"brain_tissue3d"``, ``"tumour3d"``) to fetch and prepare.
+        classes: number of classes including background.
+        class_names: names for the report (default: ``dataset.json`` labels).
+        in_channels: image channels (modalities).
+        split_file: JSON with ``train`` and ``val`` case lists.
+        patch_size: training patch, also the sliding-window size for validation.
+        spacing: target voxel spacing in mm (``None`` keeps each volume's own).
+        intensity: ``"auto"`` (``"ct"`` if dataset.json says CT, else ``"zscore"``),
+            ``"zscore"``, ``"ct"`` or ``"none"``.
+        ct_window: HU range for ``"ct"``.
+        samples_per_volume: patches drawn from each training volume per visit.
+        foreground_ratio: share of patches centred on a foreground voxel (oversampling).
+        repeats: times each training volume is visited per epoch.
+        batch_size, num_workers, cache_rate: loader settings; cached preprocessing makes
+            epochs after the first fast.
+    """
+
+    def __init__(
+        self,
+        root: str | None = None,
+        sample: str | None = None,
+        classes: int = 2,
+        class_names: list[str] | None = None,
+        in_channels: int = 1,
+        split_file: str = "split.json",
+        patch_size: tuple[int, int, int] = (64, 64, 64),
+        spacing: tuple[float, float, float] | None = None,
+        intensity: str = "auto",
+        ct_window: tuple[float, float] = (-175.0, 250.0),
+        samples_per_volume: int = 2,
+        foreground_ratio: float = 0.5,
+        repeats: int = 1,
+        batch_size: int = 2,
+        num_workers: int = 0,
+        cache_rate: float = 1.0,
+    ) -> None:
+        super().__init__()
+        if root is None and sample is None:
+            raise ValueError("give a dataset root or a sample name")
+        if intensity not in INTENSITY_MODES:
+            raise ValueError(f"intensity must be one of {INTENSITY_MODES}, got {intensity!r}")
+        if not 0.0 <= foreground_ratio <= 1.0:
+            raise ValueError(f"foreground_ratio must be in [0, 1], got {foreground_ratio}")
+        self.save_hyperparameters()
+        self.root = Path(root) if root else None
+        self.classes = classes
+        self.class_names = class_names
+        self.in_channels = in_channels
+        self.patch_size = tuple(patch_size)
+        self.spatial_dims = 3
+
+    def prepare_data(self) -> None:
+        if self.root is None:
+            from scseg.data.samples import prepare_sample
+
+            prepare_sample(self.hparams.sample)
+
+    def _root(self) -> Path:
+        if self.root is not None:
+            return self.root
+        from scseg.data.samples import data_dir
+
+        return data_dir() / "datasets" / self.hparams.sample
+
+    def _intensity(self, meta: dict) -> str:
+        if self.hparams.intensity != "auto":
+            return self.hparams.intensity
+        modalities = [str(m).upper() for m in meta.get("modality", {}).values()]
+        return "ct" if modalities and all(m == "CT" for m in modalities) else "zscore"
+
+    def setup(self, stage: str | None = None) -> None:
+        root = self._root()
+        meta, pairs = read_msd_dataset(root)
+        split = read_split(root, self.hparams.split_file)
+        if missing := [c for c in split["train"] + split["val"] if c not in pairs]:
+            raise ValueError(f"{root / self.hparams.split_file}: unknown cases {missing[:5]}")
+        if self.class_names is None and "labels" in meta:
+            labels = meta["labels"]
+            self.class_names = [str(labels.get(str(i), i)) for i in range(self.classes)]
+        self.intensity = self._intensity(meta)
+        keys = ("image", "label")
+        pre = preprocessing(keys, self.hparams.spacing, self.intensity, self.hparams.ct_window)
+        ratio = self.hparams.foreground_ratio
+        augment = [
+            T.SpatialPadd(keys, self.patch_size),
+            T.RandCropByPosNegLabeld(
+                keys,
+                "label",
+                self.patch_size,
+                pos=ratio,
+                neg=1.0 - ratio,
+                num_samples=self.hparams.samples_per_volume,
+            ),
+            T.RandFlipd(keys, prob=0.5, spatial_axis=0),
+            T.RandFlipd(keys, prob=0.5, spatial_axis=1),
+            T.RandFlipd(keys, prob=0.5, spatial_axis=2),
+            T.RandScaleIntensityd("image", factors=0.1, prob=0.5),
+            T.RandShiftIntensityd("image", offsets=0.1, prob=0.5),
+        ]
+
+        def with_case(cases: list[str], repeats: int = 1) -> list[dict]:
+            return [{**pairs[c], "case": c} for c in cases] * repeats
+
+        rate = self.hparams.cache_rate
+        train_files = with_case(split["train"], self.hparams.repeats)
+        self.train_set = CacheDataset(
+            train_files, T.Compose(pre + augment), cache_rate=rate, progress=False
+        )
+        self.val_set = CacheDataset(
+            with_case(split["val"]), T.Compose(pre), cache_rate=rate, progress=False
+        )
+        self.test_set = CacheDataset(
+            with_case(split["test"]), T.Compose(pre), cache_rate=rate, progress=False
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(
+            self.train_set,
+            batch_size=self.hparams.batch_size,
+            shuffle=True,
+            num_workers=self.hparams.num_workers,
+        )
+
+    def val_dataloader(self) -> DataLoader:
+        return DataLoader(self.val_set, batch_size=1, num_workers=self.hparams.num_workers)
+
+    def test_dataloader(self) -> DataLoader:
+        return DataLoader(self.test_set, batch_size=1, num_workers=self.hparams.num_workers)
+
+    def info(self) -> dict:
+        """Plain settings that inference needs, stored in checkpoints."""
+        return {
+            "spatial_dims": 3,
+            "patch_size": list(self.patch_size),
+            "spacing": list(self.hparams.spacing) if self.hparams.spacing else None,
+            "intensity": getattr(self, "intensity", self.hparams.intensity),
+            "ct_window": list(self.hparams.ct_window),
+            "class_names": self.class_names,
+        }

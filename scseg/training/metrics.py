@@ -1,0 +1,126 @@
+"""Per-class Dice and IoU over label maps, accumulated over an epoch and across processes.
+
+Conventions follow MONAI's ``DiceMetric``/``MeanIoU`` (and so the Decathlon evaluation):
+scores are computed per case (image or volume) and class, then averaged over cases. With
+``ignore_empty=True`` a case whose ground truth lacks a class does not count for that class;
+with ``ignore_empty=False`` it scores 1 if the prediction also lacks it, else 0. The
+background class is left out of the means unless ``include_background``. Voxels labelled
+``ignore_index`` count for nothing. Dataset-level ("global") scores from the summed
+confusion counts, the Pascal VOC convention, are reported too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torchmetrics import Metric
+
+
+def confusion_counts(
+    pred: torch.Tensor, target: torch.Tensor, classes: int, ignore_index: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-case, per-class true positives, false positives and false negatives.
+
+    Args:
+        pred, target: class indices ``(B, *spatial)`` (or ``(B, 1, *spatial)``).
+
+    Returns:
+        ``tp, fp, fn``, each ``(B, classes)``.
+    """
+    if pred.ndim == target.ndim and pred.shape[1] == 1 and pred.ndim > 2:
+        pred, target = pred[:, 0], target[:, 0]
+    if target.ndim == pred.ndim + 1:
+        target = target[:, 0]
+    if pred.shape != target.shape:
+        raise ValueError(f"prediction {tuple(pred.shape)} and target {tuple(target.shape)} differ")
+    b = pred.shape[0]
+    pred, target = pred.reshape(b, -1).long(), target.reshape(b, -1).long()
+    valid = torch.ones_like(target, dtype=torch.bool)
+    if ignore_index is not None:
+        valid = target != ignore_index
+    ids = torch.arange(classes, device=pred.device).view(1, classes, 1)
+    p = (pred.unsqueeze(1) == ids) & valid.unsqueeze(1)
+    t = (target.unsqueeze(1) == ids) & valid.unsqueeze(1)
+    tp = (p & t).sum(-1)
+    return tp, (p & ~t).sum(-1), (~p & t).sum(-1)
+
+
+def case_scores(
+    tp: torch.Tensor, fp: torch.Tensor, fn: torch.Tensor, ignore_empty: bool = True
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Dice and IoU per case and class; NaN where the case does not count (see module doc)."""
+    tp, fp, fn = tp.double(), fp.double(), fn.double()
+    denom_dice = 2 * tp + fp + fn
+    denom_iou = tp + fp + fn
+    empty_gt = (tp + fn) == 0
+    dice = torch.where(denom_dice > 0, 2 * tp / denom_dice.clamp_min(1), 1.0)
+    iou = torch.where(denom_iou > 0, tp / denom_iou.clamp_min(1), 1.0)
+    if ignore_empty:
+        nan = torch.full_like(dice, float("nan"))
+        dice, iou = torch.where(empty_gt, nan, dice), torch.where(empty_gt, nan, iou)
+    return dice, iou
+
+
+class SegmentationMetrics(Metric):
+    """Epoch-level per-class Dice and IoU; states are sums, so DDP reduces them exactly.
+
+    Args:
+        classes: number of classes (including background).
+        class_names: names for the report (default ``class_<i>``).
+        include_background: include class 0 in the means.
+        ignore_empty: see the module docstring.
+        ignore_index: label value to ignore.
+    """
+
+    full_state_update = False
+
+    def __init__(
+        self,
+        classes: int,
+        class_names: Sequence[str] | None = None,
+        include_background: bool = False,
+        ignore_empty: bool = True,
+        ignore_index: int | None = None,
+    ) -> None:
+        super().__init__()
+        if class_names is not None and len(class_names) != classes:
+            raise ValueError(f"{len(class_names)} class names for {classes} classes")
+        self.classes = classes
+        self.class_names = list(class_names or [f"class_{i}" for i in range(classes)])
+        self.include_background = include_background
+        self.ignore_empty = ignore_empty
+        self.ignore_index = ignore_index
+        for name in ("dice_sum", "iou_sum", "cases", "tp", "fp", "fn"):
+            dtype = torch.float64 if name.endswith("sum") else torch.long
+            self.add_state(name, torch.zeros(classes, dtype=dtype), dist_reduce_fx="sum")
+
+    def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
+        tp, fp, fn = confusion_counts(pred, target, self.classes, self.ignore_index)
+        dice, iou = case_scores(tp, fp, fn, self.ignore_empty)
+        counted = ~torch.isnan(dice)
+        self.dice_sum += torch.nan_to_num(dice).sum(0)
+        self.iou_sum += torch.nan_to_num(iou).sum(0)
+        self.cases += counted.sum(0)
+        self.tp += tp.sum(0)
+        self.fp += fp.sum(0)
+        self.fn += fn.sum(0)
+
+    def compute(self) -> dict[str, torch.Tensor]:
+        """``dice/<name>``, ``iou/<name>``, their means, and ``global_*`` variants."""
+        cases = self.cases.double()
+        dice = torch.where(cases > 0, self.dice_sum / cases.clamp_min(1), float("nan"))
+        iou = torch.where(cases > 0, self.iou_sum / cases.clamp_min(1), float("nan"))
+        tp, fp, fn = self.tp.double(), self.fp.double(), self.fn.double()
+        global_dice = 2 * tp / (2 * tp + fp + fn).clamp_min(1)
+        global_iou = tp / (tp + fp + fn).clamp_min(1)
+        first = 0 if self.include_background else 1
+        out: dict[str, torch.Tensor] = {}
+        for i in range(first, self.classes):
+            out[f"dice/{self.class_names[i]}"] = dice[i]
+            out[f"iou/{self.class_names[i]}"] = iou[i]
+        out["dice_mean"] = torch.nanmean(dice[first:])
+        out["iou_mean"] = torch.nanmean(iou[first:])
+        out["global_dice_mean"] = global_dice[first:].mean()
+        out["global_iou_mean"] = global_iou[first:].mean()
+        return {k: v.float() for k, v in out.items()}

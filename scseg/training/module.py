@@ -1,0 +1,185 @@
+"""One LightningModule for 2D and 3D segmentation with recalibrated U-Nets."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import lightning.pytorch as pl
+import torch
+import torch.nn.functional as F
+from monai.inferers import sliding_window_inference
+
+from scseg.models import create_model
+from scseg.training.losses import SegmentationLoss, supervised_loss
+from scseg.training.metrics import SegmentationMetrics
+
+SCHEDULERS = ("cosine", "poly", "none")
+
+
+class SegmentationModule(pl.LightningModule):
+    """Builds the network from plain hyperparameters and trains it.
+
+    Args:
+        arch: a model name from :func:`scseg.list_models`.
+        spatial_dims, in_channels, classes, attention: see :func:`scseg.create_model`.
+        model_options: the model's other options (``encoder_name``, ``channels``,
+            ``deep_supervision``, ...).
+        loss: ``"dicece"``, ``"dice"``, ``"ce"`` or ``"focal"``.
+        include_background: count class 0 in the Dice loss and the metric means.
+        ignore_index: label value that counts for nothing in loss and metrics.
+        ignore_empty: metric convention for cases without a class (see
+            :mod:`scseg.training.metrics`).
+        lr, weight_decay: AdamW settings.
+        scheduler: ``"cosine"`` or ``"poly"`` (nnU-Net, exponent 0.9) over the trainer's
+            ``max_epochs``, or ``"none"``.
+        roi_size: sliding-window size for 3D validation/test (default: the data module's
+            training patch size); ``sw_batch_size`` and ``sw_overlap`` tune it.
+    """
+
+    def __init__(
+        self,
+        arch: str = "smp_unet",
+        spatial_dims: int = 2,
+        in_channels: int = 1,
+        classes: int = 2,
+        attention: str = "scse",
+        model_options: dict | None = None,
+        loss: str = "dicece",
+        include_background: bool = False,
+        ignore_index: int | None = None,
+        ignore_empty: bool = True,
+        lr: float = 1e-3,
+        weight_decay: float = 1e-4,
+        scheduler: str = "cosine",
+        roi_size: list[int] | None = None,
+        sw_batch_size: int = 4,
+        sw_overlap: float = 0.5,
+    ) -> None:
+        super().__init__()
+        if scheduler not in SCHEDULERS:
+            raise ValueError(f"scheduler must be one of {SCHEDULERS}, got {scheduler!r}")
+        self.save_hyperparameters()
+        self.net = create_model(
+            arch,
+            spatial_dims=spatial_dims,
+            in_channels=in_channels,
+            classes=classes,
+            attention=attention,
+            **(model_options or {}),
+        )
+        self.loss = SegmentationLoss(loss, include_background, ignore_index)
+        options = {
+            "include_background": include_background,
+            "ignore_empty": ignore_empty,
+            "ignore_index": ignore_index,
+        }
+        # Class names come from the data module (see setup), so they live in one place.
+        self.val_metrics = SegmentationMetrics(classes, None, **options)
+        self.test_metrics = SegmentationMetrics(classes, None, **options)
+
+    def setup(self, stage: str) -> None:
+        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer else None
+        if datamodule is None:
+            return
+        hp = self.hparams
+        for key in ("spatial_dims", "in_channels", "classes"):
+            theirs = getattr(datamodule, key, None)
+            if theirs is not None and theirs != hp[key]:
+                raise ValueError(
+                    f"model.{key}={hp[key]} but data.{key}={theirs}: make them agree in the config"
+                )
+        names = getattr(datamodule, "class_names", None)
+        if names:
+            if len(names) != hp.classes:
+                raise ValueError(f"{len(names)} class names for {hp.classes} classes: {names}")
+            self.val_metrics.class_names = self.test_metrics.class_names = list(names)
+        if hasattr(datamodule, "info"):
+            # Plain values only, so checkpoints stay loadable with weights_only=True.
+            self.hparams["data_info"] = datamodule.info()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def predict_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits at the input's size: sliding windows in 3D, padding where the encoder
+        needs divisible sizes in 2D."""
+        if self.hparams.spatial_dims == 3:
+            return sliding_window_inference(
+                x,
+                self._roi_size(),
+                self.hparams.sw_batch_size,
+                self.net,
+                overlap=self.hparams.sw_overlap,
+                mode="gaussian",
+            )
+        return pad_predict(self.net, x)
+
+    def _roi_size(self) -> Sequence[int]:
+        if self.hparams.roi_size:
+            return self.hparams.roi_size
+        info = self.hparams.get("data_info") or {}
+        if info.get("patch_size"):
+            return info["patch_size"]
+        raise ValueError("no roi_size for sliding-window inference: set model.roi_size")
+
+    def _shared_step(self, batch: dict, stage: str) -> torch.Tensor:
+        x, y = batch["image"], batch["label"]
+        if stage == "train":
+            loss = supervised_loss(self.loss, self.net(x), y)
+            self.log("train/loss", loss, prog_bar=True, batch_size=x.shape[0])
+            return loss
+        logits = self.predict_logits(x)
+        loss = self.loss(logits, y)
+        metrics = self.val_metrics if stage == "val" else self.test_metrics
+        metrics.update(logits.argmax(1), y)
+        self.log(f"{stage}/loss", loss, batch_size=x.shape[0], sync_dist=True)
+        return loss
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        return self._shared_step(batch, "train")
+
+    def validation_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        return self._shared_step(batch, "val")
+
+    def test_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        return self._shared_step(batch, "test")
+
+    def _log_metrics(self, metrics: SegmentationMetrics, stage: str) -> None:
+        values = {f"{stage}/{k}": v for k, v in metrics.compute().items()}
+        self.log(f"{stage}/dice_mean", values.pop(f"{stage}/dice_mean"), prog_bar=True)
+        self.log_dict(values)
+        metrics.reset()
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_metrics(self.val_metrics, "val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_metrics(self.test_metrics, "test")
+
+    def configure_optimizers(self):
+        optimizer = torch.optim.AdamW(
+            self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay
+        )
+        epochs = self.trainer.max_epochs if self._trainer else None
+        if self.hparams.scheduler == "none" or not epochs or epochs < 1:
+            return optimizer
+        if self.hparams.scheduler == "cosine":
+            scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
+        else:
+            scheduler = torch.optim.lr_scheduler.PolynomialLR(optimizer, epochs, power=0.9)
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"},
+        }
+
+
+def pad_predict(net: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Runs ``net`` on ``x`` zero-padded to the encoder's size divisor, cropped back."""
+    divisor = getattr(net, "size_divisor", 1) if net.encoder.requires_divisible_input else 1
+    sizes = x.shape[2:]
+    pads = [(-s) % divisor for s in sizes]
+    if not any(pads):
+        return net(x)
+    flat = [p for pad in reversed(pads) for p in (0, pad)]
+    out = net(F.pad(x, flat))
+    return out[(..., *[slice(0, s) for s in sizes])]

@@ -1,0 +1,27 @@
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_SAMPLES = REPO.parent / "shared" / "data" / "samples"
+
+
+@pytest.fixture(scope="session")
+def data_env(tmp_path_factory):
+    """A private scseg data cache, seeded from ../shared/data/samples when present (so no
+    network is needed); without it the samples are fetched from the package index."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SCSEG_DATA_DIR", str(tmp_path_factory.mktemp("scseg-data")))
+        if SHARED_SAMPLES.is_dir():
+            mp.setenv("SCSEG_SAMPLES_SEED", str(SHARED_SAMPLES))
+        yield Path(os.environ["SCSEG_DATA_DIR"])
+
+
+@pytest.fixture(autouse=True)
+def _plain_argv(monkeypatch):
+    # The CLI is called in-process with explicit args; pytest's own argv must not leak in.
+    monkeypatch.setattr(sys, "argv", ["scseg"])
