@@ -80,11 +80,34 @@ def _models(args: argparse.Namespace) -> int:
     return 0
 
 
-def _data(args: argparse.Namespace) -> int:
-    from scseg.data.samples import prepare_sample
+SCRIPTS = Path(__file__).resolve().parents[1] / "data_scripts"
 
-    path = prepare_sample(args.name, args.out)
-    print(f"{args.name}: {path}")
+
+def _data(args: argparse.Namespace, rest: list[str]) -> int:
+    from scseg.data.samples import prepare_sample, sample_names
+
+    if args.name in sample_names():
+        if rest:
+            raise ValueError(f"unexpected arguments for sample {args.name}: {' '.join(rest)}")
+        print(f"{args.name}: {prepare_sample(args.name, args.out)}")
+        return 0
+    script = SCRIPTS / f"{args.name}.py"
+    if args.name.startswith("_") or not script.is_file():
+        known = sorted(p.stem for p in SCRIPTS.glob("[!_]*.py")) if SCRIPTS.is_dir() else []
+        raise ValueError(
+            f"unknown dataset {args.name!r}; samples: {', '.join(sample_names())}; "
+            f"scripts in {SCRIPTS}: {', '.join(known) or 'none (not a source checkout)'}"
+        )
+    import runpy
+
+    sys.argv = [str(script), *(["--out", str(args.out)] if args.out else []), *rest]
+    sys.path.insert(0, str(SCRIPTS))
+    try:
+        runpy.run_path(str(script), run_name="__main__")
+    except SystemExit as done:
+        return int(done.code or 0)
+    finally:
+        sys.path.remove(str(SCRIPTS))
     return 0
 
 
@@ -103,10 +126,13 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_parser(name, help=f"{name} from a YAML config (LightningCLI)", add_help=False)
     models = sub.add_parser("models", help="list the model names create_model accepts")
     models.set_defaults(func=_models)
-    data = sub.add_parser("data", help="fetch and prepare a sample dataset")
-    data.add_argument("name", choices=sample_names())
-    data.add_argument("--out", type=Path, default=None, help="data folder (default: cache)")
-    data.set_defaults(func=_data)
+    data = sub.add_parser(
+        "data",
+        help="fetch and prepare a dataset: a sample "
+        f"({', '.join(sample_names())}) or a data_scripts/ script (msd, oxford_pet, ...)",
+    )
+    data.add_argument("name")
+    data.add_argument("--out", type=Path, default=None, help="data folder")
     return parser
 
 
@@ -115,7 +141,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if words and words[0] in LIGHTNING_COMMANDS:
             return _lightning(argv)
-        args = build_parser().parse_args(words)
+        args, rest = build_parser().parse_known_args(words)
+        if args.command == "data":
+            return _data(args, rest)
+        if rest:
+            build_parser().error(f"unrecognized arguments: {' '.join(rest)}")
         return args.func(args)
     except USER_ERRORS as err:
         if os.environ.get("SCSEG_DEBUG"):

@@ -55,15 +55,12 @@ def test_quickstart_2d_reaches_dice_on_held_out_region(data_env, tmp_path) -> No
     # The resolved config is saved with the run, and checkpoints load without unpickling.
     assert list(tmp_path.glob("logs/version_*/config.yaml"))
     ckpt = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
-    assert ckpt["hyper_parameters"]["data_info"]["class_names"] == ["background", "nucleus"]
-    # validate and test from the best checkpoint
+    assert ckpt["scseg"]["data_info"]["class_names"] == ["background", "nucleus"]
+    # validate and test from the saved best checkpoint, in a fresh CLI
+    (best,) = tmp_path.glob("checkpoints/best-*.ckpt")
     for command in ("validate", "test"):
-        assert main(
-            [command, "--config", QUICK_2D, "--trainer.default_root_dir", str(tmp_path),
-             "--ckpt_path", "best"] if command == "test" else
-            [command, "--config", QUICK_2D, "--trainer.default_root_dir", str(tmp_path),
-             "--ckpt_path", str(tmp_path / "checkpoints" / "last.ckpt")]
-        ) == 0  # fmt: skip
+        args = [command, "--config", QUICK_2D, "--trainer.default_root_dir", str(tmp_path)]
+        assert main([*args, "--ckpt_path", str(best)]) == 0
 
 
 def test_resume_from_last(data_env, tmp_path) -> None:

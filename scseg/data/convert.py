@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import json
+import random
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -63,6 +64,18 @@ def write_split(root: str | Path, train: Sequence[str], val: Sequence[str]) -> P
     path = Path(root) / "split.json"
     path.write_text(json.dumps({"train": list(train), "val": list(val)}, indent=2) + "\n")
     return path
+
+
+def seeded_split(
+    cases: Sequence[str], val_fraction: float = 0.2, seed: int = 0
+) -> tuple[list[str], list[str]]:
+    """A reproducible train/val split: sorted cases, shuffled with ``seed``."""
+    if not cases:
+        raise ValueError("no cases to split")
+    order = sorted(cases)
+    random.Random(seed).shuffle(order)
+    n_val = max(1, round(len(order) * val_fraction)) if len(order) > 1 else 0
+    return sorted(order[n_val:]), sorted(order[:n_val])
 
 
 def write_msd_dataset_json(

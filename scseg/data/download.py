@@ -29,12 +29,18 @@ class DownloadError(RuntimeError):
     """A download or checksum failed; the message names the file."""
 
 
-def sha256sum(path: str | Path) -> str:
-    digest = hashlib.sha256()
+def sha256sum(path: str | Path, algorithm: str = "sha256") -> str:
+    digest = hashlib.new(algorithm)
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(CHUNK), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def _matches(path: Path, sha256: str | None, md5: str | None) -> bool:
+    if sha256 is not None and sha256sum(path) != sha256:
+        return False
+    return md5 is None or sha256sum(path, "md5") == md5
 
 
 def _open(url: str, start: int = 0):
@@ -50,6 +56,7 @@ def download(
     sha256: str | None = None,
     size: int | None = None,
     quiet: bool = False,
+    md5: str | None = None,
 ) -> Path:
     """Downloads ``url`` to ``dest``, resuming a previous partial transfer.
 
@@ -57,6 +64,7 @@ def download(
         url: http(s) or file URL.
         dest: final path; nothing is written there unless the checks pass.
         sha256: expected hex digest (checked when given).
+        md5: expected MD5 digest, where the publisher gives only that (checked when given).
         size: expected size in bytes (checked when given).
         quiet: no progress bar.
 
@@ -67,7 +75,7 @@ def download(
         DownloadError: on a network error, a size or checksum mismatch.
     """
     dest = Path(dest)
-    if dest.is_file() and (sha256 is None or sha256sum(dest) == sha256):
+    if dest.is_file() and _matches(dest, sha256, md5):
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
@@ -80,7 +88,8 @@ def download(
             with _open(url, start) as response:
                 if start and getattr(response, "status", 206) != 206:
                     start = 0  # the server ignored the range: start over
-                total = response.length + start if response.length is not None else size
+                length = response.headers.get("Content-Length")
+                total = int(length) + start if length is not None else size
                 mode = "ab" if start else "wb"
                 with open(part, mode) as out, _progress(quiet) as progress:
                     task = progress.add_task(dest.name, total=total, completed=start)
@@ -92,9 +101,9 @@ def download(
     got = part.stat().st_size
     if size is not None and got != size:
         raise DownloadError(f"{dest.name}: got {got} bytes, expected {size}; run again to resume")
-    if sha256 is not None and (digest := sha256sum(part)) != sha256:
+    if not _matches(part, sha256, md5):
         part.unlink()
-        raise DownloadError(f"{dest.name}: sha256 {digest} does not match {sha256}; removed it")
+        raise DownloadError(f"{dest.name}: checksum does not match the published one; removed it")
     os.replace(part, dest)
     return dest
 

@@ -65,7 +65,7 @@ def preprocessing(
     ops: list = [
         T.LoadImaged(keys, image_only=True),
         T.EnsureChannelFirstd(keys),
-        T.Orientationd(keys, axcodes="RAS"),
+        T.Orientationd(keys, axcodes="RAS", labels=(("L", "R"), ("P", "A"), ("I", "S"))),
     ]
     if spacing is not None:
         modes = ["bilinear"] + ["nearest"] * (len(keys) - 1)
@@ -180,6 +180,10 @@ class MSD3DDataModule(pl.LightningDataModule):
             T.RandFlipd(keys, prob=0.5, spatial_axis=0),
             T.RandFlipd(keys, prob=0.5, spatial_axis=1),
             T.RandFlipd(keys, prob=0.5, spatial_axis=2),
+            # Small in-plane rotations; shape-preserving, so non-cubic patches still batch.
+            T.RandRotated(
+                keys, range_z=0.26, prob=0.2, mode=("bilinear", "nearest"), padding_mode="zeros"
+            ),
             T.RandScaleIntensityd("image", factors=0.1, prob=0.5),
             T.RandShiftIntensityd("image", offsets=0.1, prob=0.5),
         ]

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from monai.inferers import sliding_window_inference
 
+from scseg import __version__
 from scseg.models import create_model
 from scseg.training.losses import SegmentationLoss, supervised_loss
 from scseg.training.metrics import SegmentationMetrics
@@ -76,6 +77,9 @@ class SegmentationModule(pl.LightningModule):
         # Class names come from the data module (see setup), so they live in one place.
         self.val_metrics = SegmentationMetrics(classes, None, **options)
         self.test_metrics = SegmentationMetrics(classes, None, **options)
+        # What inference needs from the data module (patch size, preprocessing, class
+        # names): plain values, saved as checkpoint["scseg"] (see on_save_checkpoint).
+        self.data_info: dict = {}
 
     def setup(self, stage: str) -> None:
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer else None
@@ -94,8 +98,15 @@ class SegmentationModule(pl.LightningModule):
                 raise ValueError(f"{len(names)} class names for {hp.classes} classes: {names}")
             self.val_metrics.class_names = self.test_metrics.class_names = list(names)
         if hasattr(datamodule, "info"):
-            # Plain values only, so checkpoints stay loadable with weights_only=True.
-            self.hparams["data_info"] = datamodule.info()
+            self.data_info = datamodule.info()
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        # Plain values only, so checkpoints stay loadable with weights_only=True. Not in
+        # hparams: LightningCLI feeds those back to __init__ when resuming.
+        checkpoint["scseg"] = {"data_info": self.data_info, "version": __version__}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.data_info = dict(checkpoint.get("scseg", {}).get("data_info", {}))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -117,9 +128,8 @@ class SegmentationModule(pl.LightningModule):
     def _roi_size(self) -> Sequence[int]:
         if self.hparams.roi_size:
             return self.hparams.roi_size
-        info = self.hparams.get("data_info") or {}
-        if info.get("patch_size"):
-            return info["patch_size"]
+        if self.data_info.get("patch_size"):
+            return self.data_info["patch_size"]
         raise ValueError("no roi_size for sliding-window inference: set model.roi_size")
 
     def _shared_step(self, batch: dict, stage: str) -> torch.Tensor:

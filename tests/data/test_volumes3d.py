@@ -1,0 +1,86 @@
+"""MSD3DDataModule: NIfTI and NRRD inputs, geometry-aware preprocessing, patch sampling."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from scseg.data import MSD3DDataModule
+from scseg.data.convert import write_msd_dataset_json, write_split
+
+from ..conftest import SHARED_SAMPLES
+
+
+@pytest.mark.skipif(not SHARED_SAMPLES.is_dir(), reason="../shared samples absent")
+def test_nrrd_volumes_in_msd_layout(tmp_path) -> None:
+    root = tmp_path / "tumour_nrrd"
+    for folder in ("imagesTr", "labelsTr"):
+        (root / folder).mkdir(parents=True)
+    cases = ["brain1", "breast1"]
+    for case in cases:
+        shutil.copy(
+            SHARED_SAMPLES / "tumour3d" / f"{case}_image.nrrd", root / "imagesTr" / f"{case}.nrrd"
+        )
+        shutil.copy(
+            SHARED_SAMPLES / "tumour3d" / f"{case}_label.nrrd", root / "labelsTr" / f"{case}.nrrd"
+        )
+    write_msd_dataset_json(root, "t", ["MR"], {0: "bg", 1: "tumour"}, [])
+    meta = json.loads((root / "dataset.json").read_text())
+    meta["training"] = [
+        {"image": f"./imagesTr/{c}.nrrd", "label": f"./labelsTr/{c}.nrrd"} for c in cases
+    ]
+    (root / "dataset.json").write_text(json.dumps(meta))
+    write_split(root, ["breast1"], ["brain1"])
+    dm = MSD3DDataModule(
+        str(root), patch_size=(32, 32, 8), spacing=(1.5, 1.5, 6.5), samples_per_volume=2,
+        foreground_ratio=1.0, batch_size=2,
+    )  # fmt: skip
+    dm.setup("fit")
+    assert dm.class_names == ["bg", "tumour"] and dm.intensity == "zscore"
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["image"].shape == (2, 1, 32, 32, 8) and batch["label"].shape == (2, 1, 32, 32, 8)
+    # foreground_ratio=1: every patch is centred on tumour
+    assert all(batch["label"][i].sum() > 0 for i in range(2))
+    val = dm.val_set[0]
+    # brain1: 256x256x25 at 0.78x0.78x6.5 mm, resampled to 1.5 mm in-plane
+    assert val["image"].shape[1:] == (134, 134, 25)
+    image = val["image"][val["image"] != 0]
+    assert abs(float(image.mean())) < 0.05 and abs(float(image.std()) - 1) < 0.05
+    assert set(torch.unique(val["label"]).tolist()) == {0.0, 1.0}
+
+
+def test_overlapping_split_is_refused(tmp_path) -> None:
+    root = tmp_path / "d"
+    root.mkdir()
+    write_msd_dataset_json(root, "t", ["CT"], {0: "bg", 1: "x"}, ["a", "b"])
+    (root / "split.json").write_text(json.dumps({"train": ["a", "b"], "val": ["b"]}))
+    dm = MSD3DDataModule(str(root))
+    with pytest.raises(ValueError, match=r"cases in both train and val: \['b'\]"):
+        dm.setup("fit")
+
+
+def test_ct_intensity_chosen_from_dataset_json(tmp_path) -> None:
+    import nibabel as nib
+
+    root = tmp_path / "ct"
+    for folder in ("imagesTr", "labelsTr"):
+        (root / folder).mkdir(parents=True)
+    for case in ("a", "b"):
+        hu = np.full((20, 20, 20), -1000.0, np.float32)
+        hu[5:15, 5:15, 5:15] = 100.0
+        nib.save(nib.Nifti1Image(hu, np.eye(4)), root / "imagesTr" / f"{case}.nii.gz")
+        nib.save(
+            nib.Nifti1Image((hu > 0).astype(np.uint8), np.eye(4)),
+            root / "labelsTr" / f"{case}.nii.gz",
+        )
+    write_msd_dataset_json(root, "ct", ["CT"], {0: "bg", 1: "organ"}, ["a", "b"])
+    write_split(root, ["a"], ["b"])
+    dm = MSD3DDataModule(str(root), patch_size=(16, 16, 16), ct_window=(-100.0, 200.0))
+    dm.setup("fit")
+    assert dm.intensity == "ct"
+    image = dm.val_set[0]["image"]
+    assert float(image.min()) == 0.0 and float(image.max()) == pytest.approx(200 / 300)
