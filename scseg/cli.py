@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 LIGHTNING_COMMANDS = ("fit", "validate", "test")
-USER_ERRORS = (ValueError, FileNotFoundError, OSError)
+USER_ERRORS = (ValueError, OSError, RuntimeError)
 
 
 def _lightning(argv: list[str] | None) -> int:
@@ -80,6 +80,41 @@ def _models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _predict(args: argparse.Namespace) -> int:
+    from scseg.inference import PredictOptions, collect_inputs, load_model, predict_files
+
+    model = load_model(args.checkpoint, args.device)
+    inputs = collect_inputs(args.input, model.spatial_dims)
+    options = PredictOptions(
+        overwrite=args.overwrite,
+        tta=args.tta,
+        probabilities=args.probabilities,
+        overlay=args.overlay,
+        roi_size=args.roi_size,
+        overlap=args.overlap,
+        sw_batch_size=args.sw_batch_size,
+    )
+    failures = predict_files(model, inputs, args.output, options, quiet=args.quiet)
+    done = len(inputs) - len(failures)
+    print(f"{done} of {len(inputs)} file(s) predicted into {args.output}")
+    if failures:
+        print(f"scseg: error: {len(failures)} file(s) failed:", file=sys.stderr)
+        for _, message in failures:
+            print(f"  {message}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from scseg.inference import load_model
+    from scseg.inference.export import export_model
+
+    model = load_model(args.checkpoint)
+    diff = export_model(model, args.format, args.output, args.shape, args.overwrite)
+    print(f"{args.output}: {args.format}, max |difference| from PyTorch {diff:.2e}")
+    return 0
+
+
 SCRIPTS = Path(__file__).resolve().parents[1] / "data_scripts"
 
 
@@ -126,6 +161,29 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_parser(name, help=f"{name} from a YAML config (LightningCLI)", add_help=False)
     models = sub.add_parser("models", help="list the model names create_model accepts")
     models.set_defaults(func=_models)
+    predict = sub.add_parser("predict", help="segment NIfTI/NRRD volumes or 2D images")
+    predict.add_argument("--checkpoint", required=True, type=Path, help="scseg .ckpt file")
+    predict.add_argument("--input", required=True, type=Path, help="a file or a folder")
+    predict.add_argument("--output", required=True, type=Path, help="output folder")
+    predict.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    predict.add_argument("--tta", action="store_true", help="average over mirrored inputs")
+    predict.add_argument("--probabilities", action="store_true", help="also write probabilities")
+    predict.add_argument("--overlay", action="store_true", help="2D: also write a colour overlay")
+    predict.add_argument("--roi-size", type=int, nargs="+", help="3D window (default: patch)")
+    predict.add_argument("--overlap", type=float, default=0.5, help="3D window overlap")
+    predict.add_argument("--sw-batch-size", type=int, default=4, help="3D windows per batch")
+    predict.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
+    predict.add_argument("--quiet", action="store_true", help="no progress bar")
+    predict.set_defaults(func=_predict)
+    export = sub.add_parser("export", help="export a checkpoint's network (parity-checked)")
+    export.add_argument("--checkpoint", required=True, type=Path, help="scseg .ckpt file")
+    export.add_argument(
+        "--format", required=True, choices=("onnx", "torchscript", "exported-program")
+    )
+    export.add_argument("--output", required=True, type=Path, help="file to write")
+    export.add_argument("--shape", type=int, nargs="+", help="example spatial size")
+    export.add_argument("--overwrite", action="store_true", help="replace an existing file")
+    export.set_defaults(func=_export)
     data = sub.add_parser(
         "data",
         help="fetch and prepare a dataset: a sample "

@@ -52,12 +52,14 @@ def preprocessing(
     spacing: Sequence[float] | None,
     intensity: str,
     ct_window: Sequence[float] = (-175.0, 250.0),
+    track_meta: bool = False,
 ) -> list:
     """The deterministic steps shared by training, validation and prediction.
 
     Load -> channel first -> RAS orientation -> resample to ``spacing`` (linear for the
     image, nearest for labels) -> intensity: ``"zscore"`` over non-zero voxels per channel
     (MR), ``"ct"`` clip to ``ct_window`` then scale to [0, 1], or ``"none"``.
+    ``track_meta=True`` keeps the geometry record that inference needs to invert the steps.
     """
     if intensity not in ("zscore", "ct", "none"):
         raise ValueError(f"intensity must be zscore, ct or none, got {intensity!r}")
@@ -75,7 +77,8 @@ def preprocessing(
     elif intensity == "ct":
         lo, hi = ct_window
         ops.append(T.ScaleIntensityRanged(image_key, lo, hi, 0.0, 1.0, clip=True))
-    ops.append(T.EnsureTyped(keys, dtype=None, track_meta=False))
+    if not track_meta:
+        ops.append(T.EnsureTyped(keys, dtype=None, track_meta=False))
     return ops
 
 

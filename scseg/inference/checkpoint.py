@@ -1,0 +1,86 @@
+"""Loading trained models from scseg checkpoints, without unpickling arbitrary objects."""
+
+from __future__ import annotations
+
+import pickle
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from scseg.models import create_model
+
+MODEL_KEYS = ("arch", "spatial_dims", "in_channels", "classes", "attention")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint is missing, unreadable, or not from scseg; the message names the file."""
+
+
+@dataclass
+class LoadedModel:
+    """A network in eval mode with what inference needs to know about its training."""
+
+    net: nn.Module
+    spatial_dims: int
+    in_channels: int
+    classes: int
+    hparams: dict
+    data_info: dict = field(default_factory=dict)
+
+    @property
+    def class_names(self) -> list[str]:
+        return self.data_info.get("class_names") or [f"class_{i}" for i in range(self.classes)]
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    """``torch.load(path, weights_only=True)`` with one-line errors that name the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint not found")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        first = str(err).strip().splitlines()[0]
+        raise CheckpointError(f"{path}: refused to load objects beyond tensors ({first})") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as err:
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise CheckpointError(f"{path}: not a readable checkpoint (truncated?): {first}") from None
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
+    """Rebuilds the network of an scseg training checkpoint and loads its weights.
+
+    Raises:
+        CheckpointError: if the file is missing, unreadable, or from another tool.
+    """
+    checkpoint = read_checkpoint(path)
+    hparams = checkpoint.get("hyper_parameters") if isinstance(checkpoint, dict) else None
+    state = checkpoint.get("state_dict") if isinstance(checkpoint, dict) else None
+    if not isinstance(hparams, dict) or not all(k in hparams for k in MODEL_KEYS) or not state:
+        raise CheckpointError(f"{path}: not an scseg checkpoint (no scseg model settings)")
+    try:
+        net = create_model(
+            hparams["arch"],
+            spatial_dims=hparams["spatial_dims"],
+            in_channels=hparams["in_channels"],
+            classes=hparams["classes"],
+            attention=hparams["attention"],
+            **(hparams.get("model_options") or {}),
+        )
+        weights = {k.removeprefix("net."): v for k, v in state.items() if k.startswith("net.")}
+        net.load_state_dict(weights)
+    except (ValueError, RuntimeError) as err:
+        first = str(err).strip().splitlines()[0]
+        raise CheckpointError(f"{path}: weights do not fit its model settings: {first}") from None
+    extra = checkpoint.get("scseg", {})
+    return LoadedModel(
+        net.to(device).eval(),
+        hparams["spatial_dims"],
+        hparams["in_channels"],
+        hparams["classes"],
+        dict(hparams),
+        dict(extra.get("data_info", {})),
+    )

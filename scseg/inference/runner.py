@@ -1,0 +1,127 @@
+"""Prediction over many files: progress, per-file errors, atomic outputs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+from PIL import Image
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+from scseg.inference.checkpoint import LoadedModel
+from scseg.inference.image import is_image, overlay, predict_image
+from scseg.inference.volume import InputError, is_volume, predict_volume
+from scseg.inference.writing import OutputExistsError, atomic_write
+
+
+@dataclass
+class PredictOptions:
+    overwrite: bool = False
+    tta: bool = False
+    probabilities: bool = False
+    overlay: bool = False
+    roi_size: Sequence[int] | None = None
+    overlap: float = 0.5
+    sw_batch_size: int = 4
+
+
+def collect_inputs(path: str | Path, spatial_dims: int) -> list[Path]:
+    """The file itself, or the files of a folder that this model can read (sorted).
+
+    Raises:
+        InputError: if the path does not exist or a folder holds no such file.
+    """
+    path = Path(path)
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise InputError(f"{path}: no such file or folder")
+    wanted = is_volume if spatial_dims == 3 else is_image
+    files = sorted(p for p in path.iterdir() if p.is_file() and wanted(p))
+    if not files:
+        kind = "NIfTI/NRRD volumes" if spatial_dims == 3 else "images"
+        raise InputError(f"{path}: holds no {kind}")
+    return files
+
+
+def _stem(path: Path) -> str:
+    name = path.name
+    for suffix in (".nii.gz", ".nii", ".nrrd", ".nhdr"):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return path.stem
+
+
+def outputs_for(path: Path, out_dir: Path, spatial_dims: int, options: PredictOptions) -> dict:
+    stem = _stem(path)
+    if spatial_dims == 3:
+        names = {"labels": f"{stem}.nii.gz"}
+        if options.probabilities:
+            names["probabilities"] = f"{stem}_probabilities.nii.gz"
+    else:
+        names = {"labels": f"{stem}.png"}
+        if options.probabilities:
+            names["probabilities"] = f"{stem}_probabilities.npy"
+        if options.overlay:
+            names["overlay"] = f"{stem}_overlay.png"
+    return {k: out_dir / v for k, v in names.items()}
+
+
+def predict_one(model: LoadedModel, path: Path, out_dir: Path, options: PredictOptions) -> dict:
+    """Predicts one file and writes its outputs; returns their paths."""
+    targets = outputs_for(path, out_dir, model.spatial_dims, options)
+    if not options.overwrite:
+        for target in targets.values():
+            if target.exists():
+                raise OutputExistsError(f"{target}: exists; pass --overwrite to replace it")
+    if model.spatial_dims == 3:
+        result = predict_volume(
+            model, path, options.roi_size, options.overlap, options.sw_batch_size, options.tta,
+            options.probabilities,
+        )  # fmt: skip
+        if result.probabilities is not None:
+            atomic_write(
+                targets["probabilities"], lambda t: nib.save(result.probabilities, t), True
+            )
+        atomic_write(targets["labels"], lambda t: nib.save(result.labels, t), True)
+        return targets
+    labels, probs = predict_image(model, path, options.tta)
+    if "probabilities" in targets:
+        atomic_write(targets["probabilities"], lambda t: np.save(t, probs.astype(np.float32)), True)
+    if "overlay" in targets:
+        tinted = overlay(path, labels)
+        atomic_write(targets["overlay"], lambda t: Image.fromarray(tinted).save(t), True)
+    atomic_write(targets["labels"], lambda t: Image.fromarray(labels).save(t), True)
+    return targets
+
+
+def predict_files(
+    model: LoadedModel,
+    inputs: Sequence[Path],
+    out_dir: str | Path,
+    options: PredictOptions | None = None,
+    quiet: bool = False,
+) -> list[tuple[Path, str]]:
+    """Predicts every input; one bad file is reported and skipped, the rest still run.
+
+    Returns:
+        ``(path, message)`` for every file that failed.
+    """
+    options = options or PredictOptions()
+    out_dir = Path(out_dir)
+    failures: list[tuple[Path, str]] = []
+    columns = ("{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, disable=quiet) as progress:
+        task = progress.add_task("predicting", total=len(inputs))
+        for path in inputs:
+            progress.update(task, description=path.name)
+            try:
+                predict_one(model, path, out_dir, options)
+            except (InputError, OutputExistsError, OSError, ValueError) as err:
+                failures.append((path, str(err)))
+                progress.console.print(f"[red]failed[/red] {err}", highlight=False)
+            progress.advance(task)
+    return failures

@@ -1,0 +1,177 @@
+"""3D prediction: NIfTI/NRRD in, label map out on the input's own grid and geometry."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import torch
+from monai import transforms as T
+from monai.data import MetaTensor
+from monai.inferers import sliding_window_inference
+
+from scseg.data.convert import nrrd_affine
+from scseg.data.volumes3d import preprocessing
+from scseg.inference.checkpoint import LoadedModel
+
+VOLUME_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr")
+
+
+class InputError(ValueError):
+    """An input file cannot be used with this model; the message names the file."""
+
+
+@dataclass
+class VolumePrediction:
+    labels: nib.Nifti1Image
+    probabilities: nib.Nifti1Image | None = None
+
+
+def is_volume(path: str | Path) -> bool:
+    return str(path).lower().endswith(VOLUME_SUFFIXES)
+
+
+def _input_geometry(path: Path) -> tuple[np.ndarray, tuple[int, ...], nib.Nifti1Header | None]:
+    """Affine, shape and (for NIfTI) header of the input, read from its own header."""
+    try:
+        if str(path).lower().endswith((".nrrd", ".nhdr")):
+            import nrrd
+
+            header = nrrd.read_header(str(path))
+            return nrrd_affine(header), tuple(int(s) for s in header["sizes"]), None
+        image = nib.load(path)
+        return image.affine, tuple(image.shape), image.header
+    except Exception as err:  # nibabel and pynrrd raise many types for bad files
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise InputError(f"{path}: cannot read volume header ({first})") from None
+
+
+def _flips(spatial_dims: int, tta: bool) -> list[tuple[int, ...]]:
+    """All mirror combinations over the spatial axes (nnU-Net's test-time mirroring)."""
+    if not tta:
+        return [()]
+    axes = range(2, 2 + spatial_dims)
+    return [
+        tuple(a for i, a in enumerate(axes) if mask >> i & 1) for mask in range(2**spatial_dims)
+    ]
+
+
+def sliding_window_probabilities(
+    model: LoadedModel,
+    x: torch.Tensor,
+    roi_size: Sequence[int],
+    overlap: float = 0.5,
+    sw_batch_size: int = 4,
+    tta: bool = False,
+) -> torch.Tensor:
+    """Softmax probabilities ``(1, C, *spatial)`` by Gaussian-blended sliding windows,
+    averaged over mirrored copies when ``tta``."""
+    device = next(model.net.parameters()).device
+    x = x.to(device)
+    total = None
+    flips = _flips(model.spatial_dims, tta)
+    with torch.inference_mode():
+        for axes in flips:
+            xi = torch.flip(x, axes) if axes else x
+            logits = sliding_window_inference(
+                xi, roi_size, sw_batch_size, model.net, overlap=overlap, mode="gaussian"
+            )
+            probs = torch.softmax(
+                logits.as_tensor() if isinstance(logits, MetaTensor) else logits, 1
+            )
+            probs = torch.flip(probs, axes) if axes else probs
+            total = probs if total is None else total + probs
+    return (total / len(flips)).cpu()
+
+
+def predict_volume(
+    model: LoadedModel,
+    path: str | Path,
+    roi_size: Sequence[int] | None = None,
+    overlap: float = 0.5,
+    sw_batch_size: int = 4,
+    tta: bool = False,
+    probabilities: bool = False,
+) -> VolumePrediction:
+    """Segments one volume with the training preprocessing, then maps the result back.
+
+    The volume is oriented to RAS, resampled to the training spacing and normalised as in
+    training; sliding-window probabilities are resampled back (MONAI ``Invertd``) and the
+    label map takes the input's own affine, header and shape.
+
+    Args:
+        model: from :func:`scseg.inference.load_model`, 3D.
+        path: NIfTI (``.nii``/``.nii.gz``) or NRRD file.
+        roi_size: window size (default: the training patch size).
+        overlap, sw_batch_size: sliding-window settings.
+        tta: average over all 8 mirrored copies (8x the time).
+        probabilities: also return the class probabilities (4D, float32).
+
+    Raises:
+        InputError: unreadable file, or wrong dimensionality or channel count.
+    """
+    path = Path(path)
+    if model.spatial_dims != 3:
+        raise InputError(f"{path}: the checkpoint is a {model.spatial_dims}D model, not 3D")
+    affine, shape, header = _input_geometry(path)
+    channels = shape[3] if len(shape) == 4 else 1
+    if len(shape) not in (3, 4) or (len(shape) == 4 and shape[3] < 1):
+        raise InputError(f"{path}: expected a 3D volume, got shape {shape}")
+    if channels != model.in_channels:
+        raise InputError(f"{path}: has {channels} channel(s), the model takes {model.in_channels}")
+    info = model.data_info
+    roi = list(roi_size or info.get("patch_size") or [])
+    if len(roi) != 3:
+        raise InputError(f"{path}: no sliding-window size: give roi_size (3 values)")
+    intensity = info.get("intensity", "zscore")
+    intensity = "zscore" if intensity == "auto" else intensity
+    pre = T.Compose(
+        preprocessing(
+            ["image"], info.get("spacing"), intensity, info.get("ct_window", (-175, 250)), True
+        )
+    )
+    try:
+        data = pre({"image": str(path)})
+    except Exception as err:  # a truncated file fails while its data is read
+        first = (str(err).strip().splitlines() or [type(err).__name__])[-1]
+        raise InputError(f"{path}: cannot read volume data ({first[:200]})") from None
+    image = data["image"]
+    probs = sliding_window_probabilities(
+        model, image.as_tensor()[None].float(), roi, overlap, sw_batch_size, tta
+    )[0]
+    data["pred"] = MetaTensor(probs, meta=dict(image.meta))
+    data["pred"].applied_operations = list(image.applied_operations)
+    inverted = T.Invertd("pred", transform=pre, orig_keys="image", nearest_interp=False)(data)
+    probs = inverted["pred"].as_tensor().float().numpy()
+    if probs.shape[1:] != tuple(shape[:3]):
+        raise InputError(f"{path}: internal error: output grid {probs.shape[1:]} != {shape[:3]}")
+    labels = probs.argmax(0).astype(np.uint8 if model.classes <= 255 else np.int16)
+    out = VolumePrediction(_like(labels, affine, header))
+    if probabilities:
+        out.probabilities = _like(np.moveaxis(probs, 0, -1).astype(np.float32), affine, header)
+    return out
+
+
+def _like(
+    array: np.ndarray, affine: np.ndarray, header: nib.Nifti1Header | None
+) -> nib.Nifti1Image:
+    """A NIfTI image with the input's geometry: its affine, and its header's codes."""
+    if header is not None and isinstance(header, nib.Nifti1Header):
+        new_header = header.copy()
+        new_header.set_data_dtype(array.dtype)
+        new_header.set_slope_inter(1, 0)  # labels are not scaled like the input's intensities
+        image = nib.Nifti1Image(array, affine, new_header)
+        qform, qcode = header.get_qform(coded=True)
+        sform, scode = header.get_sform(coded=True)
+        if qcode:
+            image.set_qform(qform, code=int(qcode))
+        if scode:
+            image.set_sform(sform, code=int(scode))
+        return image
+    image = nib.Nifti1Image(array, affine)
+    image.set_qform(affine, code=1)
+    image.set_sform(affine, code=1)
+    return image

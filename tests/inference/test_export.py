@@ -1,0 +1,75 @@
+"""Export with parity against PyTorch: ONNX (onnxruntime, 1e-4), TorchScript, ExportedProgram."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+
+from scseg.cli import main
+from scseg.inference import LoadedModel, load_model
+from scseg.inference.export import TOLERANCE, ExportError, export_model
+from scseg.models import create_model
+
+
+def _tiny(spatial_dims: int) -> LoadedModel:
+    torch.manual_seed(0)
+    if spatial_dims == 2:
+        net = create_model(
+            "smp_unet", spatial_dims=2, in_channels=1, classes=3, encoder_name="resnet18",
+            decoder_channels=(32, 16, 16, 8, 8),
+        )  # fmt: skip
+        info = {"patch_size": [64, 64]}
+    else:
+        net = create_model("unet", spatial_dims=3, in_channels=1, classes=3, channels=(8, 16, 32))
+        info = {"patch_size": [16, 16, 16]}
+    return LoadedModel(net.eval(), spatial_dims, 1, 3, {}, info)
+
+
+@pytest.mark.parametrize("spatial_dims", [2, 3])
+def test_onnx_parity_and_dynamic_shapes(spatial_dims: int, tmp_path) -> None:
+    model = _tiny(spatial_dims)
+    path = tmp_path / "model.onnx"
+    diff = export_model(model, "onnx", path)
+    assert diff < TOLERANCE
+    # Another batch and size than the example: the axes are dynamic.
+    size = [96, 64] if spatial_dims == 2 else [24, 20, 16]
+    x = torch.randn(2, 1, *size)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = session.run(None, {"image": x.numpy()})[0]
+    with torch.no_grad():
+        np.testing.assert_allclose(got, model.net(x).numpy(), atol=TOLERANCE)
+
+
+@pytest.mark.parametrize("fmt", ["torchscript", "exported-program"])
+@pytest.mark.parametrize("spatial_dims", [2, 3])
+def test_other_formats(fmt: str, spatial_dims: int, tmp_path) -> None:
+    assert export_model(_tiny(spatial_dims), fmt, tmp_path / f"m.{fmt}") < TOLERANCE
+
+
+def test_export_refuses_to_overwrite_and_bad_shape(tmp_path) -> None:
+    target = tmp_path / "m.onnx"
+    target.write_bytes(b"keep")
+    with pytest.raises(FileExistsError, match="--overwrite"):
+        export_model(_tiny(3), "onnx", target)
+    assert target.read_bytes() == b"keep"
+    with pytest.raises(ValueError, match="divisible by 32"):
+        export_model(_tiny(2), "onnx", tmp_path / "x.onnx", shape=[50, 64])
+    with pytest.raises(ValueError, match="format must be one of"):
+        export_model(_tiny(2), "tflite", tmp_path / "x.tflite")
+    assert ExportError.__mro__[1] is RuntimeError
+
+
+def test_export_cli_from_checkpoint(ckpt_3d, tmp_path, capsys) -> None:
+    out = tmp_path / "brain.onnx"
+    assert (
+        main(["export", "--checkpoint", str(ckpt_3d), "--format", "onnx", "--output", str(out)])
+        == 0
+    )
+    assert "max |difference| from PyTorch" in capsys.readouterr().out
+    model = load_model(ckpt_3d)
+    x = torch.randn(1, 1, 32, 32, 32)
+    got = ort.InferenceSession(str(out)).run(None, {"image": x.numpy()})[0]
+    with torch.no_grad():
+        np.testing.assert_allclose(got, model.net(x).numpy(), atol=TOLERANCE)

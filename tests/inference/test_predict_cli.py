@@ -1,0 +1,147 @@
+"""``scseg predict``: real checkpoints, many files, bad input, atomic and safe outputs."""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from scseg.cli import main
+from scseg.inference import load_model, predict_image
+
+from ..conftest import REPO
+
+
+def _predict(*args: str) -> int:
+    return main(["predict", "--quiet", *[str(a) for a in args]])
+
+
+def test_3d_checkpoint_predicts_volume_with_its_geometry(ckpt_3d, data_env, tmp_path) -> None:
+    model = load_model(ckpt_3d)
+    assert (
+        model.data_info["spacing"] == [2.0, 2.0, 2.0] and model.data_info["patch_size"] == [32] * 3
+    )
+    source = data_env / "datasets" / "brain_tissue3d" / "imagesTr" / "icbm_superior.nii.gz"
+    assert _predict("--checkpoint", ckpt_3d, "--input", source, "--output", tmp_path / "out") == 0
+    out, src = nib.load(tmp_path / "out" / source.name), nib.load(source)
+    np.testing.assert_array_equal(out.affine, src.affine)
+    assert out.shape == src.shape and out.get_data_dtype() == np.uint8
+    assert set(np.unique(np.asarray(out.dataobj))) <= {0, 1, 2}
+
+
+def test_2d_folder_predicts_pngs_at_input_size(ckpt_2d, data_env, tmp_path) -> None:
+    images = tmp_path / "in"
+    images.mkdir()
+    tiles = sorted((data_env / "datasets" / "nuclei2d" / "images").glob("*.tif"))[:2]
+    for tile in tiles:
+        shutil.copy(tile, images)
+    # An odd size that the ResNet encoder cannot take directly: padded, then cropped back.
+    Image.fromarray(np.random.default_rng(0).integers(0, 200, (75, 61), dtype=np.uint8)).save(
+        images / "odd.png"
+    )
+    out = tmp_path / "out"
+    assert _predict("--checkpoint", ckpt_2d, "--input", images, "--output", out, "--overlay") == 0
+    odd = np.asarray(Image.open(out / "odd.png"))
+    assert odd.shape == (75, 61) and odd.dtype == np.uint8 and set(np.unique(odd)) <= {0, 1}
+    assert np.asarray(Image.open(out / "odd_overlay.png")).shape == (75, 61, 3)
+    assert (out / f"{tiles[0].stem}.png").is_file()
+    _, probs = predict_image(load_model(ckpt_2d), images / "odd.png", tta=True)
+    assert probs.shape == (2, 75, 61)
+
+
+def test_one_bad_file_is_reported_and_the_rest_still_run(ckpt_3d, data_env, tmp_path, capsys):
+    source = data_env / "datasets" / "brain_tissue3d" / "imagesTr" / "icbm_superior.nii.gz"
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    shutil.copy(source, inputs / "good.nii.gz")
+    raw = gzip.decompress(source.read_bytes())
+    (inputs / "truncated.nii.gz").write_bytes(gzip.compress(raw[: len(raw) // 3]))
+    nib.save(nib.Nifti1Image(np.zeros((20, 20), np.float32), np.eye(4)), inputs / "flat.nii.gz")
+    two = np.zeros((20, 20, 20, 2), np.float32)
+    nib.save(nib.Nifti1Image(two, np.eye(4)), inputs / "twochannel.nii.gz")
+    out = tmp_path / "out"
+    assert _predict("--checkpoint", ckpt_3d, "--input", inputs, "--output", out) == 1
+    err = capsys.readouterr().err
+    assert "3 file(s) failed" in err and "Traceback" not in err
+    assert f"{inputs / 'truncated.nii.gz'}: cannot read volume data" in err
+    assert f"{inputs / 'flat.nii.gz'}: expected a 3D volume, got shape (20, 20)" in err
+    assert f"{inputs / 'twochannel.nii.gz'}: has 2 channel(s), the model takes 1" in err
+    assert sorted(p.name for p in out.iterdir()) == ["good.nii.gz"]  # nothing half-written
+
+
+def test_existing_output_is_kept_without_overwrite(ckpt_2d, data_env, tmp_path, capsys) -> None:
+    tile = sorted((data_env / "datasets" / "nuclei2d" / "images").glob("*.tif"))[0]
+    out = tmp_path / "out"
+    out.mkdir()
+    target = out / f"{tile.stem}.png"
+    target.write_bytes(b"user's file")
+    assert _predict("--checkpoint", ckpt_2d, "--input", tile, "--output", out) == 1
+    assert target.read_bytes() == b"user's file"
+    assert "exists; pass --overwrite" in capsys.readouterr().err
+    assert _predict("--checkpoint", ckpt_2d, "--input", tile, "--output", out, "--overwrite") == 0
+    assert np.asarray(Image.open(target)).shape == (128, 128)
+    assert [p.name for p in out.iterdir()] == [target.name]  # no temporary files left
+
+
+def test_wrong_dimensionality_for_checkpoint(ckpt_2d, tmp_path, capsys) -> None:
+    volume = tmp_path / "v.nii.gz"
+    nib.save(nib.Nifti1Image(np.zeros((8, 8, 8), np.float32), np.eye(4)), volume)
+    # A 2D model given a folder holding only volumes: nothing it can read.
+    folder = tmp_path / "vols"
+    folder.mkdir()
+    shutil.copy(volume, folder)
+    assert _predict("--checkpoint", ckpt_2d, "--input", folder, "--output", tmp_path / "o") == 1
+    assert f"{folder}: holds no images" in capsys.readouterr().err
+    rgb = tmp_path / "rgb.png"
+    Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(rgb)
+    assert _predict("--checkpoint", ckpt_2d, "--input", rgb, "--output", tmp_path / "o") == 1
+    assert f"{rgb}: has 3 channel(s), the model takes 1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda p: None, "checkpoint not found"),
+        (lambda p: p.write_bytes(b"PK\x03\x04 truncated"), "not a readable checkpoint"),
+        (lambda p: torch.save({"conv.weight": torch.zeros(1)}, p), "not an scseg checkpoint"),
+        (lambda p: torch.save({"state_dict": {"w": torch.zeros(1)},
+                               "hyper_parameters": {"lr": 1}}, p), "not an scseg checkpoint"),
+    ],
+)  # fmt: skip
+def test_bad_checkpoints(make, message, tmp_path, capsys) -> None:
+    ckpt = tmp_path / "model.ckpt"
+    make(ckpt)
+    image = tmp_path / "x.png"
+    Image.fromarray(np.zeros((32, 32), np.uint8)).save(image)
+    assert _predict("--checkpoint", ckpt, "--input", image, "--output", tmp_path / "out") == 1
+    err = capsys.readouterr().err.strip()
+    assert err == f"scseg: error: {ckpt}: {message}" or err.startswith(
+        f"scseg: error: {ckpt}: {message}"
+    )
+    assert len(err.splitlines()) == 1 and not (tmp_path / "out").exists()
+
+
+def test_truncated_real_checkpoint(ckpt_2d, tmp_path, capsys) -> None:
+    cut = tmp_path / "cut.ckpt"
+    data = ckpt_2d.read_bytes()
+    cut.write_bytes(data[: len(data) // 2])
+    image = tmp_path / "x.png"
+    Image.fromarray(np.zeros((32, 32), np.uint8)).save(image)
+    assert _predict("--checkpoint", cut, "--input", image, "--output", tmp_path / "out") == 1
+    assert f"{cut}: not a readable checkpoint" in capsys.readouterr().err
+
+
+def test_missing_input(ckpt_2d, tmp_path, capsys) -> None:
+    assert (
+        _predict("--checkpoint", ckpt_2d, "--input", tmp_path / "nope", "--output", tmp_path) == 1
+    )
+    assert f"{tmp_path / 'nope'}: no such file or folder" in capsys.readouterr().err
+
+
+def test_readme_mentions_predict() -> None:
+    assert "scseg predict" in (REPO / "README.md").read_text()
