@@ -105,6 +105,16 @@ def _predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _attention(args: argparse.Namespace) -> int:
+    from scseg.inference import load_model
+    from scseg.inference.figures import attention_figures
+
+    model = load_model(args.checkpoint)
+    for path in attention_figures(model, args.input, args.output, args.overwrite):
+        print(path)
+    return 0
+
+
 def _export(args: argparse.Namespace) -> int:
     from scseg.inference import load_model
     from scseg.inference.export import export_model
@@ -175,6 +185,12 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     predict.add_argument("--quiet", action="store_true", help="no progress bar")
     predict.set_defaults(func=_predict)
+    attention = sub.add_parser("attention", help="figures of the sSE maps and cSE weights")
+    attention.add_argument("--checkpoint", required=True, type=Path, help="scseg .ckpt file")
+    attention.add_argument("--input", required=True, type=Path, help="an image or a volume")
+    attention.add_argument("--output", required=True, type=Path, help="output folder")
+    attention.add_argument("--overwrite", action="store_true", help="replace existing figures")
+    attention.set_defaults(func=_attention)
     export = sub.add_parser("export", help="export a checkpoint's network (parity-checked)")
     export.add_argument("--checkpoint", required=True, type=Path, help="scseg .ckpt file")
     export.add_argument(

@@ -24,6 +24,27 @@ def is_image(path: str | Path) -> bool:
     return Path(path).suffix.lower() in IMAGE_SUFFIXES
 
 
+def image_tensor(model: LoadedModel, path: str | Path) -> torch.Tensor:
+    """The image as the model saw images in training: ``(1, C, H, W)``, normalised.
+
+    Raises:
+        InputError: unreadable file, a 3D model, or the wrong channel count.
+    """
+    path = Path(path)
+    if model.spatial_dims != 2:
+        raise InputError(f"{path}: the checkpoint is a {model.spatial_dims}D model, not 2D")
+    try:
+        image = read_image(path)
+    except ValueError as err:
+        raise InputError(str(err)) from None
+    if image.shape[-1] != model.in_channels:
+        raise InputError(
+            f"{path}: has {image.shape[-1]} channel(s), the model takes {model.in_channels}"
+        )
+    x = normalize(image, model.data_info.get("normalization", "percentile"))
+    return torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))[None]
+
+
 def predict_image(
     model: LoadedModel, path: str | Path, tta: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -40,19 +61,7 @@ def predict_image(
     Raises:
         InputError: unreadable file or wrong channel count.
     """
-    path = Path(path)
-    if model.spatial_dims != 2:
-        raise InputError(f"{path}: the checkpoint is a {model.spatial_dims}D model, not 2D")
-    try:
-        image = read_image(path)
-    except ValueError as err:
-        raise InputError(str(err)) from None
-    if image.shape[-1] != model.in_channels:
-        raise InputError(
-            f"{path}: has {image.shape[-1]} channel(s), the model takes {model.in_channels}"
-        )
-    x = normalize(image, model.data_info.get("normalization", "percentile"))
-    x = torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))[None]
+    x = image_tensor(model, path)
     device = next(model.net.parameters()).device
     flips = [(), (2,), (3,), (2, 3)] if tta else [()]
     total = None

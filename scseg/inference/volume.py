@@ -87,6 +87,43 @@ def sliding_window_probabilities(
     return (total / len(flips)).cpu()
 
 
+def preprocess_volume(
+    model: LoadedModel, path: str | Path, shape: tuple[int, ...] | None = None
+) -> tuple[T.Compose, dict]:
+    """Applies the training preprocessing to one volume (RAS, spacing, intensity).
+
+    Returns:
+        the (invertible) transform and its output dict, ``data["image"]`` a MetaTensor
+        ``(C, X, Y, Z)``.
+
+    Raises:
+        InputError: unreadable file, a 2D model, wrong dimensionality or channel count.
+    """
+    path = Path(path)
+    if model.spatial_dims != 3:
+        raise InputError(f"{path}: the checkpoint is a {model.spatial_dims}D model, not 3D")
+    if shape is None:
+        shape = _input_geometry(path)[1]
+    channels = shape[3] if len(shape) == 4 else 1
+    if len(shape) not in (3, 4):
+        raise InputError(f"{path}: expected a 3D volume, got shape {shape}")
+    if channels != model.in_channels:
+        raise InputError(f"{path}: has {channels} channel(s), the model takes {model.in_channels}")
+    info = model.data_info
+    intensity = info.get("intensity", "zscore")
+    intensity = "zscore" if intensity == "auto" else intensity
+    pre = T.Compose(
+        preprocessing(
+            ["image"], info.get("spacing"), intensity, info.get("ct_window", (-175, 250)), True
+        )
+    )
+    try:
+        return pre, pre({"image": str(path)})
+    except Exception as err:  # a truncated file fails while its data is read
+        first = (str(err).strip().splitlines() or [type(err).__name__])[-1]
+        raise InputError(f"{path}: cannot read volume data ({first[:200]})") from None
+
+
 def predict_volume(
     model: LoadedModel,
     path: str | Path,
@@ -114,30 +151,11 @@ def predict_volume(
         InputError: unreadable file, or wrong dimensionality or channel count.
     """
     path = Path(path)
-    if model.spatial_dims != 3:
-        raise InputError(f"{path}: the checkpoint is a {model.spatial_dims}D model, not 3D")
     affine, shape, header = _input_geometry(path)
-    channels = shape[3] if len(shape) == 4 else 1
-    if len(shape) not in (3, 4) or (len(shape) == 4 and shape[3] < 1):
-        raise InputError(f"{path}: expected a 3D volume, got shape {shape}")
-    if channels != model.in_channels:
-        raise InputError(f"{path}: has {channels} channel(s), the model takes {model.in_channels}")
-    info = model.data_info
-    roi = list(roi_size or info.get("patch_size") or [])
+    pre, data = preprocess_volume(model, path, shape)
+    roi = list(roi_size or model.data_info.get("patch_size") or [])
     if len(roi) != 3:
         raise InputError(f"{path}: no sliding-window size: give roi_size (3 values)")
-    intensity = info.get("intensity", "zscore")
-    intensity = "zscore" if intensity == "auto" else intensity
-    pre = T.Compose(
-        preprocessing(
-            ["image"], info.get("spacing"), intensity, info.get("ct_window", (-175, 250)), True
-        )
-    )
-    try:
-        data = pre({"image": str(path)})
-    except Exception as err:  # a truncated file fails while its data is read
-        first = (str(err).strip().splitlines() or [type(err).__name__])[-1]
-        raise InputError(f"{path}: cannot read volume data ({first[:200]})") from None
     image = data["image"]
     probs = sliding_window_probabilities(
         model, image.as_tensor()[None].float(), roi, overlap, sw_batch_size, tta

@@ -33,32 +33,3 @@ def oracle_3d() -> LoadedModel:
 
 def dice(a: np.ndarray, b: np.ndarray) -> float:
     return 2 * float((a & b).sum()) / max(float(a.sum() + b.sum()), 1.0)
-
-
-def _train(root, config: str, *extra: str):
-    from scseg.cli import main
-
-    from ..conftest import REPO
-
-    args = [
-        "fit", "--config", str(REPO / "configs" / config), "--trainer.default_root_dir",
-        str(root), "--trainer.max_epochs", "1", "--trainer.limit_val_batches", "1",
-        "--data.init_args.repeats", "1", "--data.init_args.num_workers", "0", *extra,
-    ]  # fmt: skip
-    assert main(args) == 0
-    return root / "checkpoints" / "last.ckpt"
-
-
-@pytest.fixture(scope="session")
-def ckpt_2d(data_env, tmp_path_factory):
-    """A real (briefly trained) 2D quickstart checkpoint."""
-    return _train(tmp_path_factory.mktemp("train2d"), "quickstart_2d.yaml")
-
-
-@pytest.fixture(scope="session")
-def ckpt_3d(data_env, tmp_path_factory):
-    """A real (briefly trained) 3D quickstart checkpoint, small patch for speed."""
-    return _train(
-        tmp_path_factory.mktemp("train3d"), "quickstart_3d.yaml",
-        "--data.init_args.patch_size", "[32, 32, 32]", "--data.init_args.samples_per_volume", "1",
-    )  # fmt: skip

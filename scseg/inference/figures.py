@@ -1,0 +1,80 @@
+"""``scseg attention``: attention-map figures for one input and a trained checkpoint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import torch
+import torch.nn.functional as F
+
+from scseg.attention_maps import capture
+from scseg.attention_plots import plot_cse_weights, plot_sse_grid, plot_sse_planes
+from scseg.inference.checkpoint import LoadedModel
+from scseg.inference.image import image_tensor
+from scseg.inference.runner import _stem
+from scseg.inference.volume import InputError, is_volume, preprocess_volume
+from scseg.inference.writing import OutputExistsError, atomic_write
+
+MAX_VOXELS_FACTOR = 8  # volumes up to 8 training patches are mapped whole, larger ones cropped
+
+
+def _centre_crop(x: torch.Tensor, size: list[int]) -> torch.Tensor:
+    starts = [max(0, (s - c) // 2) for s, c in zip(x.shape[2:], size, strict=True)]
+    return x[(..., *[slice(a, a + c) for a, c in zip(starts, size, strict=True)])]
+
+
+def attention_figures(
+    model: LoadedModel, path: str | Path, out_dir: str | Path, overwrite: bool = False
+) -> list[Path]:
+    """Writes ``<stem>_sse.png`` (and ``<stem>_cse.png`` where the model has cSE).
+
+    2D: the whole image (padded for the encoder, maps cropped back). 3D: the volume after
+    the training preprocessing (RAS, training spacing), whole if it is at most 8 training
+    patches, else its central region of twice the patch size; planes through its centre.
+
+    Raises:
+        InputError: for an input the model cannot take; OutputExistsError without overwrite.
+    """
+    path, out_dir = Path(path), Path(out_dir)
+    stem = _stem(path)
+    targets = {"sse": out_dir / f"{stem}_sse.png", "cse": out_dir / f"{stem}_cse.png"}
+    for target in targets.values():
+        if target.exists() and not overwrite:
+            raise OutputExistsError(f"{target}: exists; pass --overwrite to replace it")
+    net = model.net
+    if model.spatial_dims == 3:
+        if not is_volume(path):
+            raise InputError(f"{path}: a 3D model needs a NIfTI or NRRD volume")
+        x = preprocess_volume(model, path)[1]["image"].as_tensor()[None].float()
+        patch = model.data_info.get("patch_size") or list(x.shape[2:])
+        if x[0, 0].numel() > MAX_VOXELS_FACTOR * torch.tensor(patch).prod():
+            x = _centre_crop(x, [2 * p for p in patch])
+    else:
+        x = image_tensor(model, path)
+    sizes = x.shape[2:]
+    divisor = net.size_divisor if net.encoder.requires_divisible_input else 1
+    pads = [(-s) % divisor for s in sizes]
+    padded = F.pad(x, [p for pad in reversed(pads) for p in (0, pad)]) if any(pads) else x
+    maps = capture(net, padded, upsample=True)
+    crop = (..., *[slice(0, s) for s in sizes])
+    maps.sse = [m[crop] if m is not None else None for m in maps.sse]
+    prediction = maps.output[crop].argmax(1)
+    figures = {}
+    if any(m is not None for m in maps.sse):
+        figures["sse"] = (
+            plot_sse_planes(x, maps) if model.spatial_dims == 3
+            else plot_sse_grid(x, maps, prediction=prediction)
+        )  # fmt: skip
+    if any(w is not None for w in maps.cse):
+        figures["cse"] = plot_cse_weights(maps)
+    if not figures:
+        raise InputError(f"{path}: the model has no attention to show (attention 'none')")
+    written = []
+    for key, fig in figures.items():
+        atomic_write(
+            targets[key], lambda t, f=fig: f.savefig(t, dpi=110, bbox_inches="tight"), True
+        )
+        plt.close(fig)
+        written.append(targets[key])
+    return written
