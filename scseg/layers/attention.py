@@ -17,6 +17,7 @@ import torch
 from monai.networks.layers.factories import Conv
 from torch import nn
 
+from scseg.layers.fused import channel_project, recalibrate
 from scseg.registry import Registry
 
 ATTENTION: Registry = Registry("attention")
@@ -76,7 +77,7 @@ class ChannelSE(nn.Module):
         return self.gate(self.fc2(self.act(self.fc1(_squeeze(x)))))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.weights(x)
+        return recalibrate(x, channel=self.weights(x))
 
 
 class SpatialSE(nn.Module):
@@ -102,10 +103,10 @@ class SpatialSE(nn.Module):
         self.gate = nn.Sigmoid()
 
     def weights(self, x: torch.Tensor) -> torch.Tensor:
-        return self.gate(self.conv(x))
+        return self.gate(channel_project(x, self.conv))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.weights(x)
+        return recalibrate(x, spatial=self.weights(x))
 
 
 class ChannelSpatialSE(nn.Module):
@@ -136,8 +137,8 @@ class ChannelSpatialSE(nn.Module):
         c = self.cse.weights(x)
         s = self.sse.weights(x)
         if self.combine == "add":
-            # x*c + x*s == x*(c+s): one full-size multiply instead of two plus an add.
-            return x * (c + s)
+            # x*c + x*s == x*(c+s), computed without full-size temporaries
+            return recalibrate(x, channel=c, spatial=s)
         return torch.maximum(x * c, x * s)
 
     def extra_repr(self) -> str:

@@ -116,7 +116,7 @@ def smp_unet(
     encoder_weights: str | None = None,
     decoder_channels: Sequence[int] = (256, 128, 64, 32, 16),
     decoder_norm: NormSpec = "batch",
-    decoder_act: ActSpec = "relu",
+    decoder_act: ActSpec = ("relu", {"inplace": True}),
     deep_supervision: int = 0,
 ) -> SEUnet:
     """2D U-Net on any segmentation-models-pytorch encoder (SMP's argument names).

@@ -1,0 +1,129 @@
+"""Memory-lean recalibration arithmetic.
+
+On CPUs the cost of squeeze-and-excitation is not its FLOPs but its full-size temporaries:
+``x * (c + s)`` materialises ``c + s`` and the product, each a fresh page-faulting
+allocation, and a 1x1 convolution with one output channel first reorders its whole input.
+Here both are computed channel-chunk by channel-chunk, so forward allocates only the output
+and backward only the input's gradient. When tracing or compiling (ONNX, torch.export,
+torch.compile), the plain expressions are used, with identical results.
+"""
+
+from __future__ import annotations
+
+import torch
+
+CHUNK_ELEMENTS = 1 << 18  # temporaries of at most ~1 MiB (float32) per chunk
+
+
+def _chunks(x: torch.Tensor) -> list[slice]:
+    per_channel = max(1, x[:, :1].numel())
+    step = max(1, CHUNK_ELEMENTS // per_channel)
+    return [slice(i, min(i + step, x.shape[1])) for i in range(0, x.shape[1], step)]
+
+
+def _buffer(x: torch.Tensor, chunks: list[slice]) -> torch.Tensor:
+    """One chunk-sized scratch tensor, reused by every chunk (no allocation per chunk)."""
+    return torch.empty(x.shape[0], chunks[0].stop - chunks[0].start, *x.shape[2:],
+                       dtype=x.dtype, device=x.device)  # fmt: skip
+
+
+def _plain_path() -> bool:
+    return torch.jit.is_tracing() or torch.compiler.is_compiling() or torch.onnx.is_in_onnx_export()
+
+
+def _scale(x: torch.Tensor, c: torch.Tensor | None, s: torch.Tensor | None) -> torch.Tensor:
+    """``x * (c + s)`` (either may be None), chunk by chunk, with no temporaries."""
+    out = torch.empty_like(x)
+    for sl in _chunks(x):
+        o = out[:, sl]
+        if c is None:
+            torch.mul(x[:, sl], s, out=o)
+            continue
+        torch.mul(x[:, sl], c[:, sl], out=o)
+        if s is not None:
+            o.addcmul_(x[:, sl], s)
+    return out
+
+
+class _Recalibrate(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, c, s):
+        ctx.save_for_backward(x, c, s)
+        ctx.has_c, ctx.has_s = c is not None, s is not None
+        return _scale(x, c, s)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, c, s = ctx.saved_tensors
+        grad_x = _scale(grad, c, s) if ctx.needs_input_grad[0] else None
+        want_c = ctx.has_c and ctx.needs_input_grad[1]
+        want_s = ctx.has_s and ctx.needs_input_grad[2]
+        grad_c = torch.empty_like(c) if want_c else None
+        grad_s = torch.zeros_like(s) if want_s else None
+        if want_c or want_s:
+            spatial = tuple(range(2, x.ndim))
+            chunks = _chunks(x)
+            scratch = _buffer(x, chunks)
+            for sl in chunks:
+                product = scratch[:, : sl.stop - sl.start]
+                torch.mul(grad[:, sl], x[:, sl], out=product)
+                if want_c:
+                    grad_c[:, sl] = product.sum(spatial, keepdim=True)
+                if want_s:
+                    grad_s += product.sum(1, keepdim=True)
+        return grad_x, grad_c, grad_s
+
+
+def recalibrate(
+    x: torch.Tensor, channel: torch.Tensor | None = None, spatial: torch.Tensor | None = None
+) -> torch.Tensor:
+    """``x * (channel + spatial)``, ``x * channel`` or ``x * spatial``.
+
+    Args:
+        x: ``(B, C, *S)``.
+        channel: cSE weights ``(B, C, 1, ...)``.
+        spatial: sSE map ``(B, 1, *S)``.
+    """
+    if _plain_path():
+        if channel is None:
+            return x * spatial
+        return x * channel if spatial is None else x * (channel + spatial)
+    return _Recalibrate.apply(x, channel, spatial)
+
+
+class _ChannelProject(torch.autograd.Function):
+    """``sum_c w[c] * x[:, c] + b`` -> ``(B, 1, *S)``, without reordering or copying ``x``."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias):
+        ctx.save_for_backward(x, weight)
+        out = bias.view(1, 1, *[1] * (x.ndim - 2)).expand(x.shape[0], 1, *x.shape[2:]).clone()
+        w = weight.view(1, -1, *[1] * (x.ndim - 2))
+        for i in range(x.shape[1]):  # in place, channel by channel: no temporaries
+            out.addcmul_(x[:, i : i + 1], w[:, i : i + 1])
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, weight = ctx.saved_tensors
+        w = weight.view(1, -1, *[1] * (x.ndim - 2))
+        grad_x = grad * w if ctx.needs_input_grad[0] else None
+        grad_w = None
+        if ctx.needs_input_grad[1]:
+            dims = (0, *range(2, x.ndim))
+            chunks = _chunks(x)
+            scratch = _buffer(x, chunks)
+            parts = []
+            for sl in chunks:
+                product = scratch[:, : sl.stop - sl.start]
+                parts.append(torch.mul(x[:, sl], grad, out=product).sum(dims))
+            grad_w = torch.cat(parts).view_as(weight)
+        grad_b = grad.sum().view(1) if ctx.needs_input_grad[2] else None
+        return grad_x, grad_w, grad_b
+
+
+def channel_project(x: torch.Tensor, conv: torch.nn.Module) -> torch.Tensor:
+    """The 1x1 convolution ``conv`` (C -> 1 channel, with bias) applied to ``x``."""
+    if _plain_path() or x.is_cuda:  # cuDNN handles this well; the CPU path reorders x
+        return conv(x)
+    return _ChannelProject.apply(x, conv.weight, conv.bias)

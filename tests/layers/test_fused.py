@@ -1,0 +1,52 @@
+"""The memory-lean recalibration equals the plain expressions, values and gradients."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from scseg.layers import fused
+
+
+@pytest.mark.parametrize("spatial_dims", [1, 2, 3])
+@pytest.mark.parametrize("parts", ["c", "s", "cs"])
+def test_recalibrate_gradcheck(spatial_dims: int, parts: str, monkeypatch) -> None:
+    monkeypatch.setattr(fused, "CHUNK_ELEMENTS", 7)  # force several channel chunks
+    g = torch.Generator().manual_seed(0)
+    spatial = (4, 3, 5)[:spatial_dims]
+    x = torch.randn(2, 5, *spatial, dtype=torch.float64, generator=g, requires_grad=True)
+    c = torch.rand(2, 5, *[1] * spatial_dims, dtype=torch.float64, generator=g, requires_grad=True)
+    s = torch.rand(2, 1, *spatial, dtype=torch.float64, generator=g, requires_grad=True)
+    c_, s_ = (c if "c" in parts else None), (s if "s" in parts else None)
+    assert torch.autograd.gradcheck(
+        lambda *a: fused._Recalibrate.apply(*a), (x, c_, s_), eps=1e-6, atol=1e-6
+    )
+    plain = x * ((c_ if c_ is not None else 0) + (s_ if s_ is not None else 0))
+    torch.testing.assert_close(fused.recalibrate(x, c_, s_), plain)
+
+
+@pytest.mark.parametrize("spatial_dims", [1, 2, 3])
+def test_channel_project_matches_conv(spatial_dims: int, monkeypatch) -> None:
+    monkeypatch.setattr(fused, "CHUNK_ELEMENTS", 5)
+    conv = getattr(torch.nn, f"Conv{spatial_dims}d")(6, 1, 1).double()
+    x = torch.randn(3, 6, *(5, 4, 3)[:spatial_dims], dtype=torch.float64, requires_grad=True)
+    torch.testing.assert_close(fused.channel_project(x, conv), conv(x))
+    assert torch.autograd.gradcheck(
+        fused._ChannelProject.apply, (x, conv.weight, conv.bias), eps=1e-6, atol=1e-6
+    )
+
+
+class _SSE(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(4, 1, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return fused.recalibrate(x, spatial=fused.channel_project(x, self.conv))
+
+
+def test_plain_path_when_tracing() -> None:
+    module, x = _SSE(), torch.randn(1, 4, 6, 6)
+    traced = torch.jit.trace(module, x, check_trace=False)
+    assert "Recalibrate" not in str(traced.graph)  # traced through the plain expressions
+    torch.testing.assert_close(traced(x), x * module.conv(x))
