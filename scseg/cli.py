@@ -115,6 +115,17 @@ def _attention(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ablate(args: argparse.Namespace, overrides: list[str]) -> int:
+    from scseg.training.ablation import run_ablation, summarise
+
+    output = args.output or Path("runs") / f"ablation_{Path(args.config).stem}"
+    results = run_ablation(args.config, args.seeds, output, main, args.variants, overrides)
+    for path in summarise(results, output, f"{Path(args.config).stem}, {args.seeds} seeds"):
+        print(path)
+    print((output / "ablation.md").read_text())
+    return 0
+
+
 def _export(args: argparse.Namespace) -> int:
     from scseg.inference import load_model
     from scseg.inference.export import export_model
@@ -191,6 +202,15 @@ def build_parser() -> argparse.ArgumentParser:
     attention.add_argument("--output", required=True, type=Path, help="output folder")
     attention.add_argument("--overwrite", action="store_true", help="replace existing figures")
     attention.set_defaults(func=_attention)
+    ablate = sub.add_parser(
+        "ablate",
+        help="train a config with none/cse/sse/scse and several seeds; table, CSV and plot",
+        description="Other arguments are passed to every 'scseg fit', e.g. --trainer.max_epochs 5",
+    )
+    ablate.add_argument("--config", required=True, help="a training config (YAML)")
+    ablate.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 per variant")
+    ablate.add_argument("--variants", nargs="+", default=["none", "cse", "sse", "scse"])
+    ablate.add_argument("--output", type=Path, help="default: runs/ablation_<config>")
     export = sub.add_parser("export", help="export a checkpoint's network (parity-checked)")
     export.add_argument("--checkpoint", required=True, type=Path, help="scseg .ckpt file")
     export.add_argument(
@@ -218,6 +238,8 @@ def main(argv: list[str] | None = None) -> int:
         args, rest = build_parser().parse_known_args(words)
         if args.command == "data":
             return _data(args, rest)
+        if args.command == "ablate":
+            return _ablate(args, rest)
         if rest:
             build_parser().error(f"unrecognized arguments: {' '.join(rest)}")
         return args.func(args)

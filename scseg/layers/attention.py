@@ -17,7 +17,7 @@ import torch
 from monai.networks.layers.factories import Conv
 from torch import nn
 
-from scseg.layers.fused import channel_project, recalibrate
+from scseg.layers.fused import channel_project, recalibrate, squeeze_excite, use_fused_training
 from scseg.registry import Registry
 
 ATTENTION: Registry = Registry("attention")
@@ -73,10 +73,15 @@ class ChannelSE(nn.Module):
         self.fc2 = conv(hidden, channels, kernel_size=1)
         self.gate = nn.Sigmoid()
 
+    def excite(self, squeezed: torch.Tensor) -> torch.Tensor:
+        return self.gate(self.fc2(self.act(self.fc1(squeezed))))
+
     def weights(self, x: torch.Tensor) -> torch.Tensor:
-        return self.gate(self.fc2(self.act(self.fc1(_squeeze(x)))))
+        return self.excite(_squeeze(x))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if use_fused_training(x):
+            return squeeze_excite(x, self.excite, list(self.parameters()))
         return recalibrate(x, channel=self.weights(x))
 
 
@@ -106,6 +111,8 @@ class SpatialSE(nn.Module):
         return self.gate(channel_project(x, self.conv))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if use_fused_training(x):
+            return squeeze_excite(x, None, [], self.gate, self.conv)
         return recalibrate(x, spatial=self.weights(x))
 
 
@@ -134,6 +141,9 @@ class ChannelSpatialSE(nn.Module):
         self.sse = SpatialSE(channels, spatial_dims)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.combine == "add" and use_fused_training(x):
+            mlp = list(self.cse.parameters())
+            return squeeze_excite(x, self.cse.excite, mlp, self.sse.gate, self.sse.conv)
         c = self.cse.weights(x)
         s = self.sse.weights(x)
         if self.combine == "add":

@@ -97,11 +97,7 @@ class _ChannelProject(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, weight, bias):
         ctx.save_for_backward(x, weight)
-        out = bias.view(1, 1, *[1] * (x.ndim - 2)).expand(x.shape[0], 1, *x.shape[2:]).clone()
-        w = weight.view(1, -1, *[1] * (x.ndim - 2))
-        for i in range(x.shape[1]):  # in place, channel by channel: no temporaries
-            out.addcmul_(x[:, i : i + 1], w[:, i : i + 1])
-        return out
+        return _project(x, weight, bias)
 
     @staticmethod
     def backward(ctx, grad):
@@ -127,3 +123,94 @@ def channel_project(x: torch.Tensor, conv: torch.nn.Module) -> torch.Tensor:
     if _plain_path() or x.is_cuda:  # cuDNN handles this well; the CPU path reorders x
         return conv(x)
     return _ChannelProject.apply(x, conv.weight, conv.bias)
+
+
+def _project(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """``sum_c weight[c] * x[:, c] + bias`` -> ``(B, 1, *S)``, in place, channel by channel."""
+    out = bias.view(1, 1, *[1] * (x.ndim - 2)).expand(x.shape[0], 1, *x.shape[2:]).clone()
+    w = weight.view(1, -1, *[1] * (x.ndim - 2))
+    for i in range(x.shape[1]):
+        out.addcmul_(x[:, i : i + 1], w[:, i : i + 1])
+    return out
+
+
+class _SqueezeExcite(torch.autograd.Function):
+    """A whole cSE, sSE or scSE ("add") block as one autograd node, for training.
+
+    Autograd over the module gives ``x`` three full-size gradients (through the scaling,
+    the channel mean and the sSE projection) and adds them up. Here backward makes two
+    chunked passes and allocates one full-size tensor, the gradient of ``x``; the small
+    channel MLP is differentiated by autograd inside backward.
+    """
+
+    @staticmethod
+    def forward(ctx, x, channel_gate, spatial_gate, conv_weight, conv_bias, *mlp_params):
+        c = s = None
+        if channel_gate is not None:
+            with torch.enable_grad():
+                squeezed = x.detach().mean(tuple(range(2, x.ndim)), keepdim=True)
+                squeezed.requires_grad_()
+                gate = channel_gate(squeezed)
+            ctx.graph = (squeezed, gate)
+            c = gate.detach()
+        if spatial_gate is not None:
+            s = spatial_gate(_project(x, conv_weight, conv_bias))
+        ctx.save_for_backward(x, c, s, conv_weight, *mlp_params)
+        return _scale(x, c, s)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, c, s, conv_weight, *mlp_params = ctx.saved_tensors
+        spatial = tuple(range(2, x.ndim))
+        chunks = _chunks(x)
+        scratch = _buffer(x, chunks)
+        grad_c = torch.empty_like(c) if c is not None else None
+        grad_s = torch.zeros_like(s) if s is not None else None
+        for sl in chunks:  # pass 1: both gates' gradients, sum(grad * x) two ways
+            product = torch.mul(grad[:, sl], x[:, sl], out=scratch[:, : sl.stop - sl.start])
+            if c is not None:
+                grad_c[:, sl] = product.sum(spatial, keepdim=True)
+            if s is not None:
+                grad_s += product.sum(1, keepdim=True)
+        grad_params: tuple = (None,) * len(mlp_params)
+        grad_w = grad_b = grad_mean = grad_proj = None
+        if c is not None:
+            squeezed, gate = ctx.graph
+            found = torch.autograd.grad(gate, [squeezed, *mlp_params], grad_c, allow_unused=True)
+            grad_mean = found[0] / x[0, 0].numel()  # d mean / d x = 1 / (number of voxels)
+            grad_params = tuple(found[1:])
+        if s is not None:
+            grad_proj = grad_s * s * (1 - s)  # through the sigmoid gate
+            dims = (0, *spatial)
+            grad_w = torch.cat(
+                [torch.mul(x[:, sl], grad_proj, out=scratch[:, : sl.stop - sl.start]).sum(dims)
+                 for sl in chunks]
+            ).view_as(conv_weight)  # fmt: skip
+            grad_b = grad_proj.sum().view(1)
+        grad_x = _scale(grad, c, s)  # pass 2: the three paths into one tensor, in place
+        if grad_mean is not None:
+            grad_x += grad_mean
+        if grad_proj is not None:
+            w = conv_weight.view(1, -1, *[1] * len(spatial))
+            for i in range(x.shape[1]):
+                grad_x[:, i : i + 1].addcmul_(grad_proj, w[:, i : i + 1])
+        return (grad_x, None, None, grad_w, grad_b, *grad_params)
+
+
+def use_fused_training(x: torch.Tensor) -> bool:
+    """Whether the one-node training path applies: gradients wanted, CPU, no tracing."""
+    return torch.is_grad_enabled() and not x.is_cuda and not _plain_path()
+
+
+def squeeze_excite(
+    x: torch.Tensor,
+    channel_gate: torch.nn.Module | None,
+    mlp_params: list[torch.Tensor],
+    spatial_gate: torch.nn.Module | None = None,
+    conv: torch.nn.Module | None = None,
+) -> torch.Tensor:
+    """``x * (c + s)`` with ``c = channel_gate(mean(x))`` and ``s = spatial_gate(conv(x))``
+    (either part may be absent), as one autograd node. ``spatial_gate`` must be a sigmoid."""
+    weight = conv.weight if conv is not None else None
+    bias = conv.bias if conv is not None else None
+    return _SqueezeExcite.apply(x, channel_gate, spatial_gate, weight, bias, *mlp_params)

@@ -50,3 +50,32 @@ def test_plain_path_when_tracing() -> None:
     traced = torch.jit.trace(module, x, check_trace=False)
     assert "Recalibrate" not in str(traced.graph)  # traced through the plain expressions
     torch.testing.assert_close(traced(x), x * module.conv(x))
+
+
+@pytest.mark.parametrize("spatial_dims", [1, 2, 3])
+@pytest.mark.parametrize("kind", ["cse", "sse", "scse"])
+def test_fused_training_path_equals_autograd(spatial_dims: int, kind: str, monkeypatch) -> None:
+    """Values and every gradient (input and parameters) of the one-node training path
+    equal those of plain autograd over the same module."""
+    from scseg.layers import attention, create_attention
+
+    monkeypatch.setattr(fused, "CHUNK_ELEMENTS", 11)  # several chunks
+    torch.manual_seed(0)
+    module = create_attention(kind, 6, spatial_dims, **({"reduction": 2} if kind != "sse" else {}))
+    module = module.double()
+    x = torch.randn(3, 6, *(5, 4, 3)[:spatial_dims], dtype=torch.float64)
+
+    def run(fused_path: bool):
+        monkeypatch.setattr(attention, "use_fused_training", lambda t: fused_path)
+        xi = x.clone().requires_grad_()
+        module.zero_grad()
+        out = module(xi)
+        (out * torch.linspace(-1, 1, out.numel(), dtype=out.dtype).view_as(out)).sum().backward()
+        return out.detach(), xi.grad, [p.grad.clone() for p in module.parameters()]
+
+    out_f, gx_f, gp_f = run(True)
+    out_p, gx_p, gp_p = run(False)
+    torch.testing.assert_close(out_f, out_p)
+    torch.testing.assert_close(gx_f, gx_p)
+    for a, b in zip(gp_f, gp_p, strict=True):
+        torch.testing.assert_close(a, b)
