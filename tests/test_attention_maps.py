@@ -76,7 +76,8 @@ def test_captured_gates_are_what_the_blocks_applied(spatial_dims: int) -> None:
         seen: dict[str, torch.Tensor] = {}
 
         def keep(key: str, store: dict = seen):
-            return lambda m, i, o: store.__setitem__(key, o)
+            # a copy: in inference the block scales its conv output in place
+            return lambda m, i, o: store.__setitem__(key, o.clone())
 
         h1 = block.conv.register_forward_hook(keep("before"))
         h2 = block.register_forward_hook(keep("after"))

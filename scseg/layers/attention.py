@@ -57,15 +57,19 @@ class ChannelSE(nn.Module):
         channels: number of input (and output) channels ``C``.
         spatial_dims: 1, 2 or 3.
         reduction: bottleneck ratio ``r``; the hidden width is ``max(1, floor(C / r))``.
+        inplace: without gradients, scale ``x`` in place (for callers that own ``x``).
 
     Shapes:
         forward: ``(B, C, *spatial) -> (B, C, *spatial)``; :meth:`weights` gives
         ``(B, C, 1, ..., 1)``.
     """
 
-    def __init__(self, channels: int, spatial_dims: int, reduction: float = 16) -> None:
+    def __init__(
+        self, channels: int, spatial_dims: int, reduction: float = 16, inplace: bool = False
+    ) -> None:
         super().__init__()
         _check_dims(spatial_dims)
+        self.inplace = inplace
         hidden = reduced_channels(channels, reduction)
         conv = Conv[Conv.CONV, spatial_dims]
         self.fc1 = conv(channels, hidden, kernel_size=1)
@@ -82,7 +86,7 @@ class ChannelSE(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if use_fused_training(x):
             return squeeze_excite(x, self.excite, list(self.parameters()))
-        return recalibrate(x, channel=self.weights(x))
+        return recalibrate(x, channel=self.weights(x), inplace=self.inplace)
 
 
 class SpatialSE(nn.Module):
@@ -93,15 +97,17 @@ class SpatialSE(nn.Module):
     Args:
         channels: number of input (and output) channels ``C``.
         spatial_dims: 1, 2 or 3.
+        inplace: without gradients, scale ``x`` in place (for callers that own ``x``).
 
     Shapes:
         forward: ``(B, C, *spatial) -> (B, C, *spatial)``; :meth:`weights` gives
         ``(B, 1, *spatial)``.
     """
 
-    def __init__(self, channels: int, spatial_dims: int) -> None:
+    def __init__(self, channels: int, spatial_dims: int, inplace: bool = False) -> None:
         super().__init__()
         _check_dims(spatial_dims)
+        self.inplace = inplace
         if channels < 1:
             raise ValueError(f"channels must be >= 1, got {channels}")
         self.conv = Conv[Conv.CONV, spatial_dims](channels, 1, kernel_size=1)
@@ -113,7 +119,7 @@ class SpatialSE(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if use_fused_training(x):
             return squeeze_excite(x, None, [], self.gate, self.conv)
-        return recalibrate(x, spatial=self.weights(x))
+        return recalibrate(x, spatial=self.weights(x), inplace=self.inplace)
 
 
 class ChannelSpatialSE(nn.Module):
@@ -125,18 +131,25 @@ class ChannelSpatialSE(nn.Module):
         reduction: bottleneck ratio of the cSE branch.
         combine: ``"add"``: ``cse(x) + sse(x)`` (Roy et al., MICCAI 2018; SMP);
             ``"max"``: their element-wise maximum (journal version; the authors' code).
+        inplace: without gradients, scale ``x`` in place (``"add"`` only).
 
     Shapes:
         forward: ``(B, C, *spatial) -> (B, C, *spatial)``.
     """
 
     def __init__(
-        self, channels: int, spatial_dims: int, reduction: float = 16, combine: str = "add"
+        self,
+        channels: int,
+        spatial_dims: int,
+        reduction: float = 16,
+        combine: str = "add",
+        inplace: bool = False,
     ) -> None:
         super().__init__()
         if combine not in COMBINE_MODES:
             raise ValueError(f"combine must be one of {COMBINE_MODES}, got {combine!r}")
         self.combine = combine
+        self.inplace = inplace
         self.cse = ChannelSE(channels, spatial_dims, reduction)
         self.sse = SpatialSE(channels, spatial_dims)
 
@@ -148,7 +161,7 @@ class ChannelSpatialSE(nn.Module):
         s = self.sse.weights(x)
         if self.combine == "add":
             # x*c + x*s == x*(c+s), computed without full-size temporaries
-            return recalibrate(x, channel=c, spatial=s)
+            return recalibrate(x, channel=c, spatial=s, inplace=self.inplace)
         return torch.maximum(x * c, x * s)
 
     def extra_repr(self) -> str:
@@ -162,20 +175,26 @@ def _none(channels: int, spatial_dims: int) -> nn.Module:
 
 
 @ATTENTION.register("cse")
-def _cse(channels: int, spatial_dims: int, reduction: float = 16) -> nn.Module:
-    return ChannelSE(channels, spatial_dims, reduction)
+def _cse(
+    channels: int, spatial_dims: int, reduction: float = 16, inplace: bool = False
+) -> nn.Module:
+    return ChannelSE(channels, spatial_dims, reduction, inplace)
 
 
 @ATTENTION.register("sse")
-def _sse(channels: int, spatial_dims: int) -> nn.Module:
-    return SpatialSE(channels, spatial_dims)
+def _sse(channels: int, spatial_dims: int, inplace: bool = False) -> nn.Module:
+    return SpatialSE(channels, spatial_dims, inplace)
 
 
 @ATTENTION.register("scse")
 def _scse(
-    channels: int, spatial_dims: int, reduction: float = 16, combine: str = "add"
+    channels: int,
+    spatial_dims: int,
+    reduction: float = 16,
+    combine: str = "add",
+    inplace: bool = False,
 ) -> nn.Module:
-    return ChannelSpatialSE(channels, spatial_dims, reduction, combine)
+    return ChannelSpatialSE(channels, spatial_dims, reduction, combine, inplace)
 
 
 def create_attention(name: str, channels: int, spatial_dims: int, **kwargs) -> nn.Module:

@@ -31,8 +31,20 @@ def _plain_path() -> bool:
     return torch.jit.is_tracing() or torch.compiler.is_compiling() or torch.onnx.is_in_onnx_export()
 
 
-def _scale(x: torch.Tensor, c: torch.Tensor | None, s: torch.Tensor | None) -> torch.Tensor:
-    """``x * (c + s)`` (either may be None), chunk by chunk, with no temporaries."""
+def _scale(
+    x: torch.Tensor, c: torch.Tensor | None, s: torch.Tensor | None, inplace: bool = False
+) -> torch.Tensor:
+    """``x * (c + s)`` (either may be None), chunk by chunk, with no temporaries;
+    ``inplace`` overwrites ``x`` instead of allocating the output."""
+    if inplace:
+        chunks = _chunks(x)
+        scratch = _buffer(x, chunks) if c is not None and s is not None else None
+        for sl in chunks:
+            if c is None or s is None:
+                x[:, sl].mul_(s if c is None else c[:, sl])
+            else:
+                x[:, sl].mul_(torch.add(c[:, sl], s, out=scratch[:, : sl.stop - sl.start]))
+        return x
     out = torch.empty_like(x)
     for sl in _chunks(x):
         o = out[:, sl]
@@ -75,7 +87,10 @@ class _Recalibrate(torch.autograd.Function):
 
 
 def recalibrate(
-    x: torch.Tensor, channel: torch.Tensor | None = None, spatial: torch.Tensor | None = None
+    x: torch.Tensor,
+    channel: torch.Tensor | None = None,
+    spatial: torch.Tensor | None = None,
+    inplace: bool = False,
 ) -> torch.Tensor:
     """``x * (channel + spatial)``, ``x * channel`` or ``x * spatial``.
 
@@ -83,7 +98,11 @@ def recalibrate(
         x: ``(B, C, *S)``.
         channel: cSE weights ``(B, C, 1, ...)``.
         spatial: sSE map ``(B, 1, *S)``.
+        inplace: overwrite ``x`` (only without gradients, and only where the caller owns
+            ``x``); saves allocating the output.
     """
+    if inplace and not torch.is_grad_enabled() and not _plain_path():
+        return _scale(x, channel, spatial, inplace=True)
     if _plain_path():
         if channel is None:
             return x * spatial

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from scseg.layers import conv_block, create_attention
+from scseg.layers.attention import ATTENTION
 from scseg.layers.blocks import DEFAULT_ACT, ActSpec, NormSpec
 
 
@@ -39,9 +40,9 @@ class DecoderBlock(nn.Module):
         self.conv = conv_block(
             block, spatial_dims, in_channels + skip_channels, out_channels, 1, norm, act
         )
-        self.attention = create_attention(
-            attention, out_channels, spatial_dims, **(attention_kwargs or {})
-        )
+        # The block owns its conv output, so inference may scale it in place.
+        options = {**(attention_kwargs or {}), **ATTENTION.accepted(attention, {"inplace": True})}
+        self.attention = create_attention(attention, out_channels, spatial_dims, **options)
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor | None = None) -> torch.Tensor:
         if skip is None:

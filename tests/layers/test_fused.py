@@ -79,3 +79,19 @@ def test_fused_training_path_equals_autograd(spatial_dims: int, kind: str, monke
     torch.testing.assert_close(gx_f, gx_p)
     for a, b in zip(gp_f, gp_p, strict=True):
         torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("parts", ["c", "s", "cs"])
+def test_inplace_inference_equals_plain(parts: str, monkeypatch) -> None:
+    monkeypatch.setattr(fused, "CHUNK_ELEMENTS", 13)
+    x = torch.randn(2, 5, 6, 7)
+    c = torch.rand(2, 5, 1, 1) if "c" in parts else None
+    s = torch.rand(2, 1, 6, 7) if "s" in parts else None
+    expected = x * ((c if c is not None else 0) + (s if s is not None else 0))
+    y = x.clone()
+    with torch.no_grad():
+        out = fused.recalibrate(y, c, s, inplace=True)
+    assert out.data_ptr() == y.data_ptr()  # no new tensor
+    torch.testing.assert_close(out, expected)
+    z = x.clone().requires_grad_()
+    assert fused.recalibrate(z, c, s, inplace=True).data_ptr() != z.data_ptr()  # not with grad
