@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
-import resource
 import sys
 from pathlib import Path
 
@@ -72,13 +71,24 @@ def _peak_worker(dims: int, attention: str, device: str, queue) -> None:
         train_step()
         queue.put(torch.cuda.max_memory_allocated() / 2**20)
         return
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # ru_maxrss would carry the parent's peak over fork+exec; VmHWM is this process's own,
+    # and writing 5 to clear_refs resets it to the current RSS.
+    Path("/proc/self/clear_refs").write_text("5")
+    before = _status_kib("VmRSS")
     train_step()
-    queue.put((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024)
+    queue.put((_status_kib("VmHWM") - before) / 1024)
+
+
+def _status_kib(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no {field} in /proc/self/status")
 
 
 def peak_train_memory_mib(dims: int, attention: str, device: str) -> float:
-    """Peak memory of one training step, in a fresh process (CPU: growth of peak RSS)."""
+    """Peak memory of one training step, in a fresh process (CPU, Linux: growth of the
+    resident set above its size before the step)."""
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
     proc = ctx.Process(target=_peak_worker, args=(dims, attention, device, queue))
