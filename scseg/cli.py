@@ -12,18 +12,20 @@ import sys
 from pathlib import Path
 
 LIGHTNING_COMMANDS = ("fit", "validate", "test")
-USER_ERRORS = (ValueError, OSError, RuntimeError)
+USER_ERRORS = (ValueError, OSError, RuntimeError, FloatingPointError)
 
 
 def _lightning(argv: list[str] | None) -> int:
     # argv None: LightningCLI reads sys.argv itself (passing both makes it warn).
     import torch
+    from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
     from lightning.pytorch.callbacks import RichProgressBar
     from lightning.pytorch.cli import LightningCLI
     from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
 
     from scseg.training import SegmentationModule
-    from scseg.training.callbacks import MetricsReport, RunCheckpoint
+    from scseg.training.callbacks import AtomicCheckpointIO, MetricsReport, RunCheckpoint
 
     class SCSegCLI(LightningCLI):
         """LightningCLI with our checkpointing, loggers, report and AMP defaults."""
@@ -44,6 +46,11 @@ def _lightning(argv: list[str] | None) -> int:
             trainer = self.config[self.subcommand].trainer
             if trainer.precision is None and torch.cuda.is_available():
                 trainer.precision = "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+            if trainer.enable_progress_bar is not False:
+                self.trainer_defaults["callbacks"] = [
+                    *self.trainer_defaults["callbacks"],
+                    RichProgressBar(leave=True),
+                ]
 
         def instantiate_trainer(self, **kwargs):
             trainer = super().instantiate_trainer(**kwargs)
@@ -55,20 +62,29 @@ def _lightning(argv: list[str] | None) -> int:
             for callback in trainer.checkpoint_callbacks:
                 if isinstance(callback, RunCheckpoint):
                     callback.resolve_dirpath(trainer)
+            if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:
+                trainer.strategy.checkpoint_io = AtomicCheckpointIO()
             return trainer
 
-    SCSegCLI(
-        SegmentationModule,
-        subclass_mode_data=True,
-        args=argv,
-        trainer_defaults={
-            "default_root_dir": "runs/scseg",
-            "logger": False,
-            "callbacks": [RichProgressBar(leave=True), MetricsReport()],
-        },
-        save_config_kwargs={"overwrite": True},
-        auto_configure_optimizers=False,
-    )
+    try:
+        SCSegCLI(
+            SegmentationModule,
+            subclass_mode_data=True,
+            args=argv,
+            trainer_defaults={
+                "default_root_dir": "runs/scseg",
+                "logger": False,
+                "callbacks": [MetricsReport()],
+            },
+            save_config_kwargs={"overwrite": True},
+            auto_configure_optimizers=False,
+        )
+    except SIGTERMException:  # a SystemExit without a code: it would exit 0
+        print(
+            "scseg: stopped by SIGTERM; the last checkpoint is kept: resume with --ckpt_path last",
+            file=sys.stderr,
+        )
+        return 143
     return 0
 
 

@@ -34,6 +34,18 @@ def read_split(root: Path, split_file: str) -> dict[str, list[str]]:
     return {"train": train, "val": val, "test": list(split.get("test", val))}
 
 
+def evaluation_sampler(dataset: Dataset):
+    """Under distributed training, each case on exactly one process: the default sampler
+    pads by repeating cases, which would count them twice in the metrics."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
+
+        return UnrepeatedDistributedSampler(dataset, shuffle=False)
+    return None
+
+
 def find_image(folder: Path, case: str) -> Path:
     for suffix in IMAGE_SUFFIXES:
         if (path := folder / f"{case}{suffix}").is_file():
@@ -82,6 +94,9 @@ class Folder2DDataset(Dataset):
             raise ValueError(f"{self.masks[i]}: size {mask.shape} differs from its image's")
         image = normalize(image, self.normalization)
         if self.transform is not None:
+            # albumentations ignores global seeds; seed it from torch's RNG, which
+            # seed_everything, DataLoader workers and checkpoints all control.
+            self.transform.set_random_seed(int(torch.randint(2**31 - 1, ())))
             out = self.transform(image=image, mask=mask)
             image, mask = out["image"], out["mask"]
         return {
@@ -110,6 +125,8 @@ class Folder2DDataModule(pl.LightningDataModule):
         repeats: times each training image is visited per epoch (small datasets).
         batch_size, val_batch_size, num_workers: loader settings; validation images of
             different sizes need ``val_batch_size=1``.
+        validate: check every case before training (:mod:`scseg.data.validation`) and stop
+            with a report naming the cases; ``False`` skips the checks.
     """
 
     def __init__(
@@ -130,6 +147,7 @@ class Folder2DDataModule(pl.LightningDataModule):
         batch_size: int = 8,
         val_batch_size: int = 1,
         num_workers: int = 0,
+        validate: bool = True,
     ) -> None:
         super().__init__()
         if root is None and sample is None:
@@ -183,6 +201,8 @@ class Folder2DDataModule(pl.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         root = self._root()
         split = read_split(root, self.hparams.split_file)
+        if self.hparams.validate and stage in (None, "fit"):
+            self.validate(root, split)
         common = (
             self.hparams.image_dir,
             self.hparams.mask_dir,
@@ -194,13 +214,38 @@ class Folder2DDataModule(pl.LightningDataModule):
         self.val_set = Folder2DDataset(root, split["val"], *common, None, norm, ch)
         self.test_set = Folder2DDataset(root, split["test"], *common, None, norm, ch)
 
+    def validate(self, root: Path, split: dict[str, list[str]]) -> None:
+        """Raises :class:`~scseg.data.validation.DataValidationError` listing bad cases."""
+        from scseg.data.validation import check_intensities, check_labels, validate_pairs
+
+        hp = self.hparams
+
+        def files(case: str) -> tuple[Path, Path]:
+            return find_image(root / hp.image_dir, case), root / hp.mask_dir / f"{case}.png"
+
+        def load(report, case: str, image_path: Path, mask_path: Path) -> None:
+            image, mask = read_image(image_path), read_mask(mask_path)
+            if image.shape[:2] != mask.shape:
+                report.add(case, f"image {image.shape[:2]} and mask {mask.shape} differ in size")
+            if image.shape[-1] != self.in_channels:
+                report.add(
+                    case, f"{image.shape[-1]} channel(s), the config says {self.in_channels}"
+                )
+            check_intensities(report, case, image)
+            check_labels(report, case, mask, self.classes, hp.ignore_index)
+
+        validate_pairs(root, split, files, load)
+
     def _loader(self, dataset: Dataset, batch_size: int, shuffle: bool) -> DataLoader:
         return DataLoader(
             dataset,
             batch_size=batch_size,
             shuffle=shuffle,
+            sampler=None if shuffle else evaluation_sampler(dataset),
             num_workers=self.hparams.num_workers,
-            persistent_workers=self.hparams.num_workers > 0,
+            # Workers restart each epoch, seeded from the main RNG: a resumed run then
+            # draws the same augmentations as an uninterrupted one.
+            persistent_workers=False,
             drop_last=shuffle and len(dataset) > batch_size,
         )
 

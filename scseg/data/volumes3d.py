@@ -12,10 +12,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import lightning.pytorch as pl
+import torch
 from monai import transforms as T
 from monai.data import CacheDataset, DataLoader
 
-from scseg.data.folder2d import read_split
+from scseg.data.folder2d import evaluation_sampler, read_split
 
 INTENSITY_MODES = ("auto", "zscore", "ct", "none")
 
@@ -26,6 +27,22 @@ def case_name(path: str) -> str:
         if name.endswith(suffix):
             return name[: -len(suffix)]
     return Path(name).stem
+
+
+def read_volume(path: Path):
+    """``(array, RAS affine)`` of a NIfTI or NRRD file, as stored."""
+    import nibabel as nib
+    import numpy as np
+
+    if str(path).lower().endswith((".nrrd", ".nhdr")):
+        import nrrd
+
+        from scseg.data.convert import nrrd_affine
+
+        data, header = nrrd.read(str(path))
+        return data, nrrd_affine(header)
+    image = nib.load(path)
+    return np.asanyarray(image.dataobj), image.affine
 
 
 def read_msd_dataset(root: Path) -> tuple[dict, dict[str, dict[str, str]]]:
@@ -45,6 +62,19 @@ def read_msd_dataset(root: Path) -> tuple[dict, dict[str, dict[str, str]]]:
     except (ValueError, KeyError, TypeError) as err:
         raise ValueError(f"{path}: not an MSD dataset.json ({err})") from None
     return meta, pairs
+
+
+class SeededCacheDataset(CacheDataset):
+    """CacheDataset whose random transforms are seeded per item from torch's RNG.
+
+    MONAI transforms keep their own random state, which ``seed_everything`` does not
+    reach (and which only worker processes would re-seed); drawing each item's seed from
+    torch makes runs reproducible and resumed runs identical to uninterrupted ones.
+    """
+
+    def _transform(self, index: int):
+        self.transform.set_random_state(seed=int(torch.randint(2**31 - 1, ())))
+        return super()._transform(index)
 
 
 def preprocessing(
@@ -102,6 +132,8 @@ class MSD3DDataModule(pl.LightningDataModule):
         repeats: times each training volume is visited per epoch.
         batch_size, num_workers, cache_rate: loader settings; cached preprocessing makes
             epochs after the first fast.
+        validate: check every case before training (:mod:`scseg.data.validation`):
+            geometry, label values, NaN/Inf, empty files, duplicates; ``False`` skips it.
     """
 
     def __init__(
@@ -122,6 +154,7 @@ class MSD3DDataModule(pl.LightningDataModule):
         batch_size: int = 2,
         num_workers: int = 0,
         cache_rate: float = 1.0,
+        validate: bool = True,
     ) -> None:
         super().__init__()
         if root is None and sample is None:
@@ -163,6 +196,8 @@ class MSD3DDataModule(pl.LightningDataModule):
         split = read_split(root, self.hparams.split_file)
         if missing := [c for c in split["train"] + split["val"] if c not in pairs]:
             raise ValueError(f"{root / self.hparams.split_file}: unknown cases {missing[:5]}")
+        if self.hparams.validate and stage in (None, "fit"):
+            self.validate(root, split, pairs)
         if self.class_names is None and "labels" in meta:
             labels = meta["labels"]
             self.class_names = [str(labels.get(str(i), i)) for i in range(self.classes)]
@@ -196,7 +231,7 @@ class MSD3DDataModule(pl.LightningDataModule):
 
         rate = self.hparams.cache_rate
         train_files = with_case(split["train"], self.hparams.repeats)
-        self.train_set = CacheDataset(
+        self.train_set = SeededCacheDataset(
             train_files, T.Compose(pre + augment), cache_rate=rate, progress=False
         )
         self.val_set = CacheDataset(
@@ -205,6 +240,30 @@ class MSD3DDataModule(pl.LightningDataModule):
         self.test_set = CacheDataset(
             with_case(split["test"]), T.Compose(pre), cache_rate=rate, progress=False
         )
+
+    def validate(self, root: Path, split: dict, pairs: dict[str, dict[str, str]]) -> None:
+        """Raises :class:`~scseg.data.validation.DataValidationError` listing bad cases."""
+        import numpy as np
+
+        from scseg.data.validation import check_intensities, check_labels, validate_pairs
+
+        def files(case: str) -> tuple[Path, Path]:
+            return Path(pairs[case]["image"]), Path(pairs[case]["label"])
+
+        def load(report, case: str, image_path: Path, label_path: Path) -> None:
+            image, image_affine = read_volume(image_path)
+            label, label_affine = read_volume(label_path)
+            if image.shape[:3] != label.shape[:3]:
+                report.add(case, f"image {image.shape[:3]} and label {label.shape[:3]} differ")
+            elif not np.allclose(image_affine, label_affine, atol=1e-3):
+                report.add(case, "image and label geometry (affine) differ")
+            channels = image.shape[3] if image.ndim == 4 else 1
+            if channels != self.in_channels:
+                report.add(case, f"{channels} channel(s), the config says {self.in_channels}")
+            check_intensities(report, case, image)
+            check_labels(report, case, label, self.classes, None)
+
+        validate_pairs(root, split, files, load)
 
     def train_dataloader(self) -> DataLoader:
         return DataLoader(
@@ -215,10 +274,14 @@ class MSD3DDataModule(pl.LightningDataModule):
         )
 
     def val_dataloader(self) -> DataLoader:
-        return DataLoader(self.val_set, batch_size=1, num_workers=self.hparams.num_workers)
+        return self._evaluation_loader(self.val_set)
 
     def test_dataloader(self) -> DataLoader:
-        return DataLoader(self.test_set, batch_size=1, num_workers=self.hparams.num_workers)
+        return self._evaluation_loader(self.test_set)
+
+    def _evaluation_loader(self, dataset) -> DataLoader:
+        sampler = evaluation_sampler(dataset)
+        return DataLoader(dataset, 1, sampler=sampler, num_workers=self.hparams.num_workers)
 
     def info(self) -> dict:
         """Plain settings that inference needs, stored in checkpoints."""

@@ -1,10 +1,14 @@
-"""Callbacks: the end-of-run report and a checkpoint that resumes with ``--ckpt_path last``."""
+"""Callbacks: the end-of-run report, a checkpoint that resumes with ``--ckpt_path last``, and
+atomic checkpoint writing."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import lightning.pytorch as pl
+import torch
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks import ModelCheckpoint
 from rich.console import Console
 from rich.table import Table
@@ -20,6 +24,25 @@ class RunCheckpoint(ModelCheckpoint):
     def resolve_dirpath(self, trainer: pl.Trainer) -> None:
         if self.dirpath is None:
             self.dirpath = str(Path(trainer.default_root_dir) / "checkpoints")
+
+    # Lightning 2.6 writes last.ckpt only in a step where a top-k checkpoint was saved, so
+    # once the monitored score stops improving "last" falls behind and a resume would
+    # repeat epochs. Here last.ckpt follows every save point.
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        due = not self._should_skip_saving_checkpoint(trainer)
+        super().on_validation_end(trainer, pl_module)
+        if due and not self._should_save_on_train_epoch_end(trainer):
+            self._refresh_last(trainer)
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        due = not self._should_skip_saving_checkpoint(trainer)
+        super().on_train_epoch_end(trainer, pl_module)
+        if due and self._should_save_on_train_epoch_end(trainer):
+            self._refresh_last(trainer)
+
+    def _refresh_last(self, trainer: pl.Trainer) -> None:
+        if self.save_last and self._last_global_step_saved != trainer.global_step:
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
 
 
 class MetricsReport(pl.Callback):
@@ -76,3 +99,18 @@ class MetricsReport(pl.Callback):
 
     def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._print(trainer, "test")
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Writes each checkpoint to a temporary file beside it, then renames it into place:
+    a run killed while saving leaves the previous checkpoint intact, never a torn one."""
+
+    def save_checkpoint(self, checkpoint: dict, path, storage_options=None) -> None:
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+        try:
+            torch.save(checkpoint, tmp)
+            os.replace(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)

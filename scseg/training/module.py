@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Sequence
 
 import lightning.pytorch as pl
+import numpy as np
 import torch
 import torch.nn.functional as F
 from monai.inferers import sliding_window_inference
@@ -103,10 +105,29 @@ class SegmentationModule(pl.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         # Plain values only, so checkpoints stay loadable with weights_only=True. Not in
         # hparams: LightningCLI feeds those back to __init__ when resuming.
-        checkpoint["scseg"] = {"data_info": self.data_info, "version": __version__}
+        checkpoint["scseg"] = {
+            "data_info": self.data_info,
+            "version": __version__,
+            "rng": rng_state(),
+        }
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        self.data_info = dict(checkpoint.get("scseg", {}).get("data_info", {}))
+        extra = checkpoint.get("scseg", {})
+        self.data_info = dict(extra.get("data_info", {}))
+        # Resuming continues the random streams (shuffling, augmentation seeds), so a resumed
+        # run ends as an uninterrupted one would. The first training iterator is created
+        # right after the sanity check, which draws from the RNG too (each DataLoader
+        # iterator does): restore now, and again when the sanity check ends.
+        self._resumed_rng = extra.get("rng")
+        if self._resumed_rng is not None:
+            set_rng_state(self._resumed_rng)
+
+    def on_sanity_check_end(self) -> None:
+        if getattr(self, "_resumed_rng", None) is not None:
+            set_rng_state(self._resumed_rng)
+
+    def on_train_start(self) -> None:
+        self._resumed_rng = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -136,6 +157,13 @@ class SegmentationModule(pl.LightningModule):
         x, y = batch["image"], batch["label"]
         if stage == "train":
             loss = supervised_loss(self.loss, self.net(x), y)
+            if not torch.isfinite(loss):
+                value = float(loss.detach())
+                raise FloatingPointError(
+                    f"non-finite training loss ({value}) at epoch {self.current_epoch}, "
+                    f"step {self.global_step}: lower model.lr, set trainer.gradient_clip_val "
+                    "(e.g. 1.0), or check the data (data.validate)"
+                )
             self.log("train/loss", loss, prog_bar=True, batch_size=x.shape[0])
             return loss
         logits = self.predict_logits(x)
@@ -181,6 +209,29 @@ class SegmentationModule(pl.LightningModule):
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"},
         }
+
+
+def rng_state() -> dict:
+    """torch, numpy and Python RNG states as tensors and ints (weights_only-loadable)."""
+    _, keys, pos, has_gauss, gauss = np.random.get_state()
+    version, internal, py_gauss = random.getstate()
+    return {
+        "torch": torch.get_rng_state(),
+        "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "gauss": float(gauss)},
+        "python": {"version": version, "state": torch.tensor(internal, dtype=torch.int64),
+                   "gauss": py_gauss},
+    }  # fmt: skip
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    n = state["numpy"]
+    np.random.set_state(
+        ("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"])
+    )
+    p = state["python"]
+    random.setstate((p["version"], tuple(int(v) for v in p["state"].tolist()), p["gauss"]))
 
 
 def pad_predict(net: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:

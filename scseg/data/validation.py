@@ -1,0 +1,107 @@
+"""Checks of a dataset before training, reported all at once and naming the cases.
+
+Each data module runs them in ``setup`` unless ``validate: false``:
+
+* files missing, empty or unreadable;
+* image and label of different shape, or (3D) different geometry;
+* label values outside ``0..classes-1`` (other than the ignore index);
+* NaN or infinite intensities;
+* the same case name, or the same image content, in both training and validation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+
+class DataValidationError(ValueError):
+    """A dataset failed validation; the message lists every problem by case."""
+
+
+@dataclass
+class Report:
+    root: Path
+    problems: list[str] = field(default_factory=list)
+
+    def add(self, case: str, problem: str) -> None:
+        self.problems.append(f"{case}: {problem}")
+
+    def raise_if_any(self) -> None:
+        if self.problems:
+            shown = "\n".join(f"  - {p}" for p in self.problems[:50])
+            more = f"\n  ... and {len(self.problems) - 50} more" if len(self.problems) > 50 else ""
+            raise DataValidationError(
+                f"{self.root}: {len(self.problems)} problem(s) found before training "
+                f"(set data.validate: false to skip these checks):\n{shown}{more}"
+            )
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def check_labels(report: Report, case: str, labels: np.ndarray, classes: int, ignore: int | None):
+    values = np.unique(labels)
+    bad = [int(v) for v in values if (v < 0 or v >= classes) and v != ignore]
+    if bad:
+        report.add(case, f"label values {bad[:10]} outside 0..{classes - 1}")
+
+
+def check_intensities(report: Report, case: str, image: np.ndarray) -> None:
+    if np.issubdtype(image.dtype, np.floating) and not np.isfinite(image).all():
+        report.add(case, f"{int((~np.isfinite(image)).sum())} NaN/Inf intensity value(s)")
+
+
+def validate_pairs(
+    root: Path,
+    split: dict[str, Sequence[str]],
+    files: Callable[[str], tuple[Path, Path]],
+    load: Callable[[Report, str, Path, Path], None],
+) -> None:
+    """Runs the common checks and ``load`` (the layout's own checks) on every case.
+
+    Args:
+        split: ``{"train": [...], "val": [...]}``.
+        files: case -> (image path, label path).
+        load: reads one pair and adds its problems to the report.
+
+    Raises:
+        DataValidationError: listing every problem found.
+    """
+    report = Report(root)
+    for case in sorted(set(split["train"]) & set(split["val"])):
+        report.add(case, "in both train and val")
+    digests: dict[str, dict[str, str]] = {"train": {}, "val": {}}
+    for part in ("train", "val"):
+        for case in split[part]:
+            try:
+                image, label = files(case)
+            except FileNotFoundError as err:
+                report.add(case, str(err))
+                continue
+            problem = False
+            for path in (image, label):
+                if not path.is_file():
+                    report.add(case, f"{path} is missing")
+                    problem = True
+                elif path.stat().st_size == 0:
+                    report.add(case, f"{path} is empty")
+                    problem = True
+            if problem:
+                continue
+            digests[part][case] = _digest(image)
+            try:
+                load(report, case, image, label)
+            except Exception as err:  # readers raise many types for bad files
+                first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+                report.add(case, f"cannot be read ({first})")
+    by_digest = {d: c for c, d in digests["train"].items()}
+    for case, digest in digests["val"].items():
+        if digest in by_digest:
+            report.add(case, f"validation image identical to training case {by_digest[digest]}")
+    report.raise_if_any()
