@@ -7,6 +7,7 @@ Pascal VOC's layout works too: ``image_dir="JPEGImages"``, ``mask_dir="Segmentat
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -39,11 +40,21 @@ def evaluation_sampler(dataset: Dataset):
     pads by repeating cases, which would count them twice in the metrics."""
     import torch.distributed as dist
 
-    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-        from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
+    if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+        return None
+    world = dist.get_world_size()
+    if len(dataset) < world:
+        # A process without data would skip the epoch-end metric sync and hang the others.
+        warnings.warn(
+            f"{len(dataset)} evaluation case(s) on {world} processes: Lightning's sampler "
+            "repeats cases to give each process one, and repeated cases count twice in the "
+            "metrics; validate on more cases or fewer processes for exact scores",
+            stacklevel=2,
+        )
+        return None
+    from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 
-        return UnrepeatedDistributedSampler(dataset, shuffle=False)
-    return None
+    return UnrepeatedDistributedSampler(dataset, shuffle=False)
 
 
 def find_image(folder: Path, case: str) -> Path:
@@ -237,6 +248,10 @@ class Folder2DDataModule(pl.LightningDataModule):
         validate_pairs(root, split, files, load)
 
     def _loader(self, dataset: Dataset, batch_size: int, shuffle: bool) -> DataLoader:
+        # Drop a ragged last batch (BatchNorm fails on one sample) only where each process
+        # still gets a full batch: under DDP it sees 1/world_size of the dataset.
+        world = self.trainer.world_size if self.trainer is not None else 1
+        per_process = -(-len(dataset) // world)
         return DataLoader(
             dataset,
             batch_size=batch_size,
@@ -246,7 +261,7 @@ class Folder2DDataModule(pl.LightningDataModule):
             # Workers restart each epoch, seeded from the main RNG: a resumed run then
             # draws the same augmentations as an uninterrupted one.
             persistent_workers=False,
-            drop_last=shuffle and len(dataset) > batch_size,
+            drop_last=shuffle and per_process > batch_size,
         )
 
     def train_dataloader(self) -> DataLoader:

@@ -281,7 +281,9 @@ class MSD3DDataModule(pl.LightningDataModule):
 
     def _evaluation_loader(self, dataset) -> DataLoader:
         sampler = evaluation_sampler(dataset)
-        return DataLoader(dataset, 1, sampler=sampler, num_workers=self.hparams.num_workers)
+        return DataLoader(
+            dataset, batch_size=1, sampler=sampler, num_workers=self.hparams.num_workers
+        )
 
     def info(self) -> dict:
         """Plain settings that inference needs, stored in checkpoints."""

@@ -73,6 +73,7 @@ class MetricsReport(pl.Callback):
         return table
 
     def _print(self, trainer: pl.Trainer, stage: str) -> None:
+        log_dir = trainer.log_dir  # a collective under DDP: every process must ask
         if not trainer.is_global_zero:
             return
         console = Console()
@@ -87,8 +88,8 @@ class MetricsReport(pl.Callback):
                 console.print(f"best checkpoint: {callback.best_model_path}{best}")
             if callback.last_model_path:
                 console.print(f"last checkpoint: {callback.last_model_path}")
-        if trainer.log_dir:
-            console.print(f"logs: {trainer.log_dir}")
+        if log_dir:
+            console.print(f"logs: {log_dir}")
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._print(trainer, "val")
