@@ -16,10 +16,9 @@ import sys
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import interleaved, markdown_table, write
+from common import interleaved, markdown_table, steps, write
 
 import scseg
 
@@ -42,23 +41,7 @@ def build(dims: int, attention: str, device: str, channels_last: bool = False):
     if channels_last:
         fmt = torch.channels_last if dims == 2 else torch.channels_last_3d
         model, x = model.to(memory_format=fmt), x.contiguous(memory_format=fmt)
-    target = torch.randint(0, 2, (x.shape[0], *x.shape[2:]), device=device)
-    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)
-    amp = device == "cuda"
-
-    def forward() -> None:
-        model.eval()
-        with torch.inference_mode(), torch.autocast(device, torch.bfloat16, enabled=amp):
-            model(x)
-
-    def train_step() -> None:
-        model.train()
-        optimizer.zero_grad(set_to_none=True)
-        with torch.autocast(device, torch.bfloat16, enabled=amp):
-            loss = F.cross_entropy(model(x), target)
-        loss.backward()
-        optimizer.step()
-
+    forward, train_step = steps(model, x, device)
     params = sum(p.numel() for p in model.parameters())
     return forward, train_step, params
 

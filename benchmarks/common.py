@@ -73,3 +73,26 @@ def markdown_table(headers: list[str], rows: list[list]) -> str:
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def steps(model: torch.nn.Module, x: torch.Tensor, device: str):
+    """``(forward, train_step)`` closures over one model and input; bf16 autocast on GPU."""
+    import torch.nn.functional as F
+
+    target = torch.randint(0, 2, (x.shape[0], *x.shape[2:]), device=device)
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)
+    amp = device == "cuda"
+
+    def forward() -> None:
+        model.eval()
+        with torch.inference_mode(), torch.autocast(device, torch.bfloat16, enabled=amp):
+            model(x)
+
+    def train_step() -> None:
+        model.train()
+        optimizer.zero_grad(set_to_none=True)
+        with torch.autocast(device, torch.bfloat16, enabled=amp):
+            F.cross_entropy(model(x), target).backward()
+        optimizer.step()
+
+    return forward, train_step

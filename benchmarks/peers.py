@@ -4,7 +4,10 @@
    ``smp_unet`` (resnet34, scse), 256x256, batch 8: forward and training step.
 2. 3D: MONAI ``sliding_window_inference`` with MONAI's ``UNet`` vs our 3D inference path
    (``scseg.inference.volume.sliding_window_probabilities`` with our default scSE ``unet``)
-   on a 160x192x160 volume, equal window (96^3), overlap, window batch and Gaussian blending.
+   on a 160x192x160 volume, equal window (96^3), overlap, window batch and Gaussian blending;
+   plus our network through MONAI's path, which separates the cost of the path from that of
+   the network (MONAI's UNet downsamples in its first layer; ours keeps a full-resolution
+   stage, as nnU-Net does).
 
     uv run python benchmarks/peers.py [--only 2d|3d] [--repeats N]
 """
@@ -17,36 +20,15 @@ from pathlib import Path
 
 import segmentation_models_pytorch as smp
 import torch
-import torch.nn.functional as F
 from monai.inferers import sliding_window_inference
 from monai.networks.nets import UNet
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import interleaved, markdown_table, write
+from common import interleaved, markdown_table, steps, write
 
 import scseg
 from scseg.inference import LoadedModel
 from scseg.inference.volume import sliding_window_probabilities
-
-
-def _steps(model: torch.nn.Module, x: torch.Tensor, device: str):
-    target = torch.randint(0, 2, (x.shape[0], *x.shape[2:]), device=device)
-    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)
-    amp = device == "cuda"
-
-    def forward() -> None:
-        model.eval()
-        with torch.inference_mode(), torch.autocast(device, torch.bfloat16, enabled=amp):
-            model(x)
-
-    def train_step() -> None:
-        model.train()
-        optimizer.zero_grad(set_to_none=True)
-        with torch.autocast(device, torch.bfloat16, enabled=amp):
-            F.cross_entropy(model(x), target).backward()
-        optimizer.step()
-
-    return forward, train_step
 
 
 def compare_2d(repeats: int, device: str) -> list[dict]:
@@ -63,9 +45,9 @@ def compare_2d(repeats: int, device: str) -> list[dict]:
             "smp_unet", spatial_dims=2, in_channels=3, classes=2, attention="none",
             encoder_name="resnet34"),
     }  # fmt: skip
-    steps = {name: _steps(m.to(device), x, device) for name, m in models.items()}
-    fwd = interleaved({n: s[0] for n, s in steps.items()}, repeats)
-    train = interleaved({n: s[1] for n, s in steps.items()}, repeats)
+    built = {name: steps(m.to(device), x, device) for name, m in models.items()}
+    fwd = interleaved({n: s[0] for n, s in built.items()}, repeats)
+    train = interleaved({n: s[1] for n, s in built.items()}, repeats)
     return [
         {"comparison": "2D 256x256 batch 8", "model": name,
          "params": sum(p.numel() for p in models[name].parameters()),

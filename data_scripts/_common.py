@@ -7,12 +7,13 @@ The scripts are run as ``python data_scripts/<name>.py --out DIR`` (or ``scseg d
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from scseg.data.download import DownloadError, download
+from scseg.data.download import DownloadError, atomic_dir, download, safe_extract_all
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,28 @@ def fetch(resources: Sequence[Resource], downloads: Path, quiet: bool = False) -
         download(r.url, downloads / r.filename, sha256=r.sha256, md5=r.md5, quiet=quiet)
         for r in resources
     ]
+
+
+def prepare_dataset(
+    final: Path,
+    resources: Sequence[Resource],
+    downloads: Path | None,
+    quiet: bool,
+    convert: Callable[[Path, Path], None],
+) -> Path:
+    """Fetches the archives, unpacks them and runs ``convert(extracted, out)``, all in a
+    temporary folder renamed to ``final`` only when complete. Idempotent: a finished
+    ``final`` (it has ``split.json``) is returned as it is."""
+    if (final / "split.json").is_file():
+        return final
+    archives = fetch(resources, Path(downloads or final.parent / "downloads"), quiet)
+    with atomic_dir(final) as tmp:
+        extracted = tmp / ".extract"
+        for archive in archives:
+            safe_extract_all(archive, extracted)
+        convert(extracted, tmp)
+        shutil.rmtree(extracted)
+    return final
 
 
 def run(

@@ -18,11 +18,10 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from _common import Resource, fetch, run
+from _common import Resource, prepare_dataset, run
 from PIL import Image
 
 from scseg.data.convert import seeded_split, write_split
-from scseg.data.download import atomic_dir, safe_extract_all
 
 RESOURCES = [Resource("https://datasets.simula.no/downloads/kvasir-seg.zip", "kvasir-seg.zip")]
 MASK_THRESHOLD = 128
@@ -55,16 +54,9 @@ def prepare(
     resources: list[Resource] | None = None,
 ) -> Path:
     """Downloads and converts Kvasir-SEG; returns ``out/kvasir_seg``. Idempotent."""
-    final = Path(out) / "kvasir_seg"
-    if (final / "split.json").is_file():
-        return final
-    (archive,) = fetch(resources or RESOURCES, Path(downloads or Path(out) / "downloads"), quiet)
-    with atomic_dir(final) as tmp:
-        extracted = tmp / ".extract"
-        safe_extract_all(archive, extracted)
-        convert(extracted, tmp)
-        shutil.rmtree(extracted)
-    return final
+    return prepare_dataset(
+        Path(out) / "kvasir_seg", resources or RESOURCES, downloads, quiet, convert
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,10 +15,9 @@ import shutil
 import sys
 from pathlib import Path
 
-from _common import Resource, fetch, run
+from _common import Resource, prepare_dataset, run
 
 from scseg.data.convert import seeded_split, write_split
-from scseg.data.download import atomic_dir, safe_extract_all
 
 MIRROR = "https://msd-for-monai.s3-us-west-2.amazonaws.com"
 MD5 = {  # as published in monai.apps.DecathlonDataset
@@ -67,18 +66,13 @@ def prepare(
     resources: list[Resource] | None = None,
 ) -> Path:
     """Downloads and converts ``task``; returns ``out/<task>``. Idempotent."""
-    final = Path(out) / task
-    if (final / "split.json").is_file():
-        return final
-    (archive,) = fetch(
-        resources or [resource(task)], Path(downloads or Path(out) / "downloads"), quiet
+    return prepare_dataset(
+        Path(out) / task,
+        resources or [resource(task)],
+        downloads,
+        quiet,
+        lambda extracted, tmp: convert(extracted, task, tmp),
     )
-    with atomic_dir(final) as tmp:
-        extracted = tmp / ".extract"
-        safe_extract_all(archive, extracted)
-        convert(extracted, task, tmp)
-        shutil.rmtree(extracted)
-    return final
 
 
 def main(argv: list[str] | None = None) -> int:

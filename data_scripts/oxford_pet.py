@@ -14,11 +14,10 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from _common import Resource, fetch, run
+from _common import Resource, prepare_dataset, run
 from PIL import Image
 
 from scseg.data.convert import write_split
-from scseg.data.download import atomic_dir, safe_extract_all
 
 BASE = "https://www.robots.ox.ac.uk/~vgg/data/pets/data"
 RESOURCES = [  # MD5s as published in torchvision.datasets.OxfordIIITPet
@@ -62,17 +61,9 @@ def prepare(
     resources: list[Resource] | None = None,
 ) -> Path:
     """Downloads and converts the dataset; returns ``out/oxford_pet``. Idempotent."""
-    final = Path(out) / "oxford_pet"
-    if (final / "split.json").is_file():
-        return final
-    archives = fetch(resources or RESOURCES, Path(downloads or Path(out) / "downloads"), quiet)
-    with atomic_dir(final) as tmp:
-        extracted = tmp / ".extract"
-        for archive in archives:
-            safe_extract_all(archive, extracted)
-        convert(extracted, tmp)
-        shutil.rmtree(extracted)
-    return final
+    return prepare_dataset(
+        Path(out) / "oxford_pet", resources or RESOURCES, downloads, quiet, convert
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

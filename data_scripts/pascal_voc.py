@@ -13,10 +13,9 @@ import shutil
 import sys
 from pathlib import Path
 
-from _common import Resource, fetch, run
+from _common import Resource, prepare_dataset, run
 
 from scseg.data.convert import write_split
-from scseg.data.download import atomic_dir, safe_extract_all
 
 RESOURCES = [  # MD5 as published in torchvision.datasets.VOCSegmentation
     Resource(
@@ -54,16 +53,7 @@ def prepare(
     resources: list[Resource] | None = None,
 ) -> Path:
     """Downloads and converts VOC 2012; returns ``out/VOC2012``. Idempotent."""
-    final = Path(out) / "VOC2012"
-    if (final / "split.json").is_file():
-        return final
-    (archive,) = fetch(resources or RESOURCES, Path(downloads or Path(out) / "downloads"), quiet)
-    with atomic_dir(final) as tmp:
-        extracted = tmp / ".extract"
-        safe_extract_all(archive, extracted)
-        convert(extracted, tmp)
-        shutil.rmtree(extracted)
-    return final
+    return prepare_dataset(Path(out) / "VOC2012", resources or RESOURCES, downloads, quiet, convert)
 
 
 def main(argv: list[str] | None = None) -> int:

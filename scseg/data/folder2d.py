@@ -12,11 +12,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import albumentations as A
-import lightning.pytorch as pl
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from scseg.data.base import SegmentationDataModule
 from scseg.data.io2d import IMAGE_SUFFIXES, normalize, read_image, read_mask
 
 
@@ -117,7 +117,7 @@ class Folder2DDataset(Dataset):
         }
 
 
-class Folder2DDataModule(pl.LightningDataModule):
+class Folder2DDataModule(SegmentationDataModule):
     """2D segmentation from image/mask folders with a ``split.json``.
 
     Args:
@@ -160,31 +160,10 @@ class Folder2DDataModule(pl.LightningDataModule):
         num_workers: int = 0,
         validate: bool = True,
     ) -> None:
-        super().__init__()
-        if root is None and sample is None:
-            raise ValueError("give a dataset root or a sample name")
+        super().__init__(root, sample, classes, class_names, in_channels, patch_size)
         if augment not in ("microscopy", "natural", "none"):
             raise ValueError(f"augment must be microscopy, natural or none, got {augment!r}")
         self.save_hyperparameters()
-        self.root = Path(root) if root else None
-        self.classes = classes
-        self.class_names = class_names
-        self.in_channels = in_channels
-        self.patch_size = tuple(patch_size)
-        self.spatial_dims = 2
-
-    def prepare_data(self) -> None:
-        if self.root is None:
-            from scseg.data.samples import prepare_sample
-
-            prepare_sample(self.hparams.sample)
-
-    def _root(self) -> Path:
-        if self.root is not None:
-            return self.root
-        from scseg.data.samples import data_dir
-
-        return data_dir() / "datasets" / self.hparams.sample
 
     def train_transform(self) -> A.Compose:
         h, w = self.patch_size
@@ -209,8 +188,10 @@ class Folder2DDataModule(pl.LightningDataModule):
             ]
         return A.Compose(ops)
 
+    spatial_dims = 2
+
     def setup(self, stage: str | None = None) -> None:
-        root = self._root()
+        root = self.dataset_root()
         split = read_split(root, self.hparams.split_file)
         if self.hparams.validate and stage in (None, "fit"):
             self.validate(root, split)

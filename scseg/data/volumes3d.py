@@ -11,11 +11,11 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-import lightning.pytorch as pl
 import torch
 from monai import transforms as T
 from monai.data import CacheDataset, DataLoader
 
+from scseg.data.base import SegmentationDataModule
 from scseg.data.folder2d import evaluation_sampler, read_split
 
 INTENSITY_MODES = ("auto", "zscore", "ct", "none")
@@ -112,7 +112,7 @@ def preprocessing(
     return ops
 
 
-class MSD3DDataModule(pl.LightningDataModule):
+class MSD3DDataModule(SegmentationDataModule):
     """3D segmentation from an MSD-layout folder.
 
     Args:
@@ -156,33 +156,14 @@ class MSD3DDataModule(pl.LightningDataModule):
         cache_rate: float = 1.0,
         validate: bool = True,
     ) -> None:
-        super().__init__()
-        if root is None and sample is None:
-            raise ValueError("give a dataset root or a sample name")
+        super().__init__(root, sample, classes, class_names, in_channels, patch_size)
         if intensity not in INTENSITY_MODES:
             raise ValueError(f"intensity must be one of {INTENSITY_MODES}, got {intensity!r}")
         if not 0.0 <= foreground_ratio <= 1.0:
             raise ValueError(f"foreground_ratio must be in [0, 1], got {foreground_ratio}")
         self.save_hyperparameters()
-        self.root = Path(root) if root else None
-        self.classes = classes
-        self.class_names = class_names
-        self.in_channels = in_channels
-        self.patch_size = tuple(patch_size)
-        self.spatial_dims = 3
 
-    def prepare_data(self) -> None:
-        if self.root is None:
-            from scseg.data.samples import prepare_sample
-
-            prepare_sample(self.hparams.sample)
-
-    def _root(self) -> Path:
-        if self.root is not None:
-            return self.root
-        from scseg.data.samples import data_dir
-
-        return data_dir() / "datasets" / self.hparams.sample
+    spatial_dims = 3
 
     def _intensity(self, meta: dict) -> str:
         if self.hparams.intensity != "auto":
@@ -191,7 +172,7 @@ class MSD3DDataModule(pl.LightningDataModule):
         return "ct" if modalities and all(m == "CT" for m in modalities) else "zscore"
 
     def setup(self, stage: str | None = None) -> None:
-        root = self._root()
+        root = self.dataset_root()
         meta, pairs = read_msd_dataset(root)
         split = read_split(root, self.hparams.split_file)
         if missing := [c for c in split["train"] + split["val"] if c not in pairs]:

@@ -66,9 +66,9 @@ def test_ct_intensity_chosen_from_dataset_json(tmp_path) -> None:
     root = tmp_path / "ct"
     for folder in ("imagesTr", "labelsTr"):
         (root / folder).mkdir(parents=True)
-    for case in ("a", "b"):
+    for offset, case in enumerate(("a", "b")):
         hu = np.full((20, 20, 20), -1000.0, np.float32)
-        hu[5:15, 5:15, 5:15] = 100.0
+        hu[5 + offset : 15, 5:15, 5:15] = 100.0
         nib.save(nib.Nifti1Image(hu, np.eye(4)), root / "imagesTr" / f"{case}.nii.gz")
         nib.save(
             nib.Nifti1Image((hu > 0).astype(np.uint8), np.eye(4)),
