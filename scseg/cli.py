@@ -24,6 +24,7 @@ def _lightning(argv: list[str] | None) -> int:
     from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+    from scseg.data.base import SegmentationDataModule
     from scseg.training import SegmentationModule
     from scseg.training.callbacks import AtomicCheckpointIO, MetricsReport, RunCheckpoint
 
@@ -69,6 +70,8 @@ def _lightning(argv: list[str] | None) -> int:
     try:
         SCSegCLI(
             SegmentationModule,
+            # data.class_path must name a subclass of our base (no arbitrary classes)
+            SegmentationDataModule,
             subclass_mode_data=True,
             args=argv,
             trainer_defaults={

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from pathlib import Path
@@ -25,6 +26,10 @@ def data_env(tmp_path_factory):
 def _plain_argv(monkeypatch):
     # The CLI is called in-process with explicit args; pytest's own argv must not leak in.
     monkeypatch.setattr(sys, "argv", ["scseg"])
+    # Lightning's log handlers keep the stream of the test that imported it; once pytest
+    # closes that capture, logging would print "--- Logging error ---" tracebacks into the
+    # next test's stderr, which the CLI tests read.
+    monkeypatch.setattr(logging, "raiseExceptions", False)
 
 
 @pytest.fixture(scope="session")

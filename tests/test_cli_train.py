@@ -100,3 +100,12 @@ def test_mismatched_model_and_data_is_a_clear_error(data_env, tmp_path, capsys) 
     assert code == 1
     err = capsys.readouterr().err
     assert "model.classes=3 but data.classes=2" in err and "Traceback" not in err
+
+
+def test_data_class_path_is_restricted(tmp_path, capsys) -> None:
+    """Only subclasses of scseg's data module base can be named in a config."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", "--config", QUICK_2D, "--trainer.default_root_dir", str(tmp_path),
+              "--data", "lightning.pytorch.demos.boring_classes.BoringDataModule"])  # fmt: skip
+    assert exit_info.value.code == 2
+    assert "SegmentationDataModule" in capsys.readouterr().err
