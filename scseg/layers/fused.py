@@ -101,9 +101,11 @@ def recalibrate(
         inplace: overwrite ``x`` (only without gradients, and only where the caller owns
             ``x``); saves allocating the output.
     """
-    if inplace and not torch.is_grad_enabled() and not _plain_path():
+    if inplace and not x.is_cuda and not torch.is_grad_enabled() and not _plain_path():
         return _scale(x, channel, spatial, inplace=True)
-    if _plain_path():
+    # Chunking pays on CPUs, where fresh allocations page-fault; on a GPU the caching
+    # allocator makes temporaries cheap and chunks would only add kernel launches.
+    if _plain_path() or x.is_cuda:
         if channel is None:
             return x * spatial
         return x * channel if spatial is None else x * (channel + spatial)
