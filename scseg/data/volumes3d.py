@@ -21,10 +21,12 @@ from scseg.data.folder2d import evaluation_sampler, read_split
 INTENSITY_MODES = ("auto", "zscore", "ct", "none")
 
 
-def case_name(path: str) -> str:
+def case_name(path: str | Path) -> str:
+    """The file name without its volume suffix (``.nii.gz``, ``.nii``, ``.nrrd``, ``.nhdr``,
+    any case) or, for other files, without its last suffix."""
     name = Path(path).name
     for suffix in (".nii.gz", ".nii", ".nrrd", ".nhdr"):
-        if name.endswith(suffix):
+        if name.lower().endswith(suffix):
             return name[: -len(suffix)]
     return Path(name).stem
 

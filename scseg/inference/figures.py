@@ -10,9 +10,9 @@ import torch.nn.functional as F
 
 from scseg.attention_maps import capture
 from scseg.attention_plots import plot_cse_weights, plot_sse_grid, plot_sse_planes
+from scseg.data.volumes3d import case_name
 from scseg.inference.checkpoint import LoadedModel
 from scseg.inference.image import image_tensor
-from scseg.inference.runner import _stem
 from scseg.inference.volume import InputError, is_volume, preprocess_volume
 from scseg.inference.writing import OutputExistsError, atomic_write
 
@@ -37,7 +37,7 @@ def attention_figures(
         InputError: for an input the model cannot take; OutputExistsError without overwrite.
     """
     path, out_dir = Path(path), Path(out_dir)
-    stem = _stem(path)
+    stem = case_name(path)
     targets = {"sse": out_dir / f"{stem}_sse.png", "cse": out_dir / f"{stem}_cse.png"}
     for target in targets.values():
         if target.exists() and not overwrite:

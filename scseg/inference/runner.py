@@ -11,6 +11,7 @@ import numpy as np
 from PIL import Image
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
+from scseg.data.volumes3d import case_name
 from scseg.inference.checkpoint import LoadedModel
 from scseg.inference.image import is_image, overlay, predict_image
 from scseg.inference.volume import InputError, is_volume, predict_volume
@@ -47,16 +48,8 @@ def collect_inputs(path: str | Path, spatial_dims: int) -> list[Path]:
     return files
 
 
-def _stem(path: Path) -> str:
-    name = path.name
-    for suffix in (".nii.gz", ".nii", ".nrrd", ".nhdr"):
-        if name.lower().endswith(suffix):
-            return name[: -len(suffix)]
-    return path.stem
-
-
 def outputs_for(path: Path, out_dir: Path, spatial_dims: int, options: PredictOptions) -> dict:
-    stem = _stem(path)
+    stem = case_name(path)
     if spatial_dims == 3:
         names = {"labels": f"{stem}.nii.gz"}
         if options.probabilities:
