@@ -90,16 +90,22 @@ class SEUnet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
         self.check_input_shape(x)
         outputs = self.decoder(self.encoder(x))
-        logits = self.head(outputs[-1])
+        size = x.shape[2:]
+        logits = self._to_input_size(self.head(outputs[-1]), size)
         if not (self.training and self.aux_heads):
             return logits
-        size = x.shape[2:]
-        mode = _INTERP[self.spatial_dims]
         aux = [
-            F.interpolate(head(outputs[-2 - i]), size=size, mode=mode, align_corners=False)
+            self._to_input_size(head(outputs[-2 - i]), size)
             for i, head in enumerate(self.aux_heads)
         ]
         return [logits, *aux]
+
+    def _to_input_size(self, logits: torch.Tensor, size: torch.Size) -> torch.Tensor:
+        """Logits of a coarser block (or of a strided stem), interpolated to the input."""
+        if logits.shape[2:] == size:
+            return logits
+        mode = _INTERP[self.spatial_dims]
+        return F.interpolate(logits, size=size, mode=mode, align_corners=False)
 
 
 @MODELS.register("smp_unet")
@@ -164,6 +170,7 @@ def _nd_unet(
     dropout: float | None,
     encoder_attention: bool,
     deep_supervision: int,
+    stem_stride: int,
 ) -> SEUnet:
     if spatial_dims not in (1, 2, 3):
         raise ValueError(f"spatial_dims must be 1, 2 or 3, got {spatial_dims}")
@@ -178,6 +185,7 @@ def _nd_unet(
         dropout,
         attention=attention if encoder_attention else "none",
         attention_kwargs=options if encoder_attention else None,
+        stem_stride=stem_stride,
     )
     decoder = UnetDecoder(
         spatial_dims,
@@ -207,14 +215,17 @@ def unet(
     dropout: float | None = None,
     encoder_attention: bool = False,
     deep_supervision: int = 0,
+    stem_stride: int = 1,
 ) -> SEUnet:
     """N-d U-Net with plain conv-norm-act blocks (nnU-Net style), any input size.
 
-    ``channels`` are the encoder widths; the decoder mirrors them.
+    ``channels`` are the encoder widths; the decoder mirrors them. ``stem_stride=2``
+    downsamples in the first stage, as MONAI's ``UNet`` does: no full-resolution features,
+    logits upsampled to the input, about a tenth of the compute on 3D patches.
     """
     return _nd_unet(
         "plain", spatial_dims, in_channels, classes, attention, reduction, combine,
-        channels, norm, act, dropout, encoder_attention, deep_supervision,
+        channels, norm, act, dropout, encoder_attention, deep_supervision, stem_stride,
     )  # fmt: skip
 
 
@@ -233,9 +244,13 @@ def resunet(
     dropout: float | None = None,
     encoder_attention: bool = False,
     deep_supervision: int = 0,
+    stem_stride: int = 1,
 ) -> SEUnet:
-    """N-d U-Net with residual blocks in encoder and decoder, any input size."""
+    """N-d U-Net with residual blocks in encoder and decoder, any input size.
+
+    ``stem_stride``: as for :func:`unet`.
+    """
     return _nd_unet(
         "residual", spatial_dims, in_channels, classes, attention, reduction, combine,
-        channels, norm, act, dropout, encoder_attention, deep_supervision,
+        channels, norm, act, dropout, encoder_attention, deep_supervision, stem_stride,
     )  # fmt: skip

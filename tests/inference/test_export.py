@@ -13,7 +13,7 @@ from scseg.inference.export import TOLERANCE, ExportError, export_model
 from scseg.models import create_model
 
 
-def _tiny(spatial_dims: int) -> LoadedModel:
+def _tiny(spatial_dims: int, stem_stride: int = 1) -> LoadedModel:
     torch.manual_seed(0)
     if spatial_dims == 2:
         net = create_model(
@@ -22,19 +22,22 @@ def _tiny(spatial_dims: int) -> LoadedModel:
         )  # fmt: skip
         info = {"patch_size": [64, 64]}
     else:
-        net = create_model("unet", spatial_dims=3, in_channels=1, classes=3, channels=(8, 16, 32))
+        net = create_model(
+            "unet", spatial_dims=3, in_channels=1, classes=3, channels=(8, 16, 32),
+            stem_stride=stem_stride,
+        )  # fmt: skip
         info = {"patch_size": [16, 16, 16]}
     return LoadedModel(net.eval(), spatial_dims, 1, 3, {}, info)
 
 
-@pytest.mark.parametrize("spatial_dims", [2, 3])
-def test_onnx_parity_and_dynamic_shapes(spatial_dims: int, tmp_path) -> None:
-    model = _tiny(spatial_dims)
+@pytest.mark.parametrize(("spatial_dims", "stem_stride"), [(2, 1), (3, 1), (3, 2)])
+def test_onnx_parity_and_dynamic_shapes(spatial_dims: int, stem_stride: int, tmp_path) -> None:
+    model = _tiny(spatial_dims, stem_stride)  # stride 2: logits interpolated to a dynamic size
     path = tmp_path / "model.onnx"
     diff = export_model(model, "onnx", path)
     assert diff < TOLERANCE
     # Another batch and size than the example: the axes are dynamic.
-    size = [96, 64] if spatial_dims == 2 else [24, 20, 16]
+    size = [96, 64] if spatial_dims == 2 else [24, 20, 17]
     x = torch.randn(2, 1, *size)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     got = session.run(None, {"image": x.numpy()})[0]

@@ -63,6 +63,27 @@ def test_nd_models_take_odd_sizes(name: str, spatial_dims: int) -> None:
     assert y.shape == (1, 2, *sizes)
 
 
+@pytest.mark.parametrize(("name", "spatial_dims"), [("unet", 2), ("unet", 3), ("resunet", 3)])
+def test_strided_stem(name: str, spatial_dims: int) -> None:
+    torch.manual_seed(0)
+    model = scseg.create_model(
+        name, spatial_dims=spatial_dims, in_channels=1, classes=3, stem_stride=2,
+        deep_supervision=1, **SMALL[name],
+    )  # fmt: skip
+    assert model.encoder.strides == [2, 4, 8]
+    sizes = (17, 23, 9)[:spatial_dims] if spatial_dims == 3 else (33, 21)  # odd: no cropping
+    x = torch.randn(2, 1, *sizes)
+    features = model.encoder(x)
+    assert features[0].shape[2:] == tuple((s + 1) // 2 for s in sizes)  # no full-res stage
+    outputs = model.train()(x)
+    assert [o.shape for o in outputs] == [(2, 3, *sizes)] * 2
+    sum(o.square().mean() for o in outputs).backward()
+    assert all(p.grad is not None for p in model.parameters())
+    assert model.eval()(x).shape == (2, 3, *sizes)
+    with pytest.raises(ValueError, match="stem_stride must be 1 or 2, got 4"):
+        scseg.create_model(name, spatial_dims=3, in_channels=1, classes=2, stem_stride=4)
+
+
 def test_smp_model_rejects_indivisible_size_clearly() -> None:
     model = scseg.create_model(
         "smp_unet", spatial_dims=2, in_channels=1, classes=2, **SMALL["smp_unet"]
