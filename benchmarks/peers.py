@@ -3,11 +3,12 @@
 1. 2D: segmentation-models-pytorch ``Unet(resnet34, decoder_attention_type="scse")`` vs our
    ``smp_unet`` (resnet34, scse), 256x256, batch 8: forward and training step.
 2. 3D: MONAI ``sliding_window_inference`` with MONAI's ``UNet`` vs our 3D inference path
-   (``scseg.inference.volume.sliding_window_probabilities`` with our default scSE ``unet``)
-   on a 160x192x160 volume, equal window (96^3), overlap, window batch and Gaussian blending;
-   plus our network through MONAI's path, which separates the cost of the path from that of
-   the network (MONAI's UNet downsamples in its first layer; ours keeps a full-resolution
-   stage, as nnU-Net does).
+   (``scseg.inference.volume.sliding_window_probabilities``) on a 160x192x160 volume, equal
+   window (96^3), overlap, window batch and Gaussian blending, with our scSE ``unet`` and
+   ``resunet`` at MONAI's widths and strides (``stem_stride=2``: MONAI's UNet downsamples in
+   its first layer) and our default ``unet``, which keeps a full-resolution stage as nnU-Net
+   does (about ten times the compute). Our strided network also goes through MONAI's path,
+   which separates the cost of the path from that of the network.
 
     uv run python benchmarks/peers.py [--only 2d|3d] [--repeats N]
 """
@@ -60,38 +61,49 @@ def compare_3d(repeats: int, device: str, overlap: float, sw_batch: int) -> list
     torch.manual_seed(0)
     volume = torch.randn(1, 1, 160, 192, 160)
     roi = (96, 96, 96)
-    monai_net = UNet(3, 1, 2, channels=(32, 64, 128, 256, 320), strides=(2, 2, 2, 2),
-                     num_res_units=2).to(device).eval()  # fmt: skip
-    ours = scseg.create_model("unet", spatial_dims=3, in_channels=1, classes=2, attention="scse")
-    ours_loaded = LoadedModel(ours.to(device).eval(), 3, 1, 2, {}, {"patch_size": list(roi)})
+    widths = (32, 64, 128, 256, 320)
     amp = device == "cuda"
+    monai_net = UNet(3, 1, 2, channels=widths, strides=(2, 2, 2, 2), num_res_units=2)
+    ours = {  # the same widths and depth; the first two also downsample at once, as MONAI's
+        "scseg unet (scse), stem_stride 2": scseg.create_model(
+            "unet", spatial_dims=3, in_channels=1, classes=2, channels=widths, stem_stride=2),
+        "scseg resunet (scse), stem_stride 2": scseg.create_model(
+            "resunet", spatial_dims=3, in_channels=1, classes=2, channels=widths,
+            stem_stride=2),
+        "scseg unet (scse), default: full-res stage": scseg.create_model(
+            "unet", spatial_dims=3, in_channels=1, classes=2, channels=widths),
+    }  # fmt: skip
 
-    def monai_path() -> None:
-        with torch.inference_mode(), torch.autocast(device, torch.bfloat16, enabled=amp):
-            logits = sliding_window_inference(volume.to(device), roi, sw_batch, monai_net,
-                                              overlap=overlap, mode="gaussian")  # fmt: skip
-            torch.softmax(logits, 1).cpu()
+    def monai_path(net: torch.nn.Module):
+        net = net.to(device).eval()
 
-    def our_path() -> None:
-        with torch.autocast(device, torch.bfloat16, enabled=amp):
-            sliding_window_probabilities(ours_loaded, volume, roi, overlap, sw_batch)
+        def run() -> None:
+            with torch.inference_mode(), torch.autocast(device, torch.bfloat16, enabled=amp):
+                logits = sliding_window_inference(volume.to(device), roi, sw_batch, net,
+                                                  overlap=overlap, mode="gaussian")  # fmt: skip
+                torch.softmax(logits, 1).cpu()
 
-    def monai_path_our_net() -> None:  # the same network through MONAI's path: path cost only
-        with torch.inference_mode(), torch.autocast(device, torch.bfloat16, enabled=amp):
-            logits = sliding_window_inference(volume.to(device), roi, sw_batch, ours,
-                                              overlap=overlap, mode="gaussian")  # fmt: skip
-            torch.softmax(logits, 1).cpu()
+        return run
 
-    paths = {
-        "MONAI UNet + sliding_window_inference": (monai_path, monai_net),
-        "scseg unet (scse) + MONAI sliding_window_inference": (monai_path_our_net, ours),
-        "scseg unet (scse) inference path": (our_path, ours),
-    }
-    times = interleaved({name: fn for name, (fn, _) in paths.items()}, repeats)
-    params = {name: net for name, (_, net) in paths.items()}
+    def our_path(net: torch.nn.Module):
+        loaded = LoadedModel(net.to(device).eval(), 3, 1, 2, {}, {"patch_size": list(roi)})
+
+        def run() -> None:
+            with torch.autocast(device, torch.bfloat16, enabled=amp):
+                sliding_window_probabilities(loaded, volume, roi, overlap, sw_batch)
+
+        return run
+
+    paths = {"MONAI UNet (2 res units) + sliding_window_inference": (monai_path, monai_net)}
+    for name, net in ours.items():
+        paths[f"{name} + scseg inference path"] = (our_path, net)
+    # Our networks through MONAI's path too: what the path costs, apart from the network.
+    name = "scseg unet (scse), stem_stride 2"
+    paths[f"{name} + MONAI sliding_window_inference"] = (monai_path, ours[name])
+    times = interleaved({name: path(net) for name, (path, net) in paths.items()}, repeats)
     return [
         {"comparison": f"3D 160x192x160, roi 96^3, overlap {overlap}, sw batch {sw_batch}",
-         "model": name, "params": sum(p.numel() for p in params[name].parameters()),
+         "model": name, "params": sum(p.numel() for p in paths[name][1].parameters()),
          "inference": times[name]}
         for name in times
     ]  # fmt: skip

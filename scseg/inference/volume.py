@@ -83,8 +83,10 @@ def sliding_window_probabilities(
                 logits.as_tensor() if isinstance(logits, MetaTensor) else logits, 1
             )
             probs = torch.flip(probs, axes) if axes else probs
-            total = probs if total is None else total + probs
-    return (total / len(flips)).cpu()
+            total = probs if total is None else total.add_(probs)
+    if len(flips) > 1:
+        total.div_(len(flips))
+    return total.cpu()
 
 
 def preprocess_volume(

@@ -6,11 +6,14 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
+from monai.networks.blocks.dynunet_block import get_conv_layer
 from torch import nn
 
 from scseg.layers import conv_block, create_attention
 from scseg.layers.attention import ATTENTION
 from scseg.layers.blocks import DEFAULT_ACT, ActSpec, NormSpec
+
+UPSAMPLE = ("nearest", "transposed")
 
 
 class DecoderBlock(nn.Module):
@@ -18,6 +21,11 @@ class DecoderBlock(nn.Module):
 
     Recalibration sits once, after the block, as in the papers; SMP also applies it to the
     full-resolution concatenation, which costs a quarter more time for no accuracy shown.
+
+    ``upsample="nearest"`` repeats voxels (SMP); ``"transposed"`` is a learned 2x2(x2)
+    transposed convolution to the skip's width (nnU-Net), so the first convolution reads
+    ``2 * skip_channels`` instead of ``in_channels + skip_channels``: a quarter less compute
+    in 3D decoders. An odd skip size is met by cropping the upsampled end voxel.
 
     Shapes:
         forward: ``x (B, C_in, *s)``, ``skip (B, C_skip, *s')`` or ``None`` ->
@@ -35,8 +43,24 @@ class DecoderBlock(nn.Module):
         act: ActSpec = DEFAULT_ACT,
         attention: str = "scse",
         attention_kwargs: dict | None = None,
+        upsample: str = "nearest",
     ) -> None:
         super().__init__()
+        if upsample not in UPSAMPLE:
+            raise ValueError(f"unknown upsample {upsample!r}; choose one of: {', '.join(UPSAMPLE)}")
+        self.up = None
+        if upsample == "transposed":
+            up_channels = skip_channels or in_channels
+            self.up = get_conv_layer(
+                spatial_dims,
+                in_channels,
+                up_channels,
+                kernel_size=2,
+                stride=2,
+                conv_only=True,
+                is_transposed=True,
+            )
+            in_channels = up_channels
         self.conv = conv_block(
             block, spatial_dims, in_channels + skip_channels, out_channels, 1, norm, act
         )
@@ -45,7 +69,12 @@ class DecoderBlock(nn.Module):
         self.attention = create_attention(attention, out_channels, spatial_dims, **options)
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor | None = None) -> torch.Tensor:
-        if skip is None:
+        if self.up is not None:
+            x = self.up(x)
+            if skip is not None:  # 2 * ceil(s / 2) voxels for a skip of s: crop the end
+                x = x[(..., *(slice(0, n) for n in skip.shape[2:]))]
+                x = torch.cat([x, skip], dim=1)
+        elif skip is None:
             x = F.interpolate(x, scale_factor=2.0, mode="nearest")
         else:
             # Upsample to the skip's exact size: odd sizes need no cropping or padding.
@@ -65,6 +94,7 @@ class UnetDecoder(nn.Module):
             available skips only upsample (SMP encoders start at stride 2).
         block, norm, act: see :func:`scseg.layers.conv_block`.
         attention, attention_kwargs: the recalibration after every block.
+        upsample: ``"nearest"`` or ``"transposed"``, see :class:`DecoderBlock`.
 
     Raises:
         ValueError: if there are fewer decoder blocks than skips.
@@ -80,6 +110,7 @@ class UnetDecoder(nn.Module):
         act: ActSpec = DEFAULT_ACT,
         attention: str = "scse",
         attention_kwargs: dict | None = None,
+        upsample: str = "nearest",
     ) -> None:
         super().__init__()
         skips = list(encoder_channels[:-1])[::-1]
@@ -92,7 +123,16 @@ class UnetDecoder(nn.Module):
         inputs = [encoder_channels[-1], *decoder_channels[:-1]]
         self.blocks = nn.ModuleList(
             DecoderBlock(
-                spatial_dims, cin, cskip, cout, block, norm, act, attention, attention_kwargs
+                spatial_dims,
+                cin,
+                cskip,
+                cout,
+                block,
+                norm,
+                act,
+                attention,
+                attention_kwargs,
+                upsample,
             )
             for cin, cskip, cout in zip(inputs, skips, decoder_channels, strict=True)
         )

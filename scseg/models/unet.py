@@ -171,6 +171,7 @@ def _nd_unet(
     encoder_attention: bool,
     deep_supervision: int,
     stem_stride: int,
+    upsample: str,
 ) -> SEUnet:
     if spatial_dims not in (1, 2, 3):
         raise ValueError(f"spatial_dims must be 1, 2 or 3, got {spatial_dims}")
@@ -196,6 +197,7 @@ def _nd_unet(
         act,
         attention,
         options,
+        upsample,
     )
     return SEUnet(encoder, decoder, spatial_dims, classes, deep_supervision)
 
@@ -216,16 +218,20 @@ def unet(
     encoder_attention: bool = False,
     deep_supervision: int = 0,
     stem_stride: int = 1,
+    upsample: str = "transposed",
 ) -> SEUnet:
     """N-d U-Net with plain conv-norm-act blocks (nnU-Net style), any input size.
 
-    ``channels`` are the encoder widths; the decoder mirrors them. ``stem_stride=2``
-    downsamples in the first stage, as MONAI's ``UNet`` does: no full-resolution features,
-    logits upsampled to the input, about a tenth of the compute on 3D patches.
+    ``channels`` are the encoder widths; the decoder mirrors them and upsamples by
+    transposed convolution, as nnU-Net does (``upsample="nearest"`` repeats voxels instead).
+    ``stem_stride=2`` downsamples in the first stage, as MONAI's ``UNet`` does: no
+    full-resolution features, logits upsampled to the input, about a tenth of the compute
+    on 3D patches.
     """
     return _nd_unet(
         "plain", spatial_dims, in_channels, classes, attention, reduction, combine,
         channels, norm, act, dropout, encoder_attention, deep_supervision, stem_stride,
+        upsample,
     )  # fmt: skip
 
 
@@ -245,12 +251,14 @@ def resunet(
     encoder_attention: bool = False,
     deep_supervision: int = 0,
     stem_stride: int = 1,
+    upsample: str = "transposed",
 ) -> SEUnet:
     """N-d U-Net with residual blocks in encoder and decoder, any input size.
 
-    ``stem_stride``: as for :func:`unet`.
+    ``stem_stride``, ``upsample``: as for :func:`unet`.
     """
     return _nd_unet(
         "residual", spatial_dims, in_channels, classes, attention, reduction, combine,
         channels, norm, act, dropout, encoder_attention, deep_supervision, stem_stride,
+        upsample,
     )  # fmt: skip

@@ -53,14 +53,28 @@ def test_forward_backward(name: str, spatial_dims: int, attention: str) -> None:
     assert all(torch.isfinite(p.grad).all() for p in model.parameters())
 
 
+@pytest.mark.parametrize("upsample", ["transposed", "nearest"])
 @pytest.mark.parametrize(("name", "spatial_dims"), [c for c in CASES if c[0] != "smp_unet"])
-def test_nd_models_take_odd_sizes(name: str, spatial_dims: int) -> None:
+def test_nd_models_take_odd_sizes(name: str, spatial_dims: int, upsample: str) -> None:
     model = scseg.create_model(
-        name, spatial_dims=spatial_dims, in_channels=2, classes=2, **SMALL[name]
-    )
+        name, spatial_dims=spatial_dims, in_channels=2, classes=2, upsample=upsample,
+        **SMALL[name],
+    )  # fmt: skip
+    ups = [block.up for block in model.decoder.blocks]
+    if upsample == "transposed":  # to the skip's width, as nnU-Net
+        assert [u.conv.out_channels for u in ups] == [16, 8] and all(
+            u.conv.stride == (2,) * spatial_dims for u in ups
+        )
+    else:
+        assert ups == [None, None]
     sizes = (17, 23, 9)[:spatial_dims] if spatial_dims == 3 else (33, 21)
     y = model(torch.randn(1, 2, *sizes))
     assert y.shape == (1, 2, *sizes)
+
+
+def test_unknown_upsample() -> None:
+    with pytest.raises(ValueError, match="unknown upsample 'bilinear'; choose one of: nearest"):
+        scseg.create_model("unet", spatial_dims=2, in_channels=1, classes=2, upsample="bilinear")
 
 
 @pytest.mark.parametrize(("name", "spatial_dims"), [("unet", 2), ("unet", 3), ("resunet", 3)])
