@@ -64,6 +64,22 @@ class Registry(Generic[T]):
             ) from None
         return factory(*args, **kwargs)
 
+    def resolved(self, name: str, **kwargs) -> dict:
+        """Every keyword of factory ``name``: ``kwargs`` with the defaults filled in.
+
+        Saved with a trained model, this rebuilds it even after a default changes.
+
+        Raises:
+            ValueError: as :meth:`build`.
+        """
+        signature = inspect.signature(self.get(name))
+        try:
+            bound = signature.bind(**kwargs)
+        except TypeError as err:
+            raise ValueError(f"{self.kind} {name!r}: {err}") from None
+        bound.apply_defaults()
+        return dict(bound.arguments)
+
     def accepted(self, name: str, options: dict) -> dict:
         """The subset of ``options`` that the factory ``name`` takes as keywords."""
         parameters = inspect.signature(self.get(name)).parameters

@@ -61,21 +61,23 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> LoadedMo
     state = checkpoint.get("state_dict") if isinstance(checkpoint, dict) else None
     if not isinstance(hparams, dict) or not all(k in hparams for k in MODEL_KEYS) or not state:
         raise CheckpointError(f"{path}: not an scseg checkpoint (no scseg model settings)")
+    extra = checkpoint.get("scseg", {})
+    # The resolved options (defaults as they were at training); older checkpoints only
+    # have what the config set.
+    architecture = extra.get("architecture") or {
+        "spatial_dims": hparams["spatial_dims"],
+        "in_channels": hparams["in_channels"],
+        "classes": hparams["classes"],
+        "attention": hparams["attention"],
+        **(hparams.get("model_options") or {}),
+    }
     try:
-        net = create_model(
-            hparams["arch"],
-            spatial_dims=hparams["spatial_dims"],
-            in_channels=hparams["in_channels"],
-            classes=hparams["classes"],
-            attention=hparams["attention"],
-            **(hparams.get("model_options") or {}),
-        )
+        net = create_model(hparams["arch"], **architecture)
         weights = {k.removeprefix("net."): v for k, v in state.items() if k.startswith("net.")}
         net.load_state_dict(weights)
     except (ValueError, RuntimeError) as err:
         first = str(err).strip().splitlines()[0]
         raise CheckpointError(f"{path}: weights do not fit its model settings: {first}") from None
-    extra = checkpoint.get("scseg", {})
     return LoadedModel(
         net.to(device).eval(),
         hparams["spatial_dims"],

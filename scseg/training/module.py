@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from monai.inferers import sliding_window_inference
 
 from scseg import __version__
-from scseg.models import create_model
+from scseg.models import MODELS, create_model
 from scseg.training.losses import SegmentationLoss, supervised_loss
 from scseg.training.metrics import SegmentationMetrics
 
@@ -62,7 +62,9 @@ class SegmentationModule(pl.LightningModule):
         if scheduler not in SCHEDULERS:
             raise ValueError(f"scheduler must be one of {SCHEDULERS}, got {scheduler!r}")
         self.save_hyperparameters()
-        self.net = create_model(
+        # Every architecture option, defaults included, goes into checkpoints: a model keeps
+        # loading after a default changes.
+        self.architecture = MODELS.resolved(
             arch,
             spatial_dims=spatial_dims,
             in_channels=in_channels,
@@ -70,6 +72,7 @@ class SegmentationModule(pl.LightningModule):
             attention=attention,
             **(model_options or {}),
         )
+        self.net = create_model(arch, **self.architecture)
         self.loss = SegmentationLoss(loss, include_background, ignore_index)
         options = {
             "include_background": include_background,
@@ -106,6 +109,7 @@ class SegmentationModule(pl.LightningModule):
         # Plain values only, so checkpoints stay loadable with weights_only=True. Not in
         # hparams: LightningCLI feeds those back to __init__ when resuming.
         checkpoint["scseg"] = {
+            "architecture": self.architecture,
             "data_info": self.data_info,
             "version": __version__,
             "rng": rng_state(),

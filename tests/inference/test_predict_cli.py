@@ -136,6 +136,24 @@ def test_truncated_real_checkpoint(ckpt_2d, tmp_path, capsys) -> None:
     assert f"{cut}: not a readable checkpoint" in capsys.readouterr().err
 
 
+def test_checkpoint_survives_a_changed_default(ckpt_3d, tmp_path, monkeypatch) -> None:
+    from scseg.inference.checkpoint import CheckpointError
+    from scseg.models.unet import unet
+
+    checkpoint = torch.load(ckpt_3d, map_location="cpu", weights_only=True)
+    assert checkpoint["scseg"]["architecture"]["upsample"] == "transposed"  # the default
+    monkeypatch.setitem(unet.__kwdefaults__, "upsample", "nearest")  # a later release's
+    net = load_model(ckpt_3d).net
+    assert all(block.up is not None for block in net.decoder.blocks)
+    # A checkpoint without the resolved options (older than them) is rebuilt from the
+    # config's options alone, and then says clearly that its weights do not fit.
+    del checkpoint["scseg"]["architecture"]
+    old = tmp_path / "old.ckpt"
+    torch.save(checkpoint, old)
+    with pytest.raises(CheckpointError, match=f"{old}: weights do not fit its model settings"):
+        load_model(old)
+
+
 def test_missing_input(ckpt_2d, tmp_path, capsys) -> None:
     assert (
         _predict("--checkpoint", ckpt_2d, "--input", tmp_path / "nope", "--output", tmp_path) == 1
