@@ -62,13 +62,12 @@ def predict_image(
         InputError: unreadable file or wrong channel count.
     """
     x = image_tensor(model, path)
-    device = next(model.net.parameters()).device
     flips = [(), (2,), (3,), (2, 3)] if tta else [()]
     total = None
-    with torch.inference_mode():
+    with torch.inference_mode(), model.autocast():
         for axes in flips:
             xi = torch.flip(x, axes) if axes else x
-            probs = torch.softmax(pad_predict(model.net, xi.to(device)), 1).cpu()
+            probs = torch.softmax(pad_predict(model.net, xi.to(model.device)).float(), 1).cpu()
             probs = torch.flip(probs, axes) if axes else probs
             total = probs if total is None else total + probs
     probs = (total / len(flips))[0].numpy()

@@ -69,19 +69,17 @@ def sliding_window_probabilities(
 ) -> torch.Tensor:
     """Softmax probabilities ``(1, C, *spatial)`` by Gaussian-blended sliding windows,
     averaged over mirrored copies when ``tta``."""
-    device = next(model.net.parameters()).device
-    x = x.to(device)
+    x = x.to(model.device)
     total = None
     flips = _flips(model.spatial_dims, tta)
-    with torch.inference_mode():
+    with torch.inference_mode(), model.autocast():
         for axes in flips:
             xi = torch.flip(x, axes) if axes else x
             logits = sliding_window_inference(
                 xi, roi_size, sw_batch_size, model.net, overlap=overlap, mode="gaussian"
             )
-            probs = torch.softmax(
-                logits.as_tensor() if isinstance(logits, MetaTensor) else logits, 1
-            )
+            logits = logits.as_tensor() if isinstance(logits, MetaTensor) else logits
+            probs = torch.softmax(logits.float(), 1)
             probs = torch.flip(probs, axes) if axes else probs
             total = probs if total is None else total.add_(probs)
     if len(flips) > 1:
