@@ -103,6 +103,8 @@ def _predict(args: argparse.Namespace) -> int:
     from scseg.inference import PredictOptions, collect_inputs, load_model, predict_files
 
     model = load_model(args.checkpoint, args.device)
+    if args.compile:
+        model.net.compile()
     inputs = collect_inputs(args.input, model.spatial_dims)
     options = PredictOptions(
         overwrite=args.overwrite,
@@ -213,6 +215,9 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--overlap", type=float, default=0.5, help="3D window overlap")
     predict.add_argument("--sw-batch-size", type=int, default=4, help="3D windows per batch")
     predict.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
+    predict.add_argument(
+        "--compile", action="store_true", help="torch.compile the network: pays off over many files"
+    )
     predict.add_argument("--quiet", action="store_true", help="no progress bar")
     predict.set_defaults(func=_predict)
     attention = sub.add_parser("attention", help="figures of the sSE maps and cSE weights")

@@ -24,7 +24,7 @@ def test_registry_register_get_and_errors() -> None:
         reg.build("b", 2, scael=3)
     assert reg.accepted("b", {"scale": 2, "other": 1}) == {"scale": 2}
     assert reg.resolved("b", n=2) == {"n": 2, "scale": 1}  # defaults filled in
-    with pytest.raises(ValueError, match="thing 'b'.*scael"):
+    with pytest.raises(ValueError, match=r"thing 'b'.*scael"):
         reg.resolved("b", n=2, scael=3)
 
 

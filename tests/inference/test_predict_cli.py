@@ -34,6 +34,19 @@ def test_3d_checkpoint_predicts_volume_with_its_geometry(ckpt_3d, data_env, tmp_
     assert set(np.unique(np.asarray(out.dataobj))) <= {0, 1, 2}
 
 
+def test_compiled_prediction_equals_eager(ckpt_3d, data_env, tmp_path) -> None:
+    source = data_env / "datasets" / "brain_tissue3d" / "imagesTr" / "icbm_superior.nii.gz"
+    runs = {"eager": (), "compiled": ("--compile",)}
+    for name, extra in runs.items():
+        args = ("--checkpoint", ckpt_3d, "--input", source, "--output", tmp_path / name, *extra)
+        assert _predict(*args, "--probabilities") == 0
+    stem = source.name.removesuffix(".nii.gz")
+    probs = [nib.load(tmp_path / n / f"{stem}_probabilities.nii.gz").get_fdata() for n in runs]
+    np.testing.assert_allclose(*probs, atol=1e-4)  # fused kernels round differently
+    labels = [np.asarray(nib.load(tmp_path / n / source.name).dataobj) for n in runs]
+    assert (labels[0] != labels[1]).mean() < 1e-4
+
+
 def test_2d_folder_predicts_pngs_at_input_size(ckpt_2d, data_env, tmp_path) -> None:
     images = tmp_path / "in"
     images.mkdir()
