@@ -101,8 +101,11 @@ def _models(args: argparse.Namespace) -> int:
 
 def _predict(args: argparse.Namespace) -> int:
     from scseg.inference import PredictOptions, collect_inputs, load_model, predict_files
+    from scseg.models import to_channels_last
 
     model = load_model(args.checkpoint, args.device)
+    if args.channels_last:
+        to_channels_last(model.net, model.spatial_dims)
     if args.compile:
         model.net.compile()
     inputs = collect_inputs(args.input, model.spatial_dims)
@@ -215,6 +218,9 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--overlap", type=float, default=0.5, help="3D window overlap")
     predict.add_argument("--sw-batch-size", type=int, default=4, help="3D windows per batch")
     predict.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
+    predict.add_argument(
+        "--channels-last", action="store_true", help="channels-last layout (faster for 2D)"
+    )
     predict.add_argument(
         "--compile", action="store_true", help="torch.compile the network: pays off over many files"
     )

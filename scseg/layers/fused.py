@@ -3,28 +3,61 @@
 On CPUs the cost of squeeze-and-excitation is not its FLOPs but its full-size temporaries:
 ``x * (c + s)`` materialises ``c + s`` and the product, each a fresh page-faulting
 allocation, and a 1x1 convolution with one output channel first reorders its whole input.
-Here both are computed channel-chunk by channel-chunk, so forward allocates only the output
-and backward only the input's gradient. When tracing or compiling (ONNX, torch.export,
-torch.compile), the plain expressions are used, with identical results.
+Here both are computed chunk by chunk, so forward allocates only the output and backward
+only the input's gradient. Chunks follow the memory layout, so each is one stretch of
+memory: channel ranges for contiguous tensors, ranges of the first spatial axis for
+channels-last ones (whose sSE projection is then a plain 1x1 convolution: no reorder).
+When tracing or compiling (ONNX, torch.export, torch.compile), the plain expressions are
+used, with identical results.
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 CHUNK_ELEMENTS = 1 << 18  # temporaries of at most ~1 MiB (float32) per chunk
+_CHANNELS_LAST = {4: torch.channels_last, 5: torch.channels_last_3d}
 
 
-def _chunks(x: torch.Tensor) -> list[slice]:
-    per_channel = max(1, x[:, :1].numel())
-    step = max(1, CHUNK_ELEMENTS // per_channel)
-    return [slice(i, min(i + step, x.shape[1])) for i in range(0, x.shape[1], step)]
+def _axis(x: torch.Tensor) -> int:
+    """The axis to chunk along: channels, or the first spatial axis if ``x`` is channels-last."""
+    fmt = _CHANNELS_LAST.get(x.ndim)
+    if fmt is not None and not x.is_contiguous() and x.is_contiguous(memory_format=fmt):
+        return 2
+    return 1
 
 
-def _buffer(x: torch.Tensor, chunks: list[slice]) -> torch.Tensor:
-    """One chunk-sized scratch tensor, reused by every chunk (no allocation per chunk)."""
-    return torch.empty(x.shape[0], chunks[0].stop - chunks[0].start, *x.shape[2:],
-                       dtype=x.dtype, device=x.device)  # fmt: skip
+def _chunks(x: torch.Tensor, axis: int) -> list[slice]:
+    size = x.shape[axis]
+    per_index = max(1, x.numel() // max(1, size))
+    step = max(1, CHUNK_ELEMENTS // per_index)
+    return [slice(i, min(i + step, size)) for i in range(0, size, step)]
+
+
+def _part(t: torch.Tensor, axis: int, sl: slice) -> torch.Tensor:
+    """``t``'s piece for chunk ``sl``: sliced where ``t`` spans ``axis``, whole where it
+    broadcasts (size 1)."""
+    return t if t.shape[axis] == 1 else t.narrow(axis, sl.start, sl.stop - sl.start)
+
+
+def _buffer(x: torch.Tensor, axis: int, chunks: list[slice]) -> torch.Tensor:
+    """One chunk-sized scratch tensor in ``x``'s layout, reused by every chunk."""
+    shape = list(x.shape)
+    shape[axis] = chunks[0].stop - chunks[0].start
+    fmt = _CHANNELS_LAST[x.ndim] if axis == 2 else torch.contiguous_format
+    return torch.empty(shape, dtype=x.dtype, device=x.device, memory_format=fmt)
+
+
+def _scratch(buffer: torch.Tensor, axis: int, sl: slice) -> torch.Tensor:
+    return buffer.narrow(axis, 0, sl.stop - sl.start)
+
+
+def _reduce_into(target: torch.Tensor, product: torch.Tensor, axis: int, sl: slice) -> None:
+    """Adds ``product`` (one chunk) into ``target``, summed over the axes ``target``
+    broadcasts along; ``target`` starts at zero."""
+    dims = [d for d in range(product.ndim) if target.shape[d] == 1 and product.shape[d] != 1]
+    _part(target, axis, sl).add_(product.sum(dims, keepdim=True) if dims else product)
 
 
 def _plain_path() -> bool:
@@ -36,24 +69,27 @@ def _scale(
 ) -> torch.Tensor:
     """``x * (c + s)`` (either may be None), chunk by chunk, with no temporaries;
     ``inplace`` overwrites ``x`` instead of allocating the output."""
+    axis = _axis(x)
+    chunks = _chunks(x, axis)
     if inplace:
-        chunks = _chunks(x)
-        scratch = _buffer(x, chunks) if c is not None and s is not None else None
+        buffer = _buffer(x, axis, chunks) if c is not None and s is not None else None
         for sl in chunks:
+            xp = _part(x, axis, sl)
             if c is None or s is None:
-                x[:, sl].mul_(s if c is None else c[:, sl])
+                xp.mul_(_part(s if c is None else c, axis, sl))
             else:
-                x[:, sl].mul_(torch.add(c[:, sl], s, out=scratch[:, : sl.stop - sl.start]))
+                cs = _scratch(buffer, axis, sl)
+                xp.mul_(torch.add(_part(c, axis, sl), _part(s, axis, sl), out=cs))
         return x
     out = torch.empty_like(x)
-    for sl in _chunks(x):
-        o = out[:, sl]
+    for sl in chunks:
+        o, xp = _part(out, axis, sl), _part(x, axis, sl)
         if c is None:
-            torch.mul(x[:, sl], s, out=o)
+            torch.mul(xp, _part(s, axis, sl), out=o)
             continue
-        torch.mul(x[:, sl], c[:, sl], out=o)
+        torch.mul(xp, _part(c, axis, sl), out=o)
         if s is not None:
-            o.addcmul_(x[:, sl], s)
+            o.addcmul_(xp, _part(s, axis, sl))
     return out
 
 
@@ -70,19 +106,20 @@ class _Recalibrate(torch.autograd.Function):
         grad_x = _scale(grad, c, s) if ctx.needs_input_grad[0] else None
         want_c = ctx.has_c and ctx.needs_input_grad[1]
         want_s = ctx.has_s and ctx.needs_input_grad[2]
-        grad_c = torch.empty_like(c) if want_c else None
+        grad_c = torch.zeros_like(c) if want_c else None
         grad_s = torch.zeros_like(s) if want_s else None
         if want_c or want_s:
-            spatial = tuple(range(2, x.ndim))
-            chunks = _chunks(x)
-            scratch = _buffer(x, chunks)
+            axis = _axis(x)
+            chunks = _chunks(x, axis)
+            buffer = _buffer(x, axis, chunks)
             for sl in chunks:
-                product = scratch[:, : sl.stop - sl.start]
-                torch.mul(grad[:, sl], x[:, sl], out=product)
+                product = torch.mul(
+                    _part(grad, axis, sl), _part(x, axis, sl), out=_scratch(buffer, axis, sl)
+                )
                 if want_c:
-                    grad_c[:, sl] = product.sum(spatial, keepdim=True)
+                    _reduce_into(grad_c, product, axis, sl)
                 if want_s:
-                    grad_s += product.sum(1, keepdim=True)
+                    _reduce_into(grad_s, product, axis, sl)
         return grad_x, grad_c, grad_s
 
 
@@ -127,27 +164,39 @@ class _ChannelProject(torch.autograd.Function):
         grad_x = grad * w if ctx.needs_input_grad[0] else None
         grad_w = None
         if ctx.needs_input_grad[1]:
-            dims = (0, *range(2, x.ndim))
-            chunks = _chunks(x)
-            scratch = _buffer(x, chunks)
-            parts = []
-            for sl in chunks:
-                product = scratch[:, : sl.stop - sl.start]
-                parts.append(torch.mul(x[:, sl], grad, out=product).sum(dims))
-            grad_w = torch.cat(parts).view_as(weight)
+            grad_w = _weight_grad(x, grad, weight)
         grad_b = grad.sum().view(1) if ctx.needs_input_grad[2] else None
         return grad_x, grad_w, grad_b
 
 
+def _weight_grad(x: torch.Tensor, grad_out: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Gradient of a C -> 1 1x1 convolution's weight: ``sum(x * grad_out)`` per channel."""
+    axis = _axis(x)
+    chunks = _chunks(x, axis)
+    buffer = _buffer(x, axis, chunks)
+    grad_w = torch.zeros(1, x.shape[1], *[1] * (x.ndim - 2), dtype=x.dtype, device=x.device)
+    for sl in chunks:
+        product = torch.mul(
+            _part(x, axis, sl), _part(grad_out, axis, sl), out=_scratch(buffer, axis, sl)
+        )
+        _reduce_into(grad_w, product, axis, sl)
+    return grad_w.view_as(weight)
+
+
 def channel_project(x: torch.Tensor, conv: torch.nn.Module) -> torch.Tensor:
     """The 1x1 convolution ``conv`` (C -> 1 channel, with bias) applied to ``x``."""
-    if _plain_path() or x.is_cuda:  # cuDNN handles this well; the CPU path reorders x
+    # cuDNN handles this well, and so does oneDNN on channels-last input; on contiguous
+    # CPU input the convolution would first reorder x.
+    if _plain_path() or x.is_cuda or _axis(x) == 2:
         return conv(x)
     return _ChannelProject.apply(x, conv.weight, conv.bias)
 
 
 def _project(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    """``sum_c weight[c] * x[:, c] + bias`` -> ``(B, 1, *S)``, in place, channel by channel."""
+    """``sum_c weight[c] * x[:, c] + bias`` -> ``(B, 1, *S)``: in place channel by channel,
+    or a plain convolution for channels-last ``x``."""
+    if _axis(x) == 2:
+        return (F.conv2d if x.ndim == 4 else F.conv3d)(x, weight, bias)
     out = bias.view(1, 1, *[1] * (x.ndim - 2)).expand(x.shape[0], 1, *x.shape[2:]).clone()
     w = weight.view(1, -1, *[1] * (x.ndim - 2))
     for i in range(x.shape[1]):
@@ -182,17 +231,19 @@ class _SqueezeExcite(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         x, c, s, conv_weight, *mlp_params = ctx.saved_tensors
-        spatial = tuple(range(2, x.ndim))
-        chunks = _chunks(x)
-        scratch = _buffer(x, chunks)
-        grad_c = torch.empty_like(c) if c is not None else None
+        axis = _axis(x)
+        chunks = _chunks(x, axis)
+        buffer = _buffer(x, axis, chunks)
+        grad_c = torch.zeros_like(c) if c is not None else None
         grad_s = torch.zeros_like(s) if s is not None else None
         for sl in chunks:  # pass 1: both gates' gradients, sum(grad * x) two ways
-            product = torch.mul(grad[:, sl], x[:, sl], out=scratch[:, : sl.stop - sl.start])
+            product = torch.mul(
+                _part(grad, axis, sl), _part(x, axis, sl), out=_scratch(buffer, axis, sl)
+            )
             if c is not None:
-                grad_c[:, sl] = product.sum(spatial, keepdim=True)
+                _reduce_into(grad_c, product, axis, sl)
             if s is not None:
-                grad_s += product.sum(1, keepdim=True)
+                _reduce_into(grad_s, product, axis, sl)
         grad_params: tuple = (None,) * len(mlp_params)
         grad_w = grad_b = grad_mean = grad_proj = None
         if c is not None:
@@ -202,19 +253,15 @@ class _SqueezeExcite(torch.autograd.Function):
             grad_params = tuple(found[1:])
         if s is not None:
             grad_proj = grad_s * s * (1 - s)  # through the sigmoid gate
-            dims = (0, *spatial)
-            grad_w = torch.cat(
-                [torch.mul(x[:, sl], grad_proj, out=scratch[:, : sl.stop - sl.start]).sum(dims)
-                 for sl in chunks]
-            ).view_as(conv_weight)  # fmt: skip
+            grad_w = _weight_grad(x, grad_proj, conv_weight)
             grad_b = grad_proj.sum().view(1)
         grad_x = _scale(grad, c, s)  # pass 2: the three paths into one tensor, in place
         if grad_mean is not None:
             grad_x += grad_mean
         if grad_proj is not None:
-            w = conv_weight.view(1, -1, *[1] * len(spatial))
-            for i in range(x.shape[1]):
-                grad_x[:, i : i + 1].addcmul_(grad_proj, w[:, i : i + 1])
+            w = conv_weight.view(1, -1, *[1] * (x.ndim - 2))
+            for sl in chunks:
+                _part(grad_x, axis, sl).addcmul_(_part(grad_proj, axis, sl), _part(w, axis, sl))
         return (grad_x, None, None, grad_w, grad_b, *grad_params)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from scseg.models.decoder import DecoderBlock, UnetDecoder
@@ -42,6 +43,16 @@ def create_model(
     )
 
 
+def to_channels_last(net: nn.Module, spatial_dims: int) -> nn.Module:
+    """Converts ``net``'s weights, in place, to the channels-last layout for its dims.
+
+    Inputs need no conversion: the first convolution follows its weight's layout, and every
+    later layer follows its input's. 1D models are left as they are (no such layout).
+    """
+    fmt = {2: torch.channels_last, 3: torch.channels_last_3d}.get(spatial_dims)
+    return net.to(memory_format=fmt) if fmt is not None else net
+
+
 def list_models() -> list[str]:
     """Names accepted by :func:`create_model`."""
     return MODELS.names()
@@ -55,4 +66,5 @@ __all__ = [
     "UnetDecoder",
     "create_model",
     "list_models",
+    "to_channels_last",
 ]

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from monai.inferers import sliding_window_inference
 
 from scseg import __version__
-from scseg.models import MODELS, create_model
+from scseg.models import MODELS, create_model, to_channels_last
 from scseg.training.losses import SegmentationLoss, supervised_loss
 from scseg.training.metrics import SegmentationMetrics
 
@@ -37,6 +37,10 @@ class SegmentationModule(pl.LightningModule):
             ``max_epochs``, or ``"none"``.
         roi_size: sliding-window size for 3D validation/test (default: the data module's
             training patch size); ``sw_batch_size`` and ``sw_overlap`` tune it.
+        channels_last: keep activations channels-last (NHWC/NDHWC), the layout oneDNN and
+            tensor cores prefer: the 2D resnet34 U-Net's training step about x1.3 faster on
+            two CPU cores (benchmarks/results/attention_overhead_channels_last.md); slower
+            for 3D there.
         compile: compile the network with ``torch.compile`` (in place: checkpoints keep
             their keys). It pays off over long runs: on two CPU cores the 2D scSE U-Net's
             training step is x1.13 faster after about 40 s of compiling
@@ -61,6 +65,7 @@ class SegmentationModule(pl.LightningModule):
         roi_size: list[int] | None = None,
         sw_batch_size: int = 4,
         sw_overlap: float = 0.5,
+        channels_last: bool = False,
         compile: bool = False,
     ) -> None:
         super().__init__()
@@ -78,6 +83,8 @@ class SegmentationModule(pl.LightningModule):
             **(model_options or {}),
         )
         self.net = create_model(arch, **self.architecture)
+        if channels_last:
+            to_channels_last(self.net, spatial_dims)
         if compile:
             self.net.compile()
         self.loss = SegmentationLoss(loss, include_background, ignore_index)

@@ -95,3 +95,48 @@ def test_inplace_inference_equals_plain(parts: str, monkeypatch) -> None:
     torch.testing.assert_close(out, expected)
     z = x.clone().requires_grad_()
     assert fused.recalibrate(z, c, s, inplace=True).data_ptr() != z.data_ptr()  # not with grad
+
+
+def _channels_last(t: torch.Tensor) -> torch.Tensor:
+    fmt = torch.channels_last if t.ndim == 4 else torch.channels_last_3d
+    return t.contiguous(memory_format=fmt)
+
+
+@pytest.mark.parametrize("spatial_dims", [2, 3])
+def test_channels_last_chunks_along_space_with_equal_results(spatial_dims: int, monkeypatch):
+    """Channels-last tensors are chunked along their first spatial axis (one memory
+    stretch per chunk); values and gradients equal the plain expressions."""
+    from scseg.layers import attention, create_attention
+
+    monkeypatch.setattr(fused, "CHUNK_ELEMENTS", 29)  # several chunks of rows
+    g = torch.Generator().manual_seed(0)
+    spatial = (5, 4, 3)[:spatial_dims]
+    x = _channels_last(torch.randn(2, 6, *spatial, dtype=torch.float64, generator=g))
+    assert fused._axis(x) == 2 and len(fused._chunks(x, 2)) > 1
+    c = torch.rand(2, 6, *[1] * spatial_dims, dtype=torch.float64, generator=g)
+    s = _channels_last(torch.rand(2, 1, *spatial, dtype=torch.float64, generator=g))
+    xg, cg, sg = (t.clone().requires_grad_() for t in (x, c, s))
+    assert torch.autograd.gradcheck(fused._Recalibrate.apply, (xg, cg, sg), eps=1e-6, atol=1e-6)
+    with torch.no_grad():
+        inplace = fused.recalibrate(x.clone(), c, s, inplace=True)
+    torch.testing.assert_close(inplace, x * (c + s))
+    conv = getattr(torch.nn, f"Conv{spatial_dims}d")(6, 1, 1).double()
+    torch.testing.assert_close(fused._project(x, conv.weight, conv.bias), conv(x))
+
+    for kind in ("cse", "sse", "scse"):
+        torch.manual_seed(0)
+        options = {"reduction": 2} if kind != "sse" else {}
+        module = create_attention(kind, 6, spatial_dims, **options).double()
+
+        def run(fused_path: bool, module=module):
+            monkeypatch.setattr(attention, "use_fused_training", lambda t: fused_path)
+            xi = x.clone().requires_grad_()
+            module.zero_grad()
+            out = module(xi)
+            (
+                out * torch.linspace(-1, 1, out.numel(), dtype=out.dtype).view_as(out)
+            ).sum().backward()
+            return [out.detach(), xi.grad, *[p.grad.clone() for p in module.parameters()]]
+
+        for a, b in zip(run(True), run(False), strict=True):
+            torch.testing.assert_close(a, b)

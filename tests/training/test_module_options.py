@@ -1,0 +1,39 @@
+"""Runtime options of the module: ``compile`` and ``channels_last`` change speed, never
+what is saved or computed."""
+
+from __future__ import annotations
+
+import torch
+
+from scseg.training import SegmentationModule
+
+SMALL = {"encoder_name": "resnet18", "decoder_channels": [16, 8, 8, 8, 8]}
+OPTIONS = {"arch": "smp_unet", "spatial_dims": 2, "in_channels": 1, "classes": 2,
+           "model_options": SMALL}  # fmt: skip
+
+
+def test_compile_keeps_checkpoint_keys() -> None:
+    plain, compiled = SegmentationModule(**OPTIONS), SegmentationModule(**OPTIONS, compile=True)
+    assert plain.net._compiled_call_impl is None
+    assert compiled.net._compiled_call_impl is not None  # compiles on its first call
+    assert list(compiled.state_dict()) == list(plain.state_dict())
+
+
+def test_channels_last_layout_same_values_and_gradients() -> None:
+    torch.manual_seed(0)
+    plain = SegmentationModule(**OPTIONS)
+    fast = SegmentationModule(**OPTIONS, channels_last=True)
+    fast.load_state_dict(plain.state_dict())
+    conv = fast.net.decoder.blocks[0].conv.conv1.conv
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    assert not conv.weight.is_contiguous()
+    x = torch.randn(2, 1, 64, 64)  # a plain (contiguous) batch, as the loaders give
+    outputs, grads = [], []
+    for module in (plain, fast):
+        y = module.train()(x)
+        y.square().mean().backward()
+        outputs.append(y)
+        grads.append(module.net.decoder.blocks[0].attention.sse.conv.weight.grad)
+    assert outputs[1].is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(outputs[1], outputs[0], rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(grads[1], grads[0], rtol=1e-4, atol=1e-5)
