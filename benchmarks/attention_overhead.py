@@ -2,7 +2,7 @@
 training step, time and peak memory.
 
     uv run python benchmarks/attention_overhead.py            # 2D and 3D, CPU or the GPU
-    uv run python benchmarks/attention_overhead.py --dims 2 --repeats 5
+    uv run python benchmarks/attention_overhead.py --dims 2 --repeats 15
 
 2D: smp_unet on resnet34, 256x256, batch 8. 3D: the default unet, a 96^3 patch, batch 2.
 Results: benchmarks/results/attention_overhead[_<device>].{json,md}.
@@ -108,12 +108,18 @@ def run(dims: int, repeats: int, device: str, channels_last: bool) -> list[dict]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--dims", type=int, nargs="+", default=[2, 3])
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument(
+        "--repeats", type=int, nargs="+", default=[15, 5], help="one value, or one per dims"
+    )
     parser.add_argument("--channels-last", action="store_true")
     parser.add_argument("--suffix", default="", help="results file suffix, e.g. _h100")
     args = parser.parse_args()
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    rows = [r for d in args.dims for r in run(d, args.repeats, device, args.channels_last)]
+    if len(args.repeats) not in (1, len(args.dims)):
+        parser.error("--repeats takes one value, or one per --dims entry")
+    repeats = dict(zip(args.dims, args.repeats * len(args.dims) if len(args.repeats) == 1
+                       else args.repeats, strict=False))  # fmt: skip
+    rows = [r for d in args.dims for r in run(d, repeats[d], device, args.channels_last)]
     headers = ["dims", "attention", "params", "forward s", "x none", "train step s", "x none",
                "peak train MiB"]  # fmt: skip
     lines = []
@@ -127,7 +133,7 @@ def main() -> None:
             f"{r['peak_train_mib']:.0f}",
         ])  # fmt: skip
     table = markdown_table(headers, lines)
-    meta = {"repeats": args.repeats, "channels_last": args.channels_last,
+    meta = {"repeats": repeats, "channels_last": args.channels_last,
             "inputs": {d: SETUPS[d]["shape"] for d in args.dims}}  # fmt: skip
     for path in write(f"attention_overhead{args.suffix}", rows, table, meta):
         print(path)
