@@ -30,14 +30,19 @@ SETUPS = {
 }  # fmt: skip
 
 
-def build(dims: int, attention: str, device: str, channels_last: bool = False):
+def model_and_input(dims: int, attention: str, device: str):
+    """The benchmark model of ``dims`` with ``attention``, seeded, and its input batch."""
     setup = SETUPS[dims]
     torch.manual_seed(0)
     model = scseg.create_model(
         setup["name"], spatial_dims=dims, in_channels=setup["in_channels"], classes=2,
         attention=attention, **setup["options"],
     ).to(device)  # fmt: skip
-    x = torch.randn(setup["shape"], device=device)
+    return model, torch.randn(setup["shape"], device=device)
+
+
+def build(dims: int, attention: str, device: str, channels_last: bool = False):
+    model, x = model_and_input(dims, attention, device)
     if channels_last:
         fmt = torch.channels_last if dims == 2 else torch.channels_last_3d
         model, x = model.to(memory_format=fmt), x.contiguous(memory_format=fmt)

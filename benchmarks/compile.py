@@ -21,20 +21,12 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from attention_overhead import SETUPS
+from attention_overhead import SETUPS, model_and_input
 from common import interleaved, markdown_table, steps, write
-
-import scseg
 
 
 def build(dims: int, attention: str, device: str, compiled: bool):
-    setup = SETUPS[dims]
-    torch.manual_seed(0)
-    model = scseg.create_model(
-        setup["name"], spatial_dims=dims, in_channels=setup["in_channels"], classes=2,
-        attention=attention, **setup["options"],
-    ).to(device)  # fmt: skip
-    x = torch.randn(setup["shape"], device=device)
+    model, x = model_and_input(dims, attention, device)
     return steps(torch.compile(model) if compiled else model, x, device)
 
 
