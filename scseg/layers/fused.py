@@ -60,6 +60,19 @@ def _reduce_into(target: torch.Tensor, product: torch.Tensor, axis: int, sl: sli
     _part(target, axis, sl).add_(product.sum(dims, keepdim=True) if dims else product)
 
 
+def _reduce_products(x: torch.Tensor, y: torch.Tensor, targets: list[torch.Tensor]) -> None:
+    """Adds ``x * y``, formed chunk by chunk in ``x``'s layout, into each of ``targets``
+    (zeros of broadcast shapes, e.g. ``(B, C, 1, ...)``), summed over the axes each
+    broadcasts along: every gate or weight gradient is such a sum."""
+    axis = _axis(x)
+    chunks = _chunks(x, axis)
+    buffer = _buffer(x, axis, chunks)
+    for sl in chunks:
+        product = torch.mul(_part(x, axis, sl), _part(y, axis, sl), out=_scratch(buffer, axis, sl))
+        for target in targets:
+            _reduce_into(target, product, axis, sl)
+
+
 def _plain_path() -> bool:
     return torch.jit.is_tracing() or torch.compiler.is_compiling() or torch.onnx.is_in_onnx_export()
 
@@ -109,17 +122,7 @@ class _Recalibrate(torch.autograd.Function):
         grad_c = torch.zeros_like(c) if want_c else None
         grad_s = torch.zeros_like(s) if want_s else None
         if want_c or want_s:
-            axis = _axis(x)
-            chunks = _chunks(x, axis)
-            buffer = _buffer(x, axis, chunks)
-            for sl in chunks:
-                product = torch.mul(
-                    _part(grad, axis, sl), _part(x, axis, sl), out=_scratch(buffer, axis, sl)
-                )
-                if want_c:
-                    _reduce_into(grad_c, product, axis, sl)
-                if want_s:
-                    _reduce_into(grad_s, product, axis, sl)
+            _reduce_products(x, grad, [g for g in (grad_c, grad_s) if g is not None])
         return grad_x, grad_c, grad_s
 
 
@@ -171,15 +174,8 @@ class _ChannelProject(torch.autograd.Function):
 
 def _weight_grad(x: torch.Tensor, grad_out: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """Gradient of a C -> 1 1x1 convolution's weight: ``sum(x * grad_out)`` per channel."""
-    axis = _axis(x)
-    chunks = _chunks(x, axis)
-    buffer = _buffer(x, axis, chunks)
     grad_w = torch.zeros(1, x.shape[1], *[1] * (x.ndim - 2), dtype=x.dtype, device=x.device)
-    for sl in chunks:
-        product = torch.mul(
-            _part(x, axis, sl), _part(grad_out, axis, sl), out=_scratch(buffer, axis, sl)
-        )
-        _reduce_into(grad_w, product, axis, sl)
+    _reduce_products(x, grad_out, [grad_w])
     return grad_w.view_as(weight)
 
 
@@ -231,19 +227,10 @@ class _SqueezeExcite(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         x, c, s, conv_weight, *mlp_params = ctx.saved_tensors
-        axis = _axis(x)
-        chunks = _chunks(x, axis)
-        buffer = _buffer(x, axis, chunks)
         grad_c = torch.zeros_like(c) if c is not None else None
         grad_s = torch.zeros_like(s) if s is not None else None
-        for sl in chunks:  # pass 1: both gates' gradients, sum(grad * x) two ways
-            product = torch.mul(
-                _part(grad, axis, sl), _part(x, axis, sl), out=_scratch(buffer, axis, sl)
-            )
-            if c is not None:
-                _reduce_into(grad_c, product, axis, sl)
-            if s is not None:
-                _reduce_into(grad_s, product, axis, sl)
+        # pass 1: both gates' gradients, sum(grad * x) two ways
+        _reduce_products(x, grad, [g for g in (grad_c, grad_s) if g is not None])
         grad_params: tuple = (None,) * len(mlp_params)
         grad_w = grad_b = grad_mean = grad_proj = None
         if c is not None:
@@ -260,7 +247,8 @@ class _SqueezeExcite(torch.autograd.Function):
             grad_x += grad_mean
         if grad_proj is not None:
             w = conv_weight.view(1, -1, *[1] * (x.ndim - 2))
-            for sl in chunks:
+            axis = _axis(x)
+            for sl in _chunks(x, axis):
                 _part(grad_x, axis, sl).addcmul_(_part(grad_proj, axis, sl), _part(w, axis, sl))
         return (grad_x, None, None, grad_w, grad_b, *grad_params)
 
