@@ -54,15 +54,17 @@ class Registry(Generic[T]):
         Raises:
             ValueError: for an unknown name, or arguments the factory does not take.
         """
-        factory = self.get(name)
-        signature = inspect.signature(factory)
+        self._bind(name, *args, **kwargs)
+        return self.get(name)(*args, **kwargs)
+
+    def _bind(self, name: str, *args, **kwargs) -> inspect.BoundArguments:
+        signature = inspect.signature(self.get(name))
         try:
-            signature.bind(*args, **kwargs)
+            return signature.bind(*args, **kwargs)
         except TypeError as err:
             raise ValueError(
                 f"{self.kind} {name!r}: {err}; it takes: {', '.join(signature.parameters)}"
             ) from None
-        return factory(*args, **kwargs)
 
     def resolved(self, name: str, **kwargs) -> dict:
         """Every keyword of factory ``name``: ``kwargs`` with the defaults filled in.
@@ -72,11 +74,7 @@ class Registry(Generic[T]):
         Raises:
             ValueError: as :meth:`build`.
         """
-        signature = inspect.signature(self.get(name))
-        try:
-            bound = signature.bind(**kwargs)
-        except TypeError as err:
-            raise ValueError(f"{self.kind} {name!r}: {err}") from None
+        bound = self._bind(name, **kwargs)
         bound.apply_defaults()
         return dict(bound.arguments)
 
