@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pickle
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,6 +45,29 @@ class LoadedModel:
         cuda = self.device.type == "cuda"
         dtype = torch.bfloat16 if cuda and torch.cuda.is_bf16_supported() else torch.float16
         return torch.autocast(self.device.type, dtype, enabled=cuda)
+
+    def probabilities(
+        self, x: torch.Tensor, logits: Callable[[torch.Tensor], torch.Tensor], tta: bool = False
+    ) -> torch.Tensor:
+        """Softmax of ``logits(x)``, in float32 on the CPU, averaged over every mirror
+        combination of the spatial axes when ``tta`` (nnU-Net's test-time mirroring).
+
+        ``logits`` runs in inference mode, with :meth:`autocast`, on ``x`` moved to the
+        model's device.
+        """
+        x = x.to(self.device)
+        axes = range(2, 2 + self.spatial_dims)
+        masks = range(2**self.spatial_dims) if tta else [0]
+        flips = [tuple(a for i, a in enumerate(axes) if mask >> i & 1) for mask in masks]
+        total = None
+        with torch.inference_mode(), self.autocast():
+            for dims in flips:
+                probs = torch.softmax(logits(torch.flip(x, dims) if dims else x).float(), 1)
+                probs = torch.flip(probs, dims) if dims else probs
+                total = probs if total is None else total.add_(probs)
+            if len(flips) > 1:  # inference tensors change in place only in inference mode
+                total.div_(len(flips))
+        return total.cpu()
 
 
 def read_checkpoint(path: str | Path) -> dict:

@@ -62,15 +62,7 @@ def predict_image(
         InputError: unreadable file or wrong channel count.
     """
     x = image_tensor(model, path)
-    flips = [(), (2,), (3,), (2, 3)] if tta else [()]
-    total = None
-    with torch.inference_mode(), model.autocast():
-        for axes in flips:
-            xi = torch.flip(x, axes) if axes else x
-            probs = torch.softmax(pad_predict(model.net, xi.to(model.device)).float(), 1).cpu()
-            probs = torch.flip(probs, axes) if axes else probs
-            total = probs if total is None else total + probs
-    probs = (total / len(flips))[0].numpy()
+    probs = model.probabilities(x, lambda xi: pad_predict(model.net, xi), tta)[0].numpy()
     labels = probs.argmax(0).astype(np.uint8 if model.classes <= 255 else np.int16)
     return labels, probs
 

@@ -49,16 +49,6 @@ def _input_geometry(path: Path) -> tuple[np.ndarray, tuple[int, ...], nib.Nifti1
         raise InputError(f"{path}: cannot read volume header ({first})") from None
 
 
-def _flips(spatial_dims: int, tta: bool) -> list[tuple[int, ...]]:
-    """All mirror combinations over the spatial axes (nnU-Net's test-time mirroring)."""
-    if not tta:
-        return [()]
-    axes = range(2, 2 + spatial_dims)
-    return [
-        tuple(a for i, a in enumerate(axes) if mask >> i & 1) for mask in range(2**spatial_dims)
-    ]
-
-
 def sliding_window_probabilities(
     model: LoadedModel,
     x: torch.Tensor,
@@ -69,22 +59,14 @@ def sliding_window_probabilities(
 ) -> torch.Tensor:
     """Softmax probabilities ``(1, C, *spatial)`` by Gaussian-blended sliding windows,
     averaged over mirrored copies when ``tta``."""
-    x = x.to(model.device)
-    total = None
-    flips = _flips(model.spatial_dims, tta)
-    with torch.inference_mode(), model.autocast():
-        for axes in flips:
-            xi = torch.flip(x, axes) if axes else x
-            logits = sliding_window_inference(
-                xi, roi_size, sw_batch_size, model.net, overlap=overlap, mode="gaussian"
-            )
-            logits = logits.as_tensor() if isinstance(logits, MetaTensor) else logits
-            probs = torch.softmax(logits.float(), 1)
-            probs = torch.flip(probs, axes) if axes else probs
-            total = probs if total is None else total.add_(probs)
-    if len(flips) > 1:
-        total.div_(len(flips))
-    return total.cpu()
+
+    def logits(xi: torch.Tensor) -> torch.Tensor:
+        out = sliding_window_inference(
+            xi, roi_size, sw_batch_size, model.net, overlap=overlap, mode="gaussian"
+        )
+        return out.as_tensor() if isinstance(out, MetaTensor) else out
+
+    return model.probabilities(x, logits, tta)
 
 
 def preprocess_volume(

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from scseg.inference import LoadedModel
+from scseg.models import create_model
 
 
 class ThresholdNet(nn.Module):
@@ -33,3 +34,21 @@ def oracle_3d() -> LoadedModel:
 
 def dice(a: np.ndarray, b: np.ndarray) -> float:
     return 2 * float((a & b).sum()) / max(float(a.sum() + b.sum()), 1.0)
+
+
+def tiny_model(spatial_dims: int, stem_stride: int = 1) -> LoadedModel:
+    """A small randomly initialised U-Net (2D: smp_unet resnet18; 3D: unet), eval mode."""
+    torch.manual_seed(0)
+    if spatial_dims == 2:
+        net = create_model(
+            "smp_unet", spatial_dims=2, in_channels=1, classes=3, encoder_name="resnet18",
+            decoder_channels=(32, 16, 16, 8, 8),
+        )  # fmt: skip
+        info = {"patch_size": [64, 64]}
+    else:
+        net = create_model(
+            "unet", spatial_dims=3, in_channels=1, classes=3, channels=(8, 16, 32),
+            stem_stride=stem_stride,
+        )  # fmt: skip
+        info = {"patch_size": [16, 16, 16]}
+    return LoadedModel(net.eval(), spatial_dims, 1, 3, {}, info)

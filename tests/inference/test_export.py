@@ -8,31 +8,15 @@ import pytest
 import torch
 
 from scseg.cli import main
-from scseg.inference import LoadedModel, load_model
+from scseg.inference import load_model
 from scseg.inference.export import TOLERANCE, ExportError, export_model
-from scseg.models import create_model
 
-
-def _tiny(spatial_dims: int, stem_stride: int = 1) -> LoadedModel:
-    torch.manual_seed(0)
-    if spatial_dims == 2:
-        net = create_model(
-            "smp_unet", spatial_dims=2, in_channels=1, classes=3, encoder_name="resnet18",
-            decoder_channels=(32, 16, 16, 8, 8),
-        )  # fmt: skip
-        info = {"patch_size": [64, 64]}
-    else:
-        net = create_model(
-            "unet", spatial_dims=3, in_channels=1, classes=3, channels=(8, 16, 32),
-            stem_stride=stem_stride,
-        )  # fmt: skip
-        info = {"patch_size": [16, 16, 16]}
-    return LoadedModel(net.eval(), spatial_dims, 1, 3, {}, info)
+from .conftest import tiny_model
 
 
 @pytest.mark.parametrize(("spatial_dims", "stem_stride"), [(2, 1), (3, 1), (3, 2)])
 def test_onnx_parity_and_dynamic_shapes(spatial_dims: int, stem_stride: int, tmp_path) -> None:
-    model = _tiny(spatial_dims, stem_stride)  # stride 2: logits interpolated to a dynamic size
+    model = tiny_model(spatial_dims, stem_stride)  # stride 2: logits interpolated to a dynamic size
     path = tmp_path / "model.onnx"
     diff = export_model(model, "onnx", path)
     assert diff < TOLERANCE
@@ -48,19 +32,19 @@ def test_onnx_parity_and_dynamic_shapes(spatial_dims: int, stem_stride: int, tmp
 @pytest.mark.parametrize("fmt", ["torchscript", "exported-program"])
 @pytest.mark.parametrize("spatial_dims", [2, 3])
 def test_other_formats(fmt: str, spatial_dims: int, tmp_path) -> None:
-    assert export_model(_tiny(spatial_dims), fmt, tmp_path / f"m.{fmt}") < TOLERANCE
+    assert export_model(tiny_model(spatial_dims), fmt, tmp_path / f"m.{fmt}") < TOLERANCE
 
 
 def test_export_refuses_to_overwrite_and_bad_shape(tmp_path) -> None:
     target = tmp_path / "m.onnx"
     target.write_bytes(b"keep")
     with pytest.raises(FileExistsError, match="--overwrite"):
-        export_model(_tiny(3), "onnx", target)
+        export_model(tiny_model(3), "onnx", target)
     assert target.read_bytes() == b"keep"
     with pytest.raises(ValueError, match="divisible by 32"):
-        export_model(_tiny(2), "onnx", tmp_path / "x.onnx", shape=[50, 64])
+        export_model(tiny_model(2), "onnx", tmp_path / "x.onnx", shape=[50, 64])
     with pytest.raises(ValueError, match="format must be one of"):
-        export_model(_tiny(2), "tflite", tmp_path / "x.tflite")
+        export_model(tiny_model(2), "tflite", tmp_path / "x.tflite")
     assert ExportError.__mro__[1] is RuntimeError
 
 
