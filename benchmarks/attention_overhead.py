@@ -21,6 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import interleaved, markdown_table, steps, write
 
 import scseg
+from scseg.layers.fused import CHANNELS_LAST
+from scseg.models import to_channels_last
 
 ATTENTION = ("none", "cse", "sse", "scse")
 SETUPS = {
@@ -44,8 +46,7 @@ def model_and_input(dims: int, attention: str, device: str):
 def build(dims: int, attention: str, device: str, channels_last: bool = False):
     model, x = model_and_input(dims, attention, device)
     if channels_last:
-        fmt = torch.channels_last if dims == 2 else torch.channels_last_3d
-        model, x = model.to(memory_format=fmt), x.contiguous(memory_format=fmt)
+        model, x = to_channels_last(model, dims), x.contiguous(memory_format=CHANNELS_LAST[x.ndim])
     forward, train_step = steps(model, x, device)
     params = sum(p.numel() for p in model.parameters())
     return forward, train_step, params
@@ -122,8 +123,8 @@ def main() -> None:
     device = "cuda" if torch.cuda.is_available() else "cpu"
     if len(args.repeats) not in (1, len(args.dims)):
         parser.error("--repeats takes one value, or one per --dims entry")
-    repeats = dict(zip(args.dims, args.repeats * len(args.dims) if len(args.repeats) == 1
-                       else args.repeats, strict=False))  # fmt: skip
+    per_dims = args.repeats * len(args.dims) if len(args.repeats) == 1 else args.repeats
+    repeats = dict(zip(args.dims, per_dims, strict=True))
     rows = [r for d in args.dims for r in run(d, repeats[d], device, args.channels_last)]
     headers = ["dims", "attention", "params", "forward s", "x none", "train step s", "x none",
                "peak train MiB"]  # fmt: skip

@@ -17,12 +17,12 @@ import torch
 import torch.nn.functional as F
 
 CHUNK_ELEMENTS = 1 << 18  # temporaries of at most ~1 MiB (float32) per chunk
-_CHANNELS_LAST = {4: torch.channels_last, 5: torch.channels_last_3d}
+CHANNELS_LAST = {4: torch.channels_last, 5: torch.channels_last_3d}  # by tensor ndim
 
 
 def _axis(x: torch.Tensor) -> int:
     """The axis to chunk along: channels, or the first spatial axis if ``x`` is channels-last."""
-    fmt = _CHANNELS_LAST.get(x.ndim)
+    fmt = CHANNELS_LAST.get(x.ndim)
     if fmt is not None and not x.is_contiguous() and x.is_contiguous(memory_format=fmt):
         return 2
     return 1
@@ -45,7 +45,7 @@ def _buffer(x: torch.Tensor, axis: int, chunks: list[slice]) -> torch.Tensor:
     """One chunk-sized scratch tensor in ``x``'s layout, reused by every chunk."""
     shape = list(x.shape)
     shape[axis] = chunks[0].stop - chunks[0].start
-    fmt = _CHANNELS_LAST[x.ndim] if axis == 2 else torch.contiguous_format
+    fmt = CHANNELS_LAST[x.ndim] if axis == 2 else torch.contiguous_format
     return torch.empty(shape, dtype=x.dtype, device=x.device, memory_format=fmt)
 
 

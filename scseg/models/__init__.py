@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import torch
 from torch import nn
 
+from scseg.layers.fused import CHANNELS_LAST
 from scseg.models.decoder import DecoderBlock, UnetDecoder
 from scseg.models.encoders import NdEncoder, SMPEncoder
 from scseg.models.unet import MODELS, SEUnet
@@ -49,7 +49,7 @@ def to_channels_last(net: nn.Module, spatial_dims: int) -> nn.Module:
     Inputs need no conversion: the first convolution follows its weight's layout, and every
     later layer follows its input's. 1D models are left as they are (no such layout).
     """
-    fmt = {2: torch.channels_last, 3: torch.channels_last_3d}.get(spatial_dims)
+    fmt = CHANNELS_LAST.get(spatial_dims + 2)
     return net.to(memory_format=fmt) if fmt is not None else net
 
 
