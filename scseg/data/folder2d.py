@@ -17,7 +17,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from scseg.data.base import SegmentationDataModule
-from scseg.data.io2d import IMAGE_SUFFIXES, normalize, read_image, read_mask
+from scseg.data.io2d import IMAGE_SUFFIXES, read_image, read_mask, standardize, to_unit_range
 
 
 def read_split(root: Path, split_file: str) -> dict[str, list[str]]:
@@ -103,13 +103,15 @@ class Folder2DDataset(Dataset):
             )
         if image.shape[:2] != mask.shape:
             raise ValueError(f"{self.masks[i]}: size {mask.shape} differs from its image's")
-        image = normalize(image, self.normalization)
+        # [0, 1] first: photometric augmentation clips to that range; then standardise.
+        image = to_unit_range(image, self.normalization)
         if self.transform is not None:
             # albumentations ignores global seeds; seed it from torch's RNG, which
             # seed_everything, DataLoader workers and checkpoints all control.
             self.transform.set_random_seed(int(torch.randint(2**31 - 1, ())))
             out = self.transform(image=image, mask=mask)
             image, mask = out["image"], out["mask"]
+        image = standardize(image, self.normalization)
         return {
             "image": torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))),
             "label": torch.from_numpy(np.ascontiguousarray(mask))[None].long(),
@@ -132,7 +134,9 @@ class Folder2DDataModule(SegmentationDataModule):
         normalization: see :func:`scseg.data.io2d.normalize`.
         ignore_index: mask value that counts for nothing (padding uses it too).
         augment: ``"microscopy"`` (flips, 90-degree rotations, intensity),
-            ``"natural"`` (horizontal flip, scale/rotate, colour) or ``"none"``.
+            ``"natural"`` (horizontal flip, scale/rotate, colour) or ``"none"``. Intensity
+            and colour changes act on the [0, 1] image before standardisation; with
+            ``normalization="none"`` (range unknown) only the geometric ones apply.
         repeats: times each training image is visited per epoch (small datasets).
         batch_size, val_batch_size, num_workers: loader settings; validation images of
             different sizes need ``val_batch_size=1``.
@@ -172,20 +176,20 @@ class Folder2DDataModule(SegmentationDataModule):
             A.PadIfNeeded(h, w, border_mode=0, fill=0, fill_mask=fill_mask),
             A.RandomCrop(h, w),
         ]
+        # albumentations clips float images to [0, 1] in these: they need a known range.
+        photometric = self.hparams.normalization != "none"
         if self.hparams.augment == "microscopy":
-            ops += [
-                A.HorizontalFlip(),
-                A.VerticalFlip(),
-                A.RandomRotate90(),
-                A.RandomBrightnessContrast(0.1, 0.1, p=0.5),
-            ]
+            ops += [A.HorizontalFlip(), A.VerticalFlip(), A.RandomRotate90()]
+            if photometric:
+                ops.append(A.RandomBrightnessContrast(0.1, 0.1, p=0.5))
         elif self.hparams.augment == "natural":
             ops = [
                 A.Affine(scale=(0.5, 2.0), rotate=(-10, 10), fill_mask=fill_mask, p=0.7),
                 *ops,
                 A.HorizontalFlip(),
-                A.ColorJitter(0.2, 0.2, 0.2, 0.0, p=0.5),
             ]
+            if photometric:
+                ops.append(A.ColorJitter(0.2, 0.2, 0.2, 0.0, p=0.5))
         return A.Compose(ops)
 
     spatial_dims = 2

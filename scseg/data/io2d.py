@@ -61,6 +61,32 @@ def read_mask(path: str | Path) -> np.ndarray:
     return array.astype(np.int64)
 
 
+def to_unit_range(image: np.ndarray, mode: str = "percentile") -> np.ndarray:
+    """The first half of :func:`normalize`: intensities to [0, 1] (``"none"``: unchanged).
+
+    Photometric augmentation runs between the two halves: albumentations clips float
+    images to [0, 1], so it must see them in that range, not standardised.
+    """
+    if mode == "percentile":
+        lo, hi = np.percentile(image, [1, 99], axis=(0, 1), keepdims=True)
+        return np.clip((image - lo) / np.maximum(hi - lo, 1e-6), 0, 1).astype(np.float32)
+    if mode == "imagenet":
+        if image.shape[-1] != 3:
+            raise ValueError(f"imagenet normalisation needs 3 channels, got {image.shape[-1]}")
+        return (image / 255.0).astype(np.float32)
+    if mode == "none":
+        return image
+    raise ValueError(f"unknown normalisation {mode!r}; choose one of: {', '.join(NORMALIZATIONS)}")
+
+
+def standardize(image: np.ndarray, mode: str = "percentile") -> np.ndarray:
+    """The second half of :func:`normalize`: ImageNet mean/std for ``"imagenet"``, else
+    unchanged."""
+    if mode == "imagenet":
+        return ((image - _IMAGENET_MEAN) / _IMAGENET_STD).astype(np.float32)
+    return image
+
+
 def normalize(image: np.ndarray, mode: str = "percentile") -> np.ndarray:
     """Intensity normalisation of an ``(H, W, C)`` image.
 
@@ -69,13 +95,4 @@ def normalize(image: np.ndarray, mode: str = "percentile") -> np.ndarray:
             microscopy and medical images of any bit depth), ``"imagenet"`` (8-bit RGB
             scaled to [0, 1], then ImageNet mean/std, for pretrained encoders) or ``"none"``.
     """
-    if mode == "percentile":
-        lo, hi = np.percentile(image, [1, 99], axis=(0, 1), keepdims=True)
-        return np.clip((image - lo) / np.maximum(hi - lo, 1e-6), 0, 1).astype(np.float32)
-    if mode == "imagenet":
-        if image.shape[-1] != 3:
-            raise ValueError(f"imagenet normalisation needs 3 channels, got {image.shape[-1]}")
-        return ((image / 255.0 - _IMAGENET_MEAN) / _IMAGENET_STD).astype(np.float32)
-    if mode == "none":
-        return image
-    raise ValueError(f"unknown normalisation {mode!r}; choose one of: {', '.join(NORMALIZATIONS)}")
+    return standardize(to_unit_range(image, mode), mode)
