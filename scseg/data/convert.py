@@ -17,27 +17,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
-
-
-def nrrd_affine(header: Mapping) -> np.ndarray:
-    """The RAS voxel-to-world affine of an NRRD header (as NIfTI stores it).
-
-    Raises:
-        ValueError: for a header without 3D space directions.
-    """
-    directions = np.asarray(header.get("space directions"), dtype=float)
-    if directions.shape != (3, 3):
-        raise ValueError(f"expected 3x3 space directions, got {directions.shape}")
-    affine = np.eye(4)
-    affine[:3, :3] = directions.T  # row i of 'space directions' is axis i's step vector
-    affine[:3, 3] = np.asarray(header.get("space origin", np.zeros(3)), dtype=float)
-    space = str(header.get("space", "left-posterior-superior")).lower()
-    if space in ("left-posterior-superior", "lps"):
-        return LPS_TO_RAS @ affine
-    if space in ("right-anterior-superior", "ras"):
-        return affine
-    raise ValueError(f"unsupported NRRD space {space!r}")
+from scseg.data.nrrd import nrrd_affine
 
 
 def nrrd_to_nifti(src: str | Path, dest: str | Path, dtype: type | None = None) -> nib.Nifti1Image:

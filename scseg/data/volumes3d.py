@@ -17,6 +17,7 @@ from monai.data import CacheDataset, DataLoader
 
 from scseg.data.base import SegmentationDataModule
 from scseg.data.folder2d import evaluation_sampler, read_split
+from scseg.data.nrrd import ras_nrrd_reader
 
 INTENSITY_MODES = ("auto", "zscore", "ct", "none")
 
@@ -39,7 +40,7 @@ def read_volume(path: Path):
     if str(path).lower().endswith((".nrrd", ".nhdr")):
         import nrrd
 
-        from scseg.data.convert import nrrd_affine
+        from scseg.data.nrrd import nrrd_affine
 
         data, header = nrrd.read(str(path))
         return data, nrrd_affine(header)
@@ -97,7 +98,7 @@ def preprocessing(
         raise ValueError(f"intensity must be zscore, ct or none, got {intensity!r}")
     image_key = keys[0]
     ops: list = [
-        T.LoadImaged(keys, image_only=True),
+        T.LoadImaged(keys, reader=ras_nrrd_reader(), image_only=True),
         T.EnsureChannelFirstd(keys),
         T.Orientationd(keys, axcodes="RAS", labels=(("L", "R"), ("P", "A"), ("I", "S"))),
     ]

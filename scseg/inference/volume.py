@@ -13,7 +13,7 @@ from monai import transforms as T
 from monai.data import MetaTensor
 from monai.inferers import sliding_window_inference
 
-from scseg.data.convert import nrrd_affine
+from scseg.data.nrrd import nrrd_affine
 from scseg.data.volumes3d import preprocessing
 from scseg.inference.checkpoint import LoadedModel
 
