@@ -73,6 +73,34 @@ def _reduce_products(x: torch.Tensor, y: torch.Tensor, targets: list[torch.Tenso
             _reduce_into(target, product, axis, sl)
 
 
+_CONV = {3: F.conv1d, 4: F.conv2d, 5: F.conv3d}  # by tensor ndim
+
+
+def _plain_scale(x: torch.Tensor, c: torch.Tensor | None, s: torch.Tensor | None) -> torch.Tensor:
+    if c is None:
+        return x * s
+    return x * c if s is None else x * (c + s)
+
+
+def _differentiable_grads(plain, inputs: tuple, needs: tuple, grad: torch.Tensor) -> list:
+    """Gradients by autograd over ``plain(*inputs)``, the plain expression, for a backward
+    that is itself differentiated (``create_graph=True``: double backward, gradgradcheck).
+
+    The chunked backward passes write into buffers (``out=``), which autograd cannot
+    differentiate; this path costs the full-size temporaries they avoid.
+    """
+    wanted = [i for i, t in enumerate(inputs) if isinstance(t, torch.Tensor) and needs[i]]
+    with torch.enable_grad():
+        out = plain(*inputs)
+        found = torch.autograd.grad(
+            out, [inputs[i] for i in wanted], grad, create_graph=True, allow_unused=True
+        )
+    grads: list = [None] * len(inputs)
+    for i, g in zip(wanted, found):
+        grads[i] = g
+    return grads
+
+
 def _plain_path() -> bool:
     return torch.jit.is_tracing() or torch.compiler.is_compiling() or torch.onnx.is_in_onnx_export()
 
@@ -116,6 +144,8 @@ class _Recalibrate(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         x, c, s = ctx.saved_tensors
+        if torch.is_grad_enabled():
+            return tuple(_differentiable_grads(_plain_scale, (x, c, s), ctx.needs_input_grad, grad))
         grad_x = _scale(grad, c, s) if ctx.needs_input_grad[0] else None
         want_c = ctx.has_c and ctx.needs_input_grad[1]
         want_s = ctx.has_s and ctx.needs_input_grad[2]
@@ -146,9 +176,7 @@ def recalibrate(
     # Chunking pays on CPUs, where fresh allocations page-fault; on a GPU the caching
     # allocator makes temporaries cheap and chunks would only add kernel launches.
     if _plain_path() or x.is_cuda:
-        if channel is None:
-            return x * spatial
-        return x * channel if spatial is None else x * (channel + spatial)
+        return _plain_scale(x, channel, spatial)
     return _Recalibrate.apply(x, channel, spatial)
 
 
@@ -157,12 +185,15 @@ class _ChannelProject(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, weight, bias):
-        ctx.save_for_backward(x, weight)
+        ctx.save_for_backward(x, weight, bias)
         return _project(x, weight, bias)
 
     @staticmethod
     def backward(ctx, grad):
-        x, weight = ctx.saved_tensors
+        x, weight, bias = ctx.saved_tensors
+        if torch.is_grad_enabled():
+            conv = _CONV[x.ndim]
+            return tuple(_differentiable_grads(conv, (x, weight, bias), ctx.needs_input_grad, grad))
         w = weight.view(1, -1, *[1] * (x.ndim - 2))
         grad_x = grad * w if ctx.needs_input_grad[0] else None
         grad_w = None
@@ -206,7 +237,8 @@ class _SqueezeExcite(torch.autograd.Function):
     Autograd over the module gives ``x`` three full-size gradients (through the scaling,
     the channel mean and the sSE projection) and adds them up. Here backward makes two
     chunked passes and allocates one full-size tensor, the gradient of ``x``; the small
-    channel MLP is differentiated by autograd inside backward.
+    channel MLP is differentiated by autograd inside backward. Frozen parameters get no
+    gradient; a differentiated backward (double backward) takes the plain expressions.
     """
 
     @staticmethod
@@ -221,12 +253,25 @@ class _SqueezeExcite(torch.autograd.Function):
             c = gate.detach()
         if spatial_gate is not None:
             s = spatial_gate(_project(x, conv_weight, conv_bias))
-        ctx.save_for_backward(x, c, s, conv_weight, *mlp_params)
+        ctx.gates = (channel_gate, spatial_gate)
+        ctx.save_for_backward(x, c, s, conv_weight, conv_bias, *mlp_params)
         return _scale(x, c, s)
 
     @staticmethod
     def backward(ctx, grad):
-        x, c, s, conv_weight, *mlp_params = ctx.saved_tensors
+        x, c, s, conv_weight, conv_bias, *mlp_params = ctx.saved_tensors
+        if torch.is_grad_enabled():
+            channel_gate, spatial_gate = ctx.gates
+
+            def plain(x, _c, _s, weight, bias, *params):
+                dims = tuple(range(2, x.ndim))
+                cw = channel_gate(x.mean(dims, keepdim=True)) if channel_gate else None
+                sw = spatial_gate(_CONV[x.ndim](x, weight, bias)) if spatial_gate else None
+                return _plain_scale(x, cw, sw)
+
+            inputs = (x, None, None, conv_weight, conv_bias, *mlp_params)
+            return tuple(_differentiable_grads(plain, inputs, ctx.needs_input_grad, grad))
+        needs = ctx.needs_input_grad
         grad_c = torch.zeros_like(c) if c is not None else None
         grad_s = torch.zeros_like(s) if s is not None else None
         # pass 1: both gates' gradients, sum(grad * x) two ways
@@ -235,13 +280,21 @@ class _SqueezeExcite(torch.autograd.Function):
         grad_w = grad_b = grad_mean = grad_proj = None
         if c is not None:
             squeezed, gate = ctx.graph
-            found = torch.autograd.grad(gate, [squeezed, *mlp_params], grad_c, allow_unused=True)
+            trained = [i for i in range(len(mlp_params)) if needs[5 + i]]
+            # retain_graph: backward may run again (retain_graph=True, gradcheck)
+            found = torch.autograd.grad(
+                gate, [squeezed, *[mlp_params[i] for i in trained]], grad_c, retain_graph=True,
+                allow_unused=True,
+            )  # fmt: skip
             grad_mean = found[0] / x[0, 0].numel()  # d mean / d x = 1 / (number of voxels)
-            grad_params = tuple(found[1:])
+            grad_params = tuple(
+                found[1 + trained.index(i)] if i in trained else None
+                for i in range(len(mlp_params))
+            )
         if s is not None:
             grad_proj = grad_s * s * (1 - s)  # through the sigmoid gate
-            grad_w = _weight_grad(x, grad_proj, conv_weight)
-            grad_b = grad_proj.sum().view(1)
+            grad_w = _weight_grad(x, grad_proj, conv_weight) if needs[3] else None
+            grad_b = grad_proj.sum().view(1) if needs[4] else None
         grad_x = _scale(grad, c, s)  # pass 2: the three paths into one tensor, in place
         if grad_mean is not None:
             grad_x += grad_mean

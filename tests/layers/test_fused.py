@@ -140,3 +140,57 @@ def test_channels_last_chunks_along_space_with_equal_results(spatial_dims: int, 
 
         for a, b in zip(run(True), run(False), strict=True):
             torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("spatial_dims", [2, 3])
+@pytest.mark.parametrize("kind", ["cse", "sse", "scse"])
+def test_block_autograd_like_the_plain_path(spatial_dims: int, kind: str, monkeypatch) -> None:
+    """Repeated backward, gradcheck and double backward (gradgradcheck) work on the one-node
+    CPU path as on the plain one."""
+    from scseg.layers import create_attention
+
+    monkeypatch.setattr(fused, "CHUNK_ELEMENTS", 11)
+    torch.manual_seed(0)
+    options = {} if kind == "sse" else {"reduction": 2}
+    block = create_attention(kind, 6, spatial_dims, **options).double()
+    x = torch.randn(2, 6, *(4, 3, 5)[:spatial_dims], dtype=torch.float64, requires_grad=True)
+    assert fused.use_fused_training(x)
+    loss = block(x).pow(2).sum()
+    loss.backward(retain_graph=True)
+    first = x.grad.clone()
+    loss.backward()
+    torch.testing.assert_close(x.grad, 2 * first)
+    assert torch.autograd.gradcheck(block, (x,), eps=1e-6, atol=1e-6)
+    assert torch.autograd.gradgradcheck(block, (x,), eps=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["cse", "sse", "scse"])
+def test_decoder_frozen_fine_tune_trains_the_encoder(kind: str) -> None:
+    from scseg.models import create_model
+
+    torch.manual_seed(0)
+    net = create_model("unet", spatial_dims=3, in_channels=1, classes=2, channels=(4, 8, 16),
+                       attention=kind)  # fmt: skip
+    net.decoder.requires_grad_(False)
+    net.decoder.blocks[0].attention.requires_grad_(False)
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    optimiser = torch.optim.SGD([p for p in net.parameters() if p.requires_grad], lr=0.1)
+    x = torch.randn(2, 1, 16, 16, 16)
+    net.train()
+    loss = torch.nn.functional.cross_entropy(net(x), (x[:, 0] > 0).long())
+    loss.backward()
+    optimiser.step()
+    after = net.state_dict()
+    moved = {k for k in before if not torch.equal(before[k], after[k])}
+    assert any(k.startswith("encoder.") and k.endswith("weight") for k in moved)
+    assert not any(k.startswith("decoder.") and "running" not in k for k in moved)
+    # and one frozen layer inside the channel MLP only: the rest of it still trains
+    block = net.decoder.blocks[0].attention
+    if kind != "sse":
+        block.requires_grad_(True)
+        cse = block.cse if kind == "scse" else block
+        cse.fc1.weight.requires_grad_(False)
+        x = torch.randn(2, cse.fc1.in_channels, 4, 4, 4, requires_grad=True)
+        block(x).sum().backward()
+        assert cse.fc1.weight.grad is None
+        assert all(p.grad is not None for p in block.parameters() if p.requires_grad)
