@@ -96,7 +96,7 @@ def _differentiable_grads(plain, inputs: tuple, needs: tuple, grad: torch.Tensor
             out, [inputs[i] for i in wanted], grad, create_graph=True, allow_unused=True
         )
     grads: list = [None] * len(inputs)
-    for i, g in zip(wanted, found):
+    for i, g in zip(wanted, found, strict=True):
         grads[i] = g
     return grads
 
