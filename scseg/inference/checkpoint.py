@@ -106,6 +106,10 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> LoadedMo
         "attention": hparams["attention"],
         **(hparams.get("model_options") or {}),
     }
+    if architecture.get("encoder_weights") is not None:
+        # The checkpoint holds the trained weights: building with the pretrained ones
+        # would download (or read) them only to overwrite them, and fail offline.
+        architecture = {**architecture, "encoder_weights": None}
     try:
         net = create_model(hparams["arch"], **architecture)
         weights = {k.removeprefix("net."): v for k, v in state.items() if k.startswith("net.")}

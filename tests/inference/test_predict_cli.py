@@ -176,3 +176,29 @@ def test_missing_input(ckpt_2d, tmp_path, capsys) -> None:
 
 def test_readme_mentions_predict() -> None:
     assert "scseg predict" in (REPO / "README.md").read_text()
+
+
+def test_pretrained_encoder_checkpoint_loads_offline(ckpt_2d, tmp_path, monkeypatch) -> None:
+    """A model trained from ImageNet weights predicts without asking SMP to download them."""
+    import socket
+
+    import torch
+
+    from scseg.inference import load_model
+
+    checkpoint = torch.load(ckpt_2d, map_location="cpu", weights_only=True)
+    checkpoint["scseg"]["architecture"]["encoder_weights"] = "imagenet"
+    checkpoint["hyper_parameters"]["model_options"]["encoder_weights"] = "imagenet"
+    pretrained = tmp_path / "imagenet.ckpt"
+    torch.save(checkpoint, pretrained)
+
+    def offline(*args, **kwargs):
+        raise OSError("network access in an offline test")
+
+    monkeypatch.setattr(socket.socket, "connect", offline)
+    monkeypatch.setattr(socket, "create_connection", offline)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    model, reference = load_model(pretrained), load_model(ckpt_2d)
+    x = torch.randn(1, 1, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(model.net(x), reference.net(x))
