@@ -63,6 +63,33 @@ def outputs_for(path: Path, out_dir: Path, spatial_dims: int, options: PredictOp
     return {k: out_dir / v for k, v in names.items()}
 
 
+def check_outputs(
+    inputs: Sequence[Path], out_dir: Path, spatial_dims: int, options: PredictOptions
+) -> None:
+    """Refuses a run that would write over one of its inputs, or write two inputs to one
+    output (``a.nii.gz`` and ``a.nrrd`` both give ``a.nii.gz``), before anything is written.
+
+    Raises:
+        InputError: naming the files.
+    """
+    sources = {p.resolve(): p for p in inputs}
+    claimed: dict[Path, Path] = {}
+    for path in inputs:
+        for target in outputs_for(path, out_dir, spatial_dims, options).values():
+            key = target.resolve()
+            if key in sources:
+                raise InputError(
+                    f"{target}: output would replace the input {sources[key]}; "
+                    "choose another --output folder"
+                )
+            if key in claimed:
+                raise InputError(
+                    f"{claimed[key]} and {path} both map to the output {target}; "
+                    "rename one or predict them into different folders"
+                )
+            claimed[key] = path
+
+
 def predict_one(model: LoadedModel, path: Path, out_dir: Path, options: PredictOptions) -> dict:
     """Predicts one file and writes its outputs; returns their paths."""
     targets = outputs_for(path, out_dir, model.spatial_dims, options)
@@ -100,11 +127,16 @@ def predict_files(
 ) -> list[tuple[Path, str]]:
     """Predicts every input; one bad file is reported and skipped, the rest still run.
 
+    Raises:
+        InputError: before any prediction, if an output would replace an input or two
+            inputs would share an output (:func:`check_outputs`).
+
     Returns:
         ``(path, message)`` for every file that failed.
     """
     options = options or PredictOptions()
     out_dir = Path(out_dir)
+    check_outputs(inputs, out_dir, model.spatial_dims, options)
     failures: list[tuple[Path, str]] = []
     columns = ("{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, disable=quiet) as progress:

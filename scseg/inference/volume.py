@@ -49,6 +49,15 @@ def _input_geometry(path: Path) -> tuple[np.ndarray, tuple[int, ...], nib.Nifti1
         raise InputError(f"{path}: cannot read volume header ({first})") from None
 
 
+def _cause(err: BaseException) -> str:
+    """The innermost cause's message: MONAI wraps a reader's error in "applying transform
+    <object at 0x...>", which says nothing to a user."""
+    while err.__cause__ is not None:
+        err = err.__cause__
+    text = " ".join(line.strip() for line in str(err).splitlines() if line.strip())
+    return f"{type(err).__name__}: {text}"[:200] if text else type(err).__name__
+
+
 def sliding_window_probabilities(
     model: LoadedModel,
     x: torch.Tensor,
@@ -102,8 +111,7 @@ def preprocess_volume(
     try:
         return pre, pre({"image": str(path)})
     except Exception as err:  # a truncated file fails while its data is read
-        first = (str(err).strip().splitlines() or [type(err).__name__])[-1]
-        raise InputError(f"{path}: cannot read volume data ({first[:200]})") from None
+        raise InputError(f"{path}: cannot read volume data ({_cause(err)})") from None
 
 
 def predict_volume(
@@ -149,16 +157,23 @@ def predict_volume(
     if probs.shape[1:] != tuple(shape[:3]):
         raise InputError(f"{path}: internal error: output grid {probs.shape[1:]} != {shape[:3]}")
     labels = probs.argmax(0).astype(np.uint8 if model.classes <= 255 else np.int16)
-    out = VolumePrediction(_like(labels, affine, header))
+    out = VolumePrediction(_like(labels, affine, header, "label", model.classes - 1))
     if probabilities:
-        out.probabilities = _like(np.moveaxis(probs, 0, -1).astype(np.float32), affine, header)
+        probs = np.moveaxis(probs, 0, -1).astype(np.float32)
+        out.probabilities = _like(probs, affine, header, "none", 1.0)
     return out
 
 
 def _like(
-    array: np.ndarray, affine: np.ndarray, header: nib.Nifti1Header | None
+    array: np.ndarray,
+    affine: np.ndarray,
+    header: nib.Nifti1Header | None,
+    intent: str,
+    cal_max: float,
 ) -> nib.Nifti1Image:
-    """A NIfTI image with the input's geometry: its affine, and its header's codes."""
+    """A NIfTI image with the input's geometry (its affine and its header's codes) and its
+    own meaning: ``intent`` (``"label"``: NIFTI_INTENT_LABEL) and display range
+    ``0..cal_max``, not the input's intensity window, which would show labels black."""
     if header is not None and isinstance(header, nib.Nifti1Header):
         new_header = header.copy()
         new_header.set_data_dtype(array.dtype)
@@ -170,8 +185,11 @@ def _like(
             image.set_qform(qform, code=int(qcode))
         if scode:
             image.set_sform(sform, code=int(scode))
-        return image
-    image = nib.Nifti1Image(array, affine)
-    image.set_qform(affine, code=1)
-    image.set_sform(affine, code=1)
+    else:
+        image = nib.Nifti1Image(array, affine)
+        image.set_qform(affine, code=1)
+        image.set_sform(affine, code=1)
+    image.header.set_intent(intent)
+    image.header["cal_min"], image.header["cal_max"] = 0.0, float(cal_max)
+    image.header["descrip"] = b"scseg " + intent.encode()
     return image

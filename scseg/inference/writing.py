@@ -12,6 +12,12 @@ class OutputExistsError(FileExistsError):
     """The output is there already and overwriting was not asked for."""
 
 
+def _umask() -> int:
+    mask = os.umask(0)  # the only way to read it is to set it
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(
     target: str | Path, write: Callable[[Path], None], overwrite: bool = False
 ) -> Path:
@@ -34,6 +40,8 @@ def atomic_write(
     tmp_path = Path(tmp)
     try:
         write(tmp_path)
+        # mkstemp creates the file as 0600; give it the mode a plain open() would have
+        os.chmod(tmp_path, 0o666 & ~_umask())
         os.replace(tmp_path, target)
     finally:
         tmp_path.unlink(missing_ok=True)

@@ -81,7 +81,8 @@ def test_one_bad_file_is_reported_and_the_rest_still_run(ckpt_3d, data_env, tmp_
     assert _predict("--checkpoint", ckpt_3d, "--input", inputs, "--output", out) == 1
     err = capsys.readouterr().err
     assert "3 file(s) failed" in err and "Traceback" not in err
-    assert f"{inputs / 'truncated.nii.gz'}: cannot read volume data" in err
+    assert f"{inputs / 'truncated.nii.gz'}: cannot read volume data (OSError: Expected " in err
+    assert "applying transform" not in err and " at 0x" not in err  # the cause, not MONAI's wrapper
     assert f"{inputs / 'flat.nii.gz'}: expected a 3D volume, got shape (20, 20)" in err
     assert f"{inputs / 'twochannel.nii.gz'}: has 2 channel(s), the model takes 1" in err
     assert sorted(p.name for p in out.iterdir()) == ["good.nii.gz"]  # nothing half-written
@@ -202,3 +203,60 @@ def test_pretrained_encoder_checkpoint_loads_offline(ckpt_2d, tmp_path, monkeypa
     x = torch.randn(1, 1, 64, 64)
     with torch.no_grad():
         torch.testing.assert_close(model.net(x), reference.net(x))
+
+
+def test_predict_refuses_to_write_over_an_input(ckpt_3d, data_env, tmp_path, capsys) -> None:
+    source = data_env / "datasets" / "brain_tissue3d" / "imagesTr" / "icbm_superior.nii.gz"
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    shutil.copy(source, scans / "scan.nii.gz")
+    before = (scans / "scan.nii.gz").read_bytes()
+    args = ("--checkpoint", ckpt_3d, "--input", scans, "--output", scans, "--overwrite")
+    assert _predict(*args) == 1
+    err = capsys.readouterr().err
+    assert f"{scans / 'scan.nii.gz'}: output would replace the input" in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert (scans / "scan.nii.gz").read_bytes() == before
+    assert sorted(p.name for p in scans.iterdir()) == ["scan.nii.gz"]
+
+
+def test_predict_refuses_two_inputs_with_one_output(ckpt_3d, raw_samples, tmp_path, capsys):
+    from scseg.data.convert import nrrd_to_nifti
+
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    nrrd_source = raw_samples / "tumour3d" / "breast1_image.nrrd"
+    shutil.copy(nrrd_source, scans / "a.nrrd")
+    nrrd_to_nifti(nrrd_source, scans / "a.nii.gz")
+    out = tmp_path / "out"
+    assert _predict("--checkpoint", ckpt_3d, "--input", scans, "--output", out) == 1
+    err = capsys.readouterr().err
+    assert "a.nii.gz and " in err and "a.nrrd both map to the output" in err
+    assert not out.exists()  # refused before anything was written
+
+
+def test_outputs_honour_the_umask_and_label_header(oracle_3d, tmp_path) -> None:
+    import os
+
+    from scseg.inference import PredictOptions, predict_files
+
+    grid = np.indices((20, 20, 20)).astype(np.float32)
+    volume = (((grid - 10) ** 2).sum(0) < 36).astype(np.float32)
+    image = nib.Nifti1Image(volume * 300, np.diag([1.5, 1.5, 1.5, 1]))
+    image.header["cal_min"], image.header["cal_max"] = 100.0, 900.0  # the input's window
+    image.header.set_intent("z score")
+    nib.save(image, tmp_path / "scan.nii.gz")
+    oracle_3d.data_info["intensity"] = "none"
+    old = os.umask(0o022)
+    try:
+        options = PredictOptions(probabilities=True)
+        assert predict_files(oracle_3d, [tmp_path / "scan.nii.gz"], tmp_path / "out",
+                             options, quiet=True) == []  # fmt: skip
+    finally:
+        os.umask(old)
+    labels = nib.load(tmp_path / "out" / "scan.nii.gz")
+    assert (tmp_path / "out" / "scan.nii.gz").stat().st_mode & 0o777 == 0o644
+    assert labels.header.get_intent()[0] == "label"
+    assert (labels.header["cal_min"], labels.header["cal_max"]) == (0.0, 1.0)
+    probs = nib.load(tmp_path / "out" / "scan_probabilities.nii.gz")
+    assert probs.header.get_intent()[0] == "none" and probs.header["cal_max"] == 1.0
