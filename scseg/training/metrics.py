@@ -112,8 +112,11 @@ class SegmentationMetrics(Metric):
         dice = torch.where(cases > 0, self.dice_sum / cases.clamp_min(1), float("nan"))
         iou = torch.where(cases > 0, self.iou_sum / cases.clamp_min(1), float("nan"))
         tp, fp, fn = self.tp.double(), self.fp.double(), self.fn.double()
-        global_dice = 2 * tp / (2 * tp + fp + fn).clamp_min(1)
-        global_iou = tp / (tp + fp + fn).clamp_min(1)
+        # A class absent from truth and prediction all epoch has no score (NaN, left out of
+        # the mean), as in the VOC evaluation; 0 would punish a perfect prediction.
+        seen = (tp + fp + fn) > 0
+        global_dice = torch.where(seen, 2 * tp / (2 * tp + fp + fn).clamp_min(1), float("nan"))
+        global_iou = torch.where(seen, tp / (tp + fp + fn).clamp_min(1), float("nan"))
         first = 0 if self.include_background else 1
         out: dict[str, torch.Tensor] = {}
         for i in range(first, self.classes):
@@ -121,6 +124,6 @@ class SegmentationMetrics(Metric):
             out[f"iou/{self.class_names[i]}"] = iou[i]
         out["dice_mean"] = torch.nanmean(dice[first:])
         out["iou_mean"] = torch.nanmean(iou[first:])
-        out["global_dice_mean"] = global_dice[first:].mean()
-        out["global_iou_mean"] = global_iou[first:].mean()
+        out["global_dice_mean"] = torch.nanmean(global_dice[first:])
+        out["global_iou_mean"] = torch.nanmean(global_iou[first:])
         return {k: v.float() for k, v in out.items()}

@@ -93,3 +93,19 @@ def test_states_are_sums_so_splits_merge_exactly() -> None:
     merged.merge_state(b)
     for key, value in whole.compute().items():
         torch.testing.assert_close(merged.compute()[key], value)
+
+
+def test_global_scores_skip_a_class_absent_all_epoch() -> None:
+    """A perfect prediction of a 3-class task where class 2 never occurs scores 1, not 0.5."""
+    target = torch.zeros(2, 8, 8, dtype=torch.long)
+    target[:, 2:5, 2:5] = 1
+    metric = SegmentationMetrics(classes=3)
+    metric.update(target.clone(), target)
+    out = metric.compute()
+    assert out["global_dice_mean"] == 1.0 and out["global_iou_mean"] == 1.0
+    assert out["dice_mean"] == 1.0
+    # once class 2 is predicted anywhere, it counts (and scores 0)
+    wrong = target.clone()
+    wrong[0, 7, 7] = 2
+    metric.update(wrong, target)
+    assert metric.compute()["global_dice_mean"] < 0.6
