@@ -80,6 +80,21 @@ class SeededCacheDataset(CacheDataset):
         return super()._transform(index)
 
 
+class Repeated(torch.utils.data.Dataset):
+    """``dataset`` visited ``repeats`` times per epoch, each item loaded and cached once."""
+
+    def __init__(self, dataset, repeats: int) -> None:
+        if repeats < 1:
+            raise ValueError(f"repeats must be >= 1, got {repeats}")
+        self.dataset, self.repeats = dataset, repeats
+
+    def __len__(self) -> int:
+        return len(self.dataset) * self.repeats
+
+    def __getitem__(self, index: int):
+        return self.dataset[index % len(self.dataset)]
+
+
 def preprocessing(
     keys: Sequence[str],
     spacing: Sequence[float] | None,
@@ -210,14 +225,14 @@ class MSD3DDataModule(SegmentationDataModule):
             T.RandShiftIntensityd("image", offsets=0.1, prob=0.5),
         ]
 
-        def with_case(cases: list[str], repeats: int = 1) -> list[dict]:
-            return [{**pairs[c], "case": c} for c in cases] * repeats
+        def with_case(cases: list[str]) -> list[dict]:
+            return [{**pairs[c], "case": c} for c in cases]
 
         rate = self.hparams.cache_rate
-        train_files = with_case(split["train"], self.hparams.repeats)
-        self.train_set = SeededCacheDataset(
-            train_files, T.Compose(pre + augment), cache_rate=rate, progress=False
+        train = SeededCacheDataset(
+            with_case(split["train"]), T.Compose(pre + augment), cache_rate=rate, progress=False
         )
+        self.train_set = Repeated(train, self.hparams.repeats)
         self.val_set = CacheDataset(
             with_case(split["val"]), T.Compose(pre), cache_rate=rate, progress=False
         )

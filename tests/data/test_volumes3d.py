@@ -81,3 +81,40 @@ def test_ct_intensity_chosen_from_dataset_json(tmp_path) -> None:
     assert dm.intensity == "ct"
     image = dm.val_set[0]["image"]
     assert float(image.min()) == 0.0 and float(image.max()) == pytest.approx(200 / 300)
+
+
+def test_repeats_visit_each_volume_again_without_loading_it_again(
+    tmp_path, raw_samples, monkeypatch
+):
+    root = tmp_path / "tumour"
+    for folder in ("imagesTr", "labelsTr"):
+        (root / folder).mkdir(parents=True)
+    from scseg.data.convert import nrrd_to_nifti
+
+    for case in ("brain1", "breast1"):
+        nrrd_to_nifti(
+            raw_samples / "tumour3d" / f"{case}_image.nrrd", root / "imagesTr" / f"{case}.nii.gz"
+        )
+        nrrd_to_nifti(
+            raw_samples / "tumour3d" / f"{case}_label.nrrd", root / "labelsTr" / f"{case}.nii.gz"
+        )
+    write_msd_dataset_json(root, "t", ["MR"], {0: "bg", 1: "tumour"}, ["brain1", "breast1"])
+    write_split(root, ["breast1"], ["brain1"])
+    dm = MSD3DDataModule(str(root), patch_size=(16, 16, 8), repeats=3, validate=False)
+    loads = []
+    from monai.transforms import LoadImaged
+
+    original = LoadImaged.__call__
+
+    def counting(self, data, *args, **kwargs):
+        loads.append(data["image"])
+        return original(self, data, *args, **kwargs)
+
+    monkeypatch.setattr(LoadImaged, "__call__", counting)
+    dm.setup("fit")
+    monkeypatch.undo()
+    train_loads = [p for p in loads if "breast1" in p]
+    assert len(train_loads) == 1  # cached once, not once per repeat
+    assert len(dm.train_set) == 3
+    patches = [dm.train_set[i] for i in range(3)]
+    assert all(p[0]["image"].shape == (1, 16, 16, 8) for p in patches)
