@@ -18,6 +18,7 @@ USER_ERRORS = (ValueError, OSError, RuntimeError, FloatingPointError)
 def _lightning(argv: list[str] | None) -> int:
     # argv None: LightningCLI reads sys.argv itself (passing both makes it warn).
     import torch
+    from jsonargparse import ArgumentError
     from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
     from lightning.pytorch.callbacks import RichProgressBar
     from lightning.pytorch.cli import LightningCLI
@@ -81,7 +82,18 @@ def _lightning(argv: list[str] | None) -> int:
             },
             save_config_kwargs={"overwrite": True},
             auto_configure_optimizers=False,
+            # errors come back to us as exceptions, printed as one line below, instead of
+            # ~80 lines of usage
+            parser_kwargs={
+                "exit_on_error": False,
+                **{name: {"exit_on_error": False} for name in LIGHTNING_COMMANDS},
+            },
         )
+    except ArgumentError as err:
+        command = next((w for w in (argv or sys.argv[1:]) if w in LIGHTNING_COMMANDS), "fit")
+        print(f"scseg {command}: error: {_one_line(str(err))} (see scseg {command} --help)",
+              file=sys.stderr)  # fmt: skip
+        return 2
     except SIGTERMException:  # a SystemExit without a code: it would exit 0
         print(
             "scseg: stopped by SIGTERM; the last checkpoint is kept: resume with --ckpt_path last",
@@ -89,6 +101,30 @@ def _lightning(argv: list[str] | None) -> int:
         )
         return 143
     return 0
+
+
+def _one_line(message: str) -> str:
+    """jsonargparse explains a wrong value over several lines, listing every type of a
+    Union it tried; keep the key, the errors that are not about ``None``, and the value."""
+    lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
+    if not any(ln.startswith("Does not validate against any") for ln in lines):
+        return " ".join(lines)
+    key = lines[0]
+    errors: list[str] = []
+    listing = False
+    for ln in lines:
+        if ln == "Errors:" or ln.startswith("Given value"):
+            listing = ln == "Errors:"
+        elif listing and ln.startswith("- "):
+            errors.append(ln[2:])
+        elif listing and errors:
+            errors[-1] += " " + ln  # a nested explanation goes on over several lines
+    errors = [e for e in errors if "NoneType" not in e]
+    given = [
+        ln.removeprefix("Given value:").strip() for ln in lines if ln.startswith("Given value:")
+    ]
+    text = f"{key} {'; '.join(errors) or 'invalid value'}"
+    return f"{text} (given: {given[0]})" if given and "NestedArg" not in given[0] else text
 
 
 def _models(args: argparse.Namespace) -> int:
@@ -191,11 +227,38 @@ def _data(args: argparse.Namespace, rest: list[str]) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: the problem and where to read more, no usage dump."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _overlap(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     from scseg import __version__
     from scseg.data.samples import sample_names
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="scseg",
         description="U-Nets with cSE/sSE/scSE recalibration, 2D and 3D. "
         f"Training: scseg {{{','.join(LIGHTNING_COMMANDS)}}} --config FILE (see --help of each).",
@@ -214,9 +277,13 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--tta", action="store_true", help="average over mirrored inputs")
     predict.add_argument("--probabilities", action="store_true", help="also write probabilities")
     predict.add_argument("--overlay", action="store_true", help="2D: also write a colour overlay")
-    predict.add_argument("--roi-size", type=int, nargs="+", help="3D window (default: patch)")
-    predict.add_argument("--overlap", type=float, default=0.5, help="3D window overlap")
-    predict.add_argument("--sw-batch-size", type=int, default=4, help="3D windows per batch")
+    predict.add_argument(
+        "--roi-size", type=_positive_int, nargs="+", help="3D window (default: patch)"
+    )
+    predict.add_argument("--overlap", type=_overlap, default=0.5, help="3D window overlap, [0, 1)")
+    predict.add_argument(
+        "--sw-batch-size", type=_positive_int, default=4, help="3D windows per batch"
+    )
     predict.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     predict.add_argument(
         "--channels-last", action="store_true", help="channels-last layout (faster for 2D)"
@@ -238,7 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Other arguments are passed to every 'scseg fit', e.g. --trainer.max_epochs 5",
     )
     ablate.add_argument("--config", required=True, help="a training config (YAML)")
-    ablate.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 per variant")
+    ablate.add_argument("--seeds", type=_positive_int, default=3, help="seeds 0..N-1 per variant")
     ablate.add_argument("--variants", nargs="+", default=["none", "cse", "sse", "scse"])
     ablate.add_argument("--output", type=Path, help="default: runs/ablation_<config>")
     export = sub.add_parser("export", help="export a checkpoint's network (parity-checked)")
@@ -247,7 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--format", required=True, choices=("onnx", "torchscript", "exported-program")
     )
     export.add_argument("--output", required=True, type=Path, help="file to write")
-    export.add_argument("--shape", type=int, nargs="+", help="example spatial size")
+    export.add_argument("--shape", type=_positive_int, nargs="+", help="example spatial size")
     export.add_argument("--overwrite", action="store_true", help="replace an existing file")
     export.set_defaults(func=_export)
     data = sub.add_parser(

@@ -85,11 +85,13 @@ def test_resume_from_last(data_env, tmp_path) -> None:
     ],
 )
 def test_bad_config_stops_with_clear_message(tmp_path, capsys, override, message) -> None:
-    with pytest.raises(SystemExit) as exit_info:
-        main(["fit", "--config", QUICK_2D, "--trainer.default_root_dir", str(tmp_path), *override])
-    assert exit_info.value.code == 2
+    code = main(["fit", "--config", QUICK_2D, "--trainer.default_root_dir", str(tmp_path),
+                 *override])  # fmt: skip
+    assert code == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+    # one line, not the ~80 lines of usage LightningCLI prints
+    assert err.count("\n") == 1 and err.startswith("scseg fit: error: ")
 
 
 def test_mismatched_model_and_data_is_a_clear_error(data_env, tmp_path, capsys) -> None:
@@ -104,8 +106,28 @@ def test_mismatched_model_and_data_is_a_clear_error(data_env, tmp_path, capsys) 
 
 def test_data_class_path_is_restricted(tmp_path, capsys) -> None:
     """Only subclasses of scseg's data module base can be named in a config."""
-    with pytest.raises(SystemExit) as exit_info:
-        main(["fit", "--config", QUICK_2D, "--trainer.default_root_dir", str(tmp_path),
-              "--data", "lightning.pytorch.demos.boring_classes.BoringDataModule"])  # fmt: skip
-    assert exit_info.value.code == 2
+    code = main(["fit", "--config", QUICK_2D, "--trainer.default_root_dir", str(tmp_path),
+                 "--data", "lightning.pytorch.demos.boring_classes.BoringDataModule"])  # fmt: skip
+    assert code == 2
     assert "SegmentationDataModule" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["predict", "--checkpoint", "c", "--input", "i", "--output", "o", "--overlap", "1.5"],
+         "argument --overlap: must be in [0, 1), got 1.5"),
+        (["predict", "--checkpoint", "c", "--input", "i", "--output", "o", "--sw-batch-size", "0"],
+         "argument --sw-batch-size: must be at least 1, got 0"),
+        (["predict", "--checkpoint", "c", "--input", "i", "--output", "o", "--roi-size", "0"],
+         "argument --roi-size: must be at least 1, got 0"),
+        (["export", "--checkpoint", "c", "--format", "onnx", "--output", "m", "--shape", "0"],
+         "argument --shape: must be at least 1, got 0"),
+    ],
+)  # fmt: skip
+def test_bad_option_values_name_the_option(args, message, capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
