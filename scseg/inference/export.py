@@ -62,18 +62,23 @@ def export_model(
     result: dict[str, np.ndarray] = {}
 
     def write(path: Path) -> None:
-        result["out"] = writers[fmt](net, x, path)
+        # checked before the rename: a failed check leaves an earlier export in place
+        out = writers[fmt](net, x, path)
+        result["diff"] = float(np.abs(out - expected).max())
+        if result["diff"] > TOLERANCE:
+            raise ExportError(
+                f"{output}: {fmt} output differs from PyTorch by {result['diff']:.2e}; "
+                "not written"
+            )
 
     try:
         atomic_write(output, write, overwrite)
+    except ExportError:
+        raise
     except (RuntimeError, ImportError, torch.jit.Error) as err:  # the exporters raise many
         first = (str(err).strip().splitlines() or [type(err).__name__])[0]
         raise ExportError(f"{output}: {fmt} export failed: {first}") from None
-    diff = float(np.abs(result["out"] - expected).max())
-    if diff > TOLERANCE:
-        Path(output).unlink()
-        raise ExportError(f"{output}: {fmt} output differs from PyTorch by {diff:.2e}; removed")
-    return diff
+    return result["diff"]
 
 
 def _onnx(net: torch.nn.Module, x: torch.Tensor, path: Path) -> np.ndarray:

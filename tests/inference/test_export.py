@@ -60,3 +60,22 @@ def test_export_cli_from_checkpoint(ckpt_3d, tmp_path, capsys) -> None:
     got = ort.InferenceSession(str(out)).run(None, {"image": x.numpy()})[0]
     with torch.no_grad():
         np.testing.assert_allclose(got, model.net(x).numpy(), atol=TOLERANCE)
+
+
+def test_failed_parity_check_keeps_the_previous_export(tmp_path, monkeypatch) -> None:
+    from scseg.inference import export as export_module
+
+    target = tmp_path / "m.pt2"
+    model = tiny_model(2)
+    export_model(model, "exported-program", target)
+    good = target.read_bytes()
+    real = export_module._exported
+
+    def drifting(net, x, path):
+        return real(net, x, path) + 1.0  # an exporter whose output disagrees
+
+    monkeypatch.setattr(export_module, "_exported", drifting)
+    with pytest.raises(ExportError, match="differs from PyTorch by 1.00e"):
+        export_model(model, "exported-program", target, overwrite=True)
+    assert target.read_bytes() == good
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.pt2"]  # no temporary left
