@@ -67,8 +67,7 @@ def export_model(
         result["diff"] = float(np.abs(out - expected).max())
         if result["diff"] > TOLERANCE:
             raise ExportError(
-                f"{output}: {fmt} output differs from PyTorch by {result['diff']:.2e}; "
-                "not written"
+                f"{output}: {fmt} output differs from PyTorch by {result['diff']:.2e}; not written"
             )
 
     try:

@@ -72,6 +72,13 @@ class SEUnet(nn.Module):
             for i in range(deep_supervision)
         )
         self.size_divisor = encoder.strides[-1]
+        # stride of each decoder block's output (deep to shallow): its skip's, and half the
+        # previous one for blocks beyond the skips
+        strides = list(encoder.strides)
+        self.block_strides: list[int] = []
+        for i in range(n_blocks):
+            previous = self.block_strides[-1] if self.block_strides else strides[-1]
+            self.block_strides.append(strides[-2 - i] if i < len(strides) - 1 else previous // 2)
 
     def check_input_shape(self, x: torch.Tensor) -> None:
         """Raises ``ValueError`` for a tensor this model cannot segment."""
@@ -91,21 +98,34 @@ class SEUnet(nn.Module):
         self.check_input_shape(x)
         outputs = self.decoder(self.encoder(x))
         size = x.shape[2:]
-        logits = self._to_input_size(self.head(outputs[-1]), size)
+        logits = upsample_to(self.head(outputs[-1]), size, self.block_strides[-1])
         if not (self.training and self.aux_heads):
             return logits
         aux = [
-            self._to_input_size(head(outputs[-2 - i]), size)
+            upsample_to(head(outputs[-2 - i]), size, self.block_strides[-2 - i])
             for i, head in enumerate(self.aux_heads)
         ]
         return [logits, *aux]
 
-    def _to_input_size(self, logits: torch.Tensor, size: torch.Size) -> torch.Tensor:
-        """Logits of a coarser block (or of a strided stem), interpolated to the input."""
-        if logits.shape[2:] == size:
-            return logits
-        mode = _INTERP[self.spatial_dims]
-        return F.interpolate(logits, size=size, mode=mode, align_corners=False)
+
+def upsample_to(logits: torch.Tensor, size: Sequence[int], stride: int) -> torch.Tensor:
+    """Logits at ``stride`` (a strided stem's, or a coarser block's), linearly interpolated
+    to the input's ``size``, in register with it.
+
+    The encoder's strided convolutions (kernel 3, padding 1) centre voxel ``j`` on input
+    voxel ``stride * j``, so input voxel ``i`` lies at ``i / stride`` on the logits' grid:
+    ``align_corners=True`` onto ``stride * (m - 1) + 1`` voxels puts it there exactly
+    (``align_corners=False`` to the input size would shift it by half an input voxel at
+    stride 2), and the last ``stride - 1`` voxels repeat the edge.
+    """
+    if stride == 1 and tuple(logits.shape[2:]) == tuple(size):
+        return logits
+    spatial_dims = logits.ndim - 2
+    target = [stride * (m - 1) + 1 for m in logits.shape[2:]]
+    up = F.interpolate(logits, size=target, mode=_INTERP[spatial_dims], align_corners=True)
+    if stride > 1:
+        up = F.pad(up, [0, stride - 1] * spatial_dims, mode="replicate")
+    return up[(..., *[slice(0, s) for s in size])]
 
 
 @MODELS.register("smp_unet")

@@ -75,7 +75,7 @@ def test_failed_parity_check_keeps_the_previous_export(tmp_path, monkeypatch) ->
         return real(net, x, path) + 1.0  # an exporter whose output disagrees
 
     monkeypatch.setattr(export_module, "_exported", drifting)
-    with pytest.raises(ExportError, match="differs from PyTorch by 1.00e"):
+    with pytest.raises(ExportError, match=r"differs from PyTorch by 1\.00e"):
         export_model(model, "exported-program", target, overwrite=True)
     assert target.read_bytes() == good
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.pt2"]  # no temporary left

@@ -206,3 +206,22 @@ def test_attention_parameter_overhead_under_two_percent(
     for attention in ("cse", "sse", "scse"):
         overhead = _params(build(attention)) / base - 1
         assert 0 < overhead < 0.02, f"{name} {attention}: +{overhead:.2%}"
+
+
+@pytest.mark.parametrize("spatial_dims", [2, 3])
+@pytest.mark.parametrize(("stride", "size"), [(2, 17), (2, 16), (4, 19)])
+def test_strided_logits_upsample_in_register(spatial_dims: int, stride: int, size: int) -> None:
+    """A ramp sampled where the strided encoder centres its voxels (input voxel stride*j)
+    comes back as the same ramp on the input grid: no half-voxel shift."""
+    from scseg.models.unet import upsample_to
+
+    m = -(-size // stride)
+    coarse = torch.arange(m, dtype=torch.float64) * stride
+    shape = [1, 1, m] + [3] * (spatial_dims - 1)
+    logits = coarse.view(1, 1, m, *[1] * (spatial_dims - 1)).expand(shape).contiguous()
+    up = upsample_to(logits, [size] + [3 * stride] * (spatial_dims - 1), stride)
+    assert up.shape[2:] == (size, *[3 * stride] * (spatial_dims - 1))
+    line = up[(0, 0, slice(None), *[0] * (spatial_dims - 1))]
+    interior = stride * (m - 1) + 1
+    expected = torch.arange(size, dtype=torch.float64).clamp(max=interior - 1)
+    torch.testing.assert_close(line, expected)  # beyond the last centre: the edge repeated
