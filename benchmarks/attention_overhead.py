@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import interleaved, markdown_table, steps, write
+from common import extra_peak_mib, interleaved, markdown_table, steps, write
 
 import scseg
 from scseg.layers.fused import CHANNELS_LAST
@@ -60,19 +60,7 @@ def _peak_worker(dims: int, attention: str, device: str, queue) -> None:
         train_step()
         queue.put(torch.cuda.max_memory_allocated() / 2**20)
         return
-    # ru_maxrss would carry the parent's peak over fork+exec; VmHWM is this process's own,
-    # and writing 5 to clear_refs resets it to the current RSS.
-    Path("/proc/self/clear_refs").write_text("5")
-    before = _status_kib("VmRSS")
-    train_step()
-    queue.put((_status_kib("VmHWM") - before) / 1024)
-
-
-def _status_kib(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise RuntimeError(f"no {field} in /proc/self/status")
+    queue.put(extra_peak_mib(train_step))
 
 
 def peak_train_memory_mib(dims: int, attention: str, device: str) -> float:

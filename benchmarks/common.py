@@ -69,6 +69,25 @@ def write(name: str, rows: list[dict], table: str, meta: dict) -> tuple[Path, Pa
     return json_path, md_path
 
 
+def status_kib(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
+def extra_peak_mib(fn: Callable[[], object]) -> float:
+    """Peak resident memory that ``fn()`` adds to this process, in MiB (Linux).
+
+    ru_maxrss would carry the parent's peak over fork+exec; VmHWM is this process's own,
+    and writing 5 to clear_refs resets it to the current RSS.
+    """
+    Path("/proc/self/clear_refs").write_text("5")
+    before = status_kib("VmRSS")
+    fn()
+    return (status_kib("VmHWM") - before) / 1024
+
+
 def markdown_table(headers: list[str], rows: list[list]) -> str:
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]

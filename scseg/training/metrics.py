@@ -35,15 +35,23 @@ def confusion_counts(
     if pred.shape != target.shape:
         raise ValueError(f"prediction {tuple(pred.shape)} and target {tuple(target.shape)} differ")
     b = pred.shape[0]
-    pred, target = pred.reshape(b, -1).long(), target.reshape(b, -1).long()
-    valid = torch.ones_like(target, dtype=torch.bool)
-    if ignore_index is not None:
-        valid = target != ignore_index
-    ids = torch.arange(classes, device=pred.device).view(1, classes, 1)
-    p = (pred.unsqueeze(1) == ids) & valid.unsqueeze(1)
-    t = (target.unsqueeze(1) == ids) & valid.unsqueeze(1)
-    tp = (p & t).sum(-1)
-    return tp, (p & ~t).sum(-1), (~p & t).sum(-1)
+    # One (classes+1)^2 confusion matrix per case from a single bincount over
+    # case * (C+1)^2 + target * (C+1) + pred: memory grows with voxels, not classes x voxels.
+    # Row/column C collects values outside 0..C-1 (they count as misses, never as hits).
+    n = classes + 1
+    pred, target = pred.reshape(b, -1), target.reshape(b, -1)
+    keep = target != ignore_index if ignore_index is not None else None
+    t = torch.where((target >= 0) & (target < classes), target, classes).long()
+    p = torch.where((pred >= 0) & (pred < classes), pred, classes).long()
+    index = t.mul_(n).add_(p)
+    index += torch.arange(b, device=index.device).view(b, 1) * (n * n)
+    if keep is not None:
+        index = index[keep]
+    matrix = torch.bincount(index.flatten(), minlength=b * n * n).view(b, n, n)
+    tp = matrix.diagonal(dim1=1, dim2=2)[:, :classes]
+    fp = matrix.sum(1)[:, :classes] - tp  # predicted c, truth anything else
+    fn = matrix.sum(2)[:, :classes] - tp  # truth c, predicted anything else
+    return tp, fp, fn
 
 
 def case_scores(

@@ -109,3 +109,32 @@ def test_global_scores_skip_a_class_absent_all_epoch() -> None:
     wrong[0, 7, 7] = 2
     metric.update(wrong, target)
     assert metric.compute()["global_dice_mean"] < 0.6
+
+
+def _one_hot_counts(pred, target, classes, ignore_index=None):
+    """The earlier (B x classes x voxels) formulation, kept as the reference."""
+    b = pred.shape[0]
+    pred, target = pred.reshape(b, -1).long(), target.reshape(b, -1).long()
+    valid = target != ignore_index if ignore_index is not None else torch.ones_like(target).bool()
+    ids = torch.arange(classes).view(1, classes, 1)
+    p = (pred.unsqueeze(1) == ids) & valid.unsqueeze(1)
+    t = (target.unsqueeze(1) == ids) & valid.unsqueeze(1)
+    return (p & t).sum(-1), (p & ~t).sum(-1), (~p & t).sum(-1)
+
+
+@pytest.mark.parametrize("classes", [2, 21, 137])
+@pytest.mark.parametrize("ignore_index", [None, 255])
+def test_bincount_counts_equal_the_one_hot_reference(classes: int, ignore_index) -> None:
+    g = torch.Generator().manual_seed(classes)
+    shape = (3, 9, 10, 7)
+    target = torch.randint(0, classes, shape, generator=g)
+    pred = torch.where(torch.rand(shape, generator=g) < 0.6, target,
+                       torch.randint(0, classes, shape, generator=g))  # fmt: skip
+    target[0, 0] = 255  # ignored, or (without ignore_index) an unknown value: a miss
+    target[1, 1, 1] = -1
+    pred[2, 2, 2] = classes + 3  # a prediction outside the classes counts for no class
+    got = confusion_counts(pred, target, classes, ignore_index)
+    expected = _one_hot_counts(pred, target, classes, ignore_index)
+    for a, b in zip(got, expected, strict=True):
+        assert a.shape == (3, classes)
+        assert torch.equal(a, b)
