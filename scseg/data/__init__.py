@@ -1,8 +1,9 @@
 """Data modules and datasets (2D folders, 3D MSD volumes), sample fetching."""
 
-from scseg.data.folder2d import Folder2DDataModule, Folder2DDataset
-from scseg.data.samples import fetch_sample, prepare_sample, sample_names
-from scseg.data.volumes3d import MSD3DDataModule
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
 
 __all__ = [
     "Folder2DDataModule",
@@ -12,3 +13,24 @@ __all__ = [
     "prepare_sample",
     "sample_names",
 ]
+
+_HOMES = {
+    "Folder2DDataModule": "scseg.data.folder2d",
+    "Folder2DDataset": "scseg.data.folder2d",
+    "MSD3DDataModule": "scseg.data.volumes3d",
+    "fetch_sample": "scseg.data.samples",
+    "prepare_sample": "scseg.data.samples",
+    "sample_names": "scseg.data.samples",
+}
+
+if TYPE_CHECKING:
+    from scseg.data.folder2d import Folder2DDataModule, Folder2DDataset
+    from scseg.data.samples import fetch_sample, prepare_sample, sample_names
+    from scseg.data.volumes3d import MSD3DDataModule
+
+
+def __getattr__(name: str):
+    # Lazy: the CLI reads sample names without importing torch, MONAI or albumentations.
+    if name in _HOMES:
+        return getattr(importlib.import_module(_HOMES[name]), name)
+    raise AttributeError(f"module 'scseg.data' has no attribute {name!r}")

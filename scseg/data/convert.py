@@ -13,15 +13,19 @@ import json
 import random
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import nibabel as nib
 import numpy as np
 
 from scseg.data.nrrd import nrrd_affine
 
+if TYPE_CHECKING:
+    import nibabel as nib
+
 
 def nrrd_to_nifti(src: str | Path, dest: str | Path, dtype: type | None = None) -> nib.Nifti1Image:
     """Converts an NRRD volume to NIfTI, keeping its geometry (affine in RAS)."""
+    import nibabel as nib
     import nrrd
 
     data, header = nrrd.read(str(src))  # index order 'F': data[i, j, k] as in the header

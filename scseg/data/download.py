@@ -18,8 +18,7 @@ import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-
-from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+from typing import TYPE_CHECKING
 
 CHUNK = 1 << 20
 PYPI_SIMPLE = "https://pypi.org/simple"
@@ -108,8 +107,14 @@ def download(
     return dest
 
 
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
+
 @contextmanager
 def _progress(quiet: bool) -> Iterator[Progress]:
+    from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+
     columns = ("{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn())
     with Progress(*columns, disable=quiet, transient=True) as progress:
         yield progress

@@ -16,8 +16,8 @@ import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import nibabel as nib
 import numpy as np
 
 from scseg.data.convert import nrrd_to_nifti, tile_2d, write_msd_dataset_json, write_split
@@ -29,6 +29,9 @@ from scseg.data.download import (
     pypi_file_url,
     sha256sum,
 )
+
+if TYPE_CHECKING:
+    import nibabel as nib
 
 
 @dataclass(frozen=True)
@@ -223,6 +226,8 @@ def _prepare_tumour(raw: Path, out: Path) -> None:
 
 
 def _prepare_brain_tissue(raw: Path, out: Path) -> None:
+    import nibabel as nib
+
     def load(kind: str) -> nib.Nifti1Image:
         return nib.load(raw / f"mni_icbm152_{kind}_tal_nlin_sym_09a_converted.nii.gz")
 
