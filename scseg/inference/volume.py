@@ -18,6 +18,9 @@ from scseg.data.volumes3d import preprocessing
 from scseg.inference.checkpoint import LoadedModel
 
 VOLUME_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr")
+# classes x input voxels resampled at a time (float32: 256 MiB), so the inversion's memory
+# does not grow with the number of classes
+CLASS_CHUNK_ELEMENTS = 1 << 26
 
 
 class InputError(ValueError):
@@ -150,18 +153,60 @@ def predict_volume(
     probs = sliding_window_probabilities(
         model, image.as_tensor()[None].float(), roi, overlap, sw_batch_size, tta
     )[0]
-    data["pred"] = MetaTensor(probs, meta=dict(image.meta))
-    data["pred"].applied_operations = list(image.applied_operations)
-    inverted = T.Invertd("pred", transform=pre, orig_keys="image", nearest_interp=False)(data)
-    probs = inverted["pred"].as_tensor().float().numpy()
-    if probs.shape[1:] != tuple(shape[:3]):
-        raise InputError(f"{path}: internal error: output grid {probs.shape[1:]} != {shape[:3]}")
-    labels = probs.argmax(0).astype(np.uint8 if model.classes <= 255 else np.int16)
-    out = VolumePrediction(_like(labels, affine, header, "label", model.classes - 1))
-    if probabilities:
-        probs = np.moveaxis(probs, 0, -1).astype(np.float32)
-        out.probabilities = _like(probs, affine, header, "none", 1.0)
+    labels, full = _invert_argmax(pre, image, probs, tuple(shape[:3]), probabilities)
+    if labels.shape != tuple(shape[:3]):
+        raise InputError(f"{path}: internal error: output grid {labels.shape} != {shape[:3]}")
+    label_dtype = np.uint8 if model.classes <= 255 else np.int16
+    out = VolumePrediction(_like(labels.astype(label_dtype), affine, header, "label",
+                                 model.classes - 1))  # fmt: skip
+    if full is not None:
+        out.probabilities = _like(full, affine, header, "none", 1.0)
     return out
+
+
+def _invert_argmax(
+    pre: T.Compose,
+    image: MetaTensor,
+    probs: torch.Tensor,
+    shape: tuple[int, ...],
+    keep: bool = False,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Maps class probabilities ``(C, *preprocessed)`` back to the input grid (MONAI
+    ``Invertd``) a few classes at a time, keeping a running maximum and argmax.
+
+    Resampling is per channel, so each chunk's values equal those of inverting all classes
+    at once; a later chunk wins only where it is strictly larger, so ties go to the lower
+    class as ``argmax`` over all classes gives them. The memory beyond the preprocessed
+    probabilities is two input-sized volumes and one chunk, whatever the number of classes
+    (plus the full ``(*input, C)`` float32 probabilities when ``keep``).
+
+    Returns:
+        the label map (int64) and, when ``keep``, the probabilities ``(*input, C)``.
+    """
+    classes = probs.shape[0]
+    step = max(1, min(classes, CLASS_CHUNK_ELEMENTS // max(1, int(np.prod(shape)))))
+    invert = T.Invertd("pred", transform=pre, orig_keys="image", nearest_interp=False)
+    best = labels = full = None
+    for start in range(0, classes, step):
+        part = MetaTensor(probs[start : start + step], meta=dict(image.meta))
+        chunk = invert({"image": image, "pred": part})["pred"]
+        chunk = (chunk.as_tensor() if isinstance(chunk, MetaTensor) else chunk).float()
+        if tuple(chunk.shape[1:]) != shape:
+            return np.empty(tuple(chunk.shape[1:])), None  # reported by the caller
+        if keep:
+            if full is None:
+                full = np.empty((*shape, classes), np.float32)
+            full[..., start : start + chunk.shape[0]] = np.moveaxis(chunk.numpy(), 0, -1)
+        chunk_labels = chunk.argmax(0)
+        chunk_best = chunk.gather(0, chunk_labels[None])[0]
+        if best is None:
+            best, labels = chunk_best, chunk_labels
+            continue
+        better = chunk_best > best
+        labels = torch.where(better, chunk_labels + start, labels)
+        best = torch.maximum(best, chunk_best)
+        del chunk, chunk_best, chunk_labels, better
+    return labels.numpy(), full
 
 
 def _like(
