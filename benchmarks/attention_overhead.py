@@ -11,14 +11,13 @@ Results: benchmarks/results/attention_overhead[_<device>].{json,md}.
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
 import sys
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import extra_peak_mib, interleaved, markdown_table, steps, write
+from common import extra_peak_mib, in_fresh_process, interleaved, markdown_table, steps, write
 
 import scseg
 from scseg.layers.fused import CHANNELS_LAST
@@ -66,13 +65,7 @@ def _peak_worker(dims: int, attention: str, device: str, queue) -> None:
 def peak_train_memory_mib(dims: int, attention: str, device: str) -> float:
     """Peak memory of one training step, in a fresh process (CPU, Linux: growth of the
     resident set above its size before the step)."""
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    proc = ctx.Process(target=_peak_worker, args=(dims, attention, device, queue))
-    proc.start()
-    value = queue.get()
-    proc.join()
-    return float(value)
+    return float(in_fresh_process(_peak_worker, dims, attention, device))
 
 
 def run(dims: int, repeats: int, device: str, channels_last: bool) -> list[dict]:

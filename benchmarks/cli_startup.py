@@ -13,13 +13,12 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import markdown_table, write
+from common import markdown_table, revision_trees, write
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMANDS = {
@@ -57,25 +56,15 @@ def main() -> None:
     parser.add_argument("--before", help="a git revision to measure as well")
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
-    trees = {"now": ROOT}
-    with tempfile.TemporaryDirectory() as tmp:
-        if args.before:
-            subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", tmp,
-                            args.before], check=True, capture_output=True)  # fmt: skip
-            trees = {args.before: Path(tmp), **trees}
-        try:
-            rows = []
-            for name, argv in COMMANDS.items():
-                row: dict = {"command": name}
-                for label, tree in trees.items():
-                    t = seconds(tree, argv, args.repeats)
-                    row[label] = {"median_s": statistics.median(t), "min_s": min(t)}
-                rows.append(row)
-                print(row, flush=True)
-        finally:
-            if args.before:
-                subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", tmp],
-                               check=False)  # fmt: skip
+    rows = []
+    with revision_trees(ROOT, args.before) as trees:
+        for name, argv in COMMANDS.items():
+            row: dict = {"command": name}
+            for label, tree in trees.items():
+                t = seconds(tree, argv, args.repeats)
+                row[label] = {"median_s": statistics.median(t), "min_s": min(t)}
+            rows.append(row)
+            print(row, flush=True)
     headers = ["command", *[f"{label} (median s)" for label in trees]]
     table = [[r["command"], *[f"{r[label]['median_s']:.2f}" for label in trees]] for r in rows]
     meta = {"repeats": args.repeats, "revisions": list(trees)}

@@ -8,10 +8,14 @@ the minimum over the repeats.
 from __future__ import annotations
 
 import json
+import multiprocessing as mp
 import platform
 import statistics
+import subprocess
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -86,6 +90,35 @@ def extra_peak_mib(fn: Callable[[], object]) -> float:
     before = status_kib("VmRSS")
     fn()
     return (status_kib("VmHWM") - before) / 1024
+
+
+def in_fresh_process(target: Callable, *args):
+    """``target(*args, queue)`` in a spawned process (nothing inherited, so its peak memory
+    is its own); returns what it put on the queue."""
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=target, args=(*args, queue))
+    proc.start()
+    value = queue.get()
+    proc.join()
+    return value
+
+
+@contextmanager
+def revision_trees(root: Path, before: str | None) -> Iterator[dict[str, Path]]:
+    """``{"now": root}``, and first ``{before: worktree}`` checked out in a temporary git
+    worktree (removed afterwards) when ``before`` names a revision."""
+    with tempfile.TemporaryDirectory() as tmp:
+        if not before:
+            yield {"now": root}
+            return
+        subprocess.run(["git", "-C", str(root), "worktree", "add", "--detach", tmp, before],
+                       check=True, capture_output=True)  # fmt: skip
+        try:
+            yield {before: Path(tmp), "now": root}
+        finally:
+            subprocess.run(["git", "-C", str(root), "worktree", "remove", "--force", tmp],
+                           check=False)  # fmt: skip
 
 
 def markdown_table(headers: list[str], rows: list[list]) -> str:

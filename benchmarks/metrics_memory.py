@@ -10,7 +10,6 @@ each measurement in a fresh process (extra peak RSS over the inputs, seconds for
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import sys
 import time
 from pathlib import Path
@@ -21,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(ROOT))
 
-from common import extra_peak_mib, markdown_table, write  # noqa: E402
+from common import extra_peak_mib, in_fresh_process, markdown_table, write  # noqa: E402
 
 SHAPES = {"2 mm": (91, 109, 91), "1 mm": (182, 218, 182)}
 
@@ -46,13 +45,7 @@ def _worker(impl: str, classes: int, shape: tuple, queue) -> None:
 
 
 def measure(impl: str, classes: int, shape: tuple) -> tuple[float, float]:
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    proc = ctx.Process(target=_worker, args=(impl, classes, shape, queue))
-    proc.start()
-    result = queue.get()
-    proc.join()
-    return result
+    return in_fresh_process(_worker, impl, classes, shape)
 
 
 def main() -> None:

@@ -16,13 +16,12 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import extra_peak_mib, markdown_table, write
+from common import extra_peak_mib, markdown_table, revision_trees, write
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_VOLUME = ROOT.parent / "shared/data/samples/brain_parcellation3d/MNI152_T1_1mm_brain.nii.gz"
@@ -70,24 +69,14 @@ def main() -> None:
     args = parser.parse_args()
     if args.worker:
         return worker(args.volume, args.classes)
-    trees = {"now": ROOT}
-    with tempfile.TemporaryDirectory() as tmp:
-        if args.before:
-            subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", tmp,
-                            args.before], check=True, capture_output=True)  # fmt: skip
-            trees = {args.before: Path(tmp), **trees}
-        try:
-            rows = []
-            for classes in CLASSES:
-                row: dict = {"classes": classes}
-                for label, tree in trees.items():
-                    row[label] = measure(tree, args.volume, classes)
-                rows.append(row)
-                print(row, flush=True)
-        finally:
-            if args.before:
-                subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", tmp],
-                               check=False)  # fmt: skip
+    rows = []
+    with revision_trees(ROOT, args.before) as trees:
+        for classes in CLASSES:
+            row: dict = {"classes": classes}
+            for label, tree in trees.items():
+                row[label] = measure(tree, args.volume, classes)
+            rows.append(row)
+            print(row, flush=True)
     headers = ["classes"]
     for label in trees:
         headers += [f"{label}: extra peak", f"{label}: time", f"{label}: peak / 3 classes"]
