@@ -9,6 +9,7 @@ through :func:`nrrd_affine`, and MONAI pipelines through :class:`RASNrrdReader`.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import cache
 
 import numpy as np
 
@@ -53,8 +54,10 @@ def nrrd_affine(header: Mapping) -> np.ndarray:
     return to_ras(header.get("space")) @ affine
 
 
+@cache
 def _reader_class():
     from monai.data import NrrdReader
+    from monai.data.utils import is_supported_format
     from monai.utils import MetaKeys, SpaceKeys
 
     class RASNrrdReader(NrrdReader):
@@ -62,9 +65,7 @@ def _reader_class():
         spaces refused, and detached-header ``.nhdr`` files accepted."""
 
         def verify_suffix(self, filename) -> bool:
-            names = [filename] if isinstance(filename, (str, bytes)) or not hasattr(
-                filename, "__iter__") else list(filename)  # fmt: skip
-            return all(str(n).lower().endswith(NRRD_SUFFIXES) for n in names)
+            return is_supported_format(filename, [s.lstrip(".") for s in NRRD_SUFFIXES])
 
         def _switch_lps_ras(self, header: dict) -> dict:
             header[MetaKeys.ORIGINAL_AFFINE] = to_ras(header.get("space")) @ header[

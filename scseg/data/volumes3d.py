@@ -17,7 +17,7 @@ from monai.data import CacheDataset, DataLoader
 
 from scseg.data.base import SegmentationDataModule
 from scseg.data.folder2d import evaluation_sampler, read_split
-from scseg.data.nrrd import ras_nrrd_reader
+from scseg.data.nrrd import NRRD_SUFFIXES, ras_nrrd_reader
 
 INTENSITY_MODES = ("auto", "zscore", "ct", "none")
 
@@ -37,7 +37,7 @@ def read_volume(path: Path):
     import nibabel as nib
     import numpy as np
 
-    if str(path).lower().endswith((".nrrd", ".nhdr")):
+    if str(path).lower().endswith(NRRD_SUFFIXES):
         import nrrd
 
         from scseg.data.nrrd import nrrd_affine

@@ -13,7 +13,7 @@ from monai import transforms as T
 from monai.data import MetaTensor
 from monai.inferers import sliding_window_inference
 
-from scseg.data.nrrd import nrrd_affine
+from scseg.data.nrrd import NRRD_SUFFIXES, nrrd_affine
 from scseg.data.volumes3d import preprocessing
 from scseg.inference.checkpoint import LoadedModel
 
@@ -40,7 +40,7 @@ def is_volume(path: str | Path) -> bool:
 def _input_geometry(path: Path) -> tuple[np.ndarray, tuple[int, ...], nib.Nifti1Header | None]:
     """Affine, shape and (for NIfTI) header of the input, read from its own header."""
     try:
-        if str(path).lower().endswith((".nrrd", ".nhdr")):
+        if str(path).lower().endswith(NRRD_SUFFIXES):
             import nrrd
 
             header = nrrd.read_header(str(path))
