@@ -3,10 +3,13 @@ cache when no folder is given."""
 
 from __future__ import annotations
 
+import json
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 import lightning.pytorch as pl
+from torch.utils.data import Dataset
 
 
 class SegmentationDataModule(pl.LightningDataModule):
@@ -22,6 +25,7 @@ class SegmentationDataModule(pl.LightningDataModule):
         class_names: list[str] | None,
         in_channels: int,
         patch_size: Sequence[int],
+        atlas: str | None = None,
     ) -> None:
         super().__init__()
         if root is None and sample is None:
@@ -30,6 +34,7 @@ class SegmentationDataModule(pl.LightningDataModule):
             raise ValueError(f"patch_size needs {self.spatial_dims} values, got {patch_size}")
         self.root = Path(root) if root else None
         self.sample = sample
+        self.atlas = atlas
         self.classes = classes
         self.class_names = class_names
         self.in_channels = in_channels
@@ -39,11 +44,48 @@ class SegmentationDataModule(pl.LightningDataModule):
         if self.root is None:
             from scseg.data.samples import prepare_sample
 
-            prepare_sample(self.sample)
+            prepare_sample(self.sample, atlas=self.atlas)
 
     def dataset_root(self) -> Path:
         if self.root is not None:
             return self.root
-        from scseg.data.samples import data_dir
+        from scseg.data.samples import dataset_dir
 
-        return data_dir() / "datasets" / self.sample
+        return dataset_dir(self.sample, atlas=self.atlas)
+
+
+def read_split(root: Path, split_file: str) -> dict[str, list[str]]:
+    """Reads ``{"train": [...], "val": [...]}`` and checks that the two do not overlap."""
+    path = root / split_file
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: split file not found")
+    try:
+        split = json.loads(path.read_text())
+        train, val = list(split["train"]), list(split["val"])
+    except (ValueError, KeyError, TypeError) as err:
+        raise ValueError(f"{path}: not a split file with 'train' and 'val' lists ({err})") from None
+    if overlap := sorted(set(train) & set(val)):
+        raise ValueError(f"{path}: cases in both train and val: {overlap[:5]}")
+    return {"train": train, "val": val, "test": list(split.get("test", val))}
+
+
+def evaluation_sampler(dataset: Dataset):
+    """Under distributed training, each case on exactly one process: the default sampler
+    pads by repeating cases, which would count them twice in the metrics."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+        return None
+    world = dist.get_world_size()
+    if len(dataset) < world:
+        # A process without data would skip the epoch-end metric sync and hang the others.
+        warnings.warn(
+            f"{len(dataset)} evaluation case(s) on {world} processes: Lightning's sampler "
+            "repeats cases to give each process one, and repeated cases count twice in the "
+            "metrics; validate on more cases or fewer processes for exact scores",
+            stacklevel=2,
+        )
+        return None
+    from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
+
+    return UnrepeatedDistributedSampler(dataset, shuffle=False)

@@ -6,8 +6,6 @@ Pascal VOC's layout works too: ``image_dir="JPEGImages"``, ``mask_dir="Segmentat
 
 from __future__ import annotations
 
-import json
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -16,45 +14,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from scseg.data.base import SegmentationDataModule
+from scseg.data.base import SegmentationDataModule, evaluation_sampler, read_split
 from scseg.data.io2d import IMAGE_SUFFIXES, read_image, read_mask, standardize, to_unit_range
-
-
-def read_split(root: Path, split_file: str) -> dict[str, list[str]]:
-    """Reads ``{"train": [...], "val": [...]}`` and checks that the two do not overlap."""
-    path = root / split_file
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: split file not found")
-    try:
-        split = json.loads(path.read_text())
-        train, val = list(split["train"]), list(split["val"])
-    except (ValueError, KeyError, TypeError) as err:
-        raise ValueError(f"{path}: not a split file with 'train' and 'val' lists ({err})") from None
-    if overlap := sorted(set(train) & set(val)):
-        raise ValueError(f"{path}: cases in both train and val: {overlap[:5]}")
-    return {"train": train, "val": val, "test": list(split.get("test", val))}
-
-
-def evaluation_sampler(dataset: Dataset):
-    """Under distributed training, each case on exactly one process: the default sampler
-    pads by repeating cases, which would count them twice in the metrics."""
-    import torch.distributed as dist
-
-    if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
-        return None
-    world = dist.get_world_size()
-    if len(dataset) < world:
-        # A process without data would skip the epoch-end metric sync and hang the others.
-        warnings.warn(
-            f"{len(dataset)} evaluation case(s) on {world} processes: Lightning's sampler "
-            "repeats cases to give each process one, and repeated cases count twice in the "
-            "metrics; validate on more cases or fewer processes for exact scores",
-            stacklevel=2,
-        )
-        return None
-    from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
-
-    return UnrepeatedDistributedSampler(dataset, shuffle=False)
 
 
 def find_image(folder: Path, case: str) -> Path:

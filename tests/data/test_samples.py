@@ -149,5 +149,5 @@ def test_nuclei_split_is_spatial(data_env) -> None:
 
 
 def test_unknown_sample() -> None:
-    with pytest.raises(ValueError, match="brain_tissue3d, nuclei2d, tumour3d"):
+    with pytest.raises(ValueError, match="brain_parcellation3d, brain_tissue3d, nuclei2d"):
         samples.fetch_sample("lungs")
