@@ -27,7 +27,12 @@ def _lightning(argv: list[str] | None) -> int:
 
     from scseg.data.base import SegmentationDataModule
     from scseg.training import SegmentationModule
-    from scseg.training.callbacks import AtomicCheckpointIO, MetricsReport, RunCheckpoint
+    from scseg.training.callbacks import (
+        AtomicCheckpointIO,
+        EpochTimer,
+        MetricsReport,
+        RunCheckpoint,
+    )
 
     class SCSegCLI(LightningCLI):
         """LightningCLI with our checkpointing, loggers, report and AMP defaults."""
@@ -78,7 +83,7 @@ def _lightning(argv: list[str] | None) -> int:
             trainer_defaults={
                 "default_root_dir": "runs/scseg",
                 "logger": False,
-                "callbacks": [MetricsReport()],
+                "callbacks": [MetricsReport(), EpochTimer()],
             },
             save_config_kwargs={"overwrite": True},
             auto_configure_optimizers=False,
@@ -144,7 +149,7 @@ def _predict(args: argparse.Namespace) -> int:
         to_channels_last(model.net, model.spatial_dims)
     if args.compile:
         model.net.compile()
-    inputs = collect_inputs(args.input, model.spatial_dims)
+    inputs = collect_inputs(args.input, model.input_dims)
     options = PredictOptions(
         overwrite=args.overwrite,
         tta=args.tta,
@@ -282,7 +287,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     predict.add_argument("--overlap", type=_overlap, default=0.5, help="3D window overlap, [0, 1)")
     predict.add_argument(
-        "--sw-batch-size", type=_positive_int, default=4, help="3D windows per batch"
+        "--sw-batch-size",
+        type=_positive_int,
+        default=4,
+        help="3D windows (slices, for a 2D model on volumes) per batch",
     )
     predict.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     predict.add_argument(

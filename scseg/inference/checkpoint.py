@@ -36,6 +36,17 @@ class LoadedModel:
         return self.data_info.get("class_names") or [f"class_{i}" for i in range(self.classes)]
 
     @property
+    def slice_axis(self) -> int | None:
+        """For a 2D model trained on slices of volumes, the axis it segments across."""
+        axis = self.data_info.get("slice_axis")
+        return None if axis is None or self.spatial_dims != 2 else int(axis)
+
+    @property
+    def input_dims(self) -> int:
+        """3 if the model segments volumes (a 3D model, or a 2D one slice by slice), else 2."""
+        return 3 if self.spatial_dims == 3 or self.slice_axis is not None else 2
+
+    @property
     def device(self) -> torch.device:
         return next(self.net.parameters()).device
 
@@ -56,8 +67,9 @@ class LoadedModel:
         model's device.
         """
         x = x.to(self.device)
-        axes = range(2, 2 + self.spatial_dims)
-        masks = range(2**self.spatial_dims) if tta else [0]
+        # The spatial axes; for a 2D model over a volume, the slice's own two.
+        axes = [a for a in range(2, x.ndim) if a - 2 != self.slice_axis or x.ndim == 4]
+        masks = range(2 ** len(axes)) if tta else [0]
         flips = [tuple(a for i, a in enumerate(axes) if mask >> i & 1) for mask in masks]
         total = None
         with torch.inference_mode(), self.autocast():
@@ -106,6 +118,10 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> LoadedMo
         "attention": hparams["attention"],
         **(hparams.get("model_options") or {}),
     }
+    head = state.get("net.head.weight")
+    if "head_kernel_size" not in architecture and head is not None and head.ndim > 2:
+        # Saved before the option existed, when every head was 1x1.
+        architecture = {**architecture, "head_kernel_size": int(head.shape[-1])}
     if architecture.get("encoder_weights") is not None:
         # The checkpoint holds the trained weights: building with the pretrained ones
         # would download (or read) them only to overwrite them, and fail offline.

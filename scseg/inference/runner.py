@@ -49,9 +49,11 @@ def collect_inputs(path: str | Path, spatial_dims: int) -> list[Path]:
 
 
 def outputs_for(path: Path, out_dir: Path, spatial_dims: int, options: PredictOptions) -> dict:
+    """Output paths by kind; ``spatial_dims`` is the input's (3 for volumes, also when a
+    2D model segments them slice by slice)."""
     stem = case_name(path)
     if spatial_dims == 3:
-        names = {"labels": f"{stem}.nii.gz"}
+        names = {"labels": f"{stem}.nii.gz", "names": f"{stem}.tsv"}
         if options.probabilities:
             names["probabilities"] = f"{stem}_probabilities.nii.gz"
     else:
@@ -90,14 +92,21 @@ def check_outputs(
             claimed[key] = path
 
 
+def label_table(class_names: Sequence[str]) -> str:
+    """The class names as a BIDS segmentation look-up table (``*_dseg.tsv``: ``index`` and
+    ``name`` columns), which viewers and pipelines read to name each label value."""
+    rows = [f"{i}\t{name}" for i, name in enumerate(class_names)]
+    return "\n".join(["index\tname", *rows]) + "\n"
+
+
 def predict_one(model: LoadedModel, path: Path, out_dir: Path, options: PredictOptions) -> dict:
     """Predicts one file and writes its outputs; returns their paths."""
-    targets = outputs_for(path, out_dir, model.spatial_dims, options)
+    targets = outputs_for(path, out_dir, model.input_dims, options)
     if not options.overwrite:
         for target in targets.values():
             if target.exists():
                 raise OutputExistsError(f"{target}: exists; pass --overwrite to replace it")
-    if model.spatial_dims == 3:
+    if model.input_dims == 3:
         result = predict_volume(
             model, path, options.roi_size, options.overlap, options.sw_batch_size, options.tta,
             options.probabilities,
@@ -106,6 +115,8 @@ def predict_one(model: LoadedModel, path: Path, out_dir: Path, options: PredictO
             atomic_write(
                 targets["probabilities"], lambda t: nib.save(result.probabilities, t), True
             )
+        table = label_table(model.class_names)
+        atomic_write(targets["names"], lambda t: Path(t).write_text(table), True)
         atomic_write(targets["labels"], lambda t: nib.save(result.labels, t), True)
         return targets
     labels, probs = predict_image(model, path, options.tta)
@@ -136,7 +147,7 @@ def predict_files(
     """
     options = options or PredictOptions()
     out_dir = Path(out_dir)
-    check_outputs(inputs, out_dir, model.spatial_dims, options)
+    check_outputs(inputs, out_dir, model.input_dims, options)
     failures: list[tuple[Path, str]] = []
     columns = ("{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, disable=quiet) as progress:

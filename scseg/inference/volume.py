@@ -69,8 +69,18 @@ def sliding_window_probabilities(
     sw_batch_size: int = 4,
     tta: bool = False,
 ) -> torch.Tensor:
-    """Softmax probabilities ``(1, C, *spatial)`` by Gaussian-blended sliding windows,
-    averaged over mirrored copies when ``tta``."""
+    """Softmax probabilities ``(1, C, *spatial)`` by Gaussian-blended sliding windows (a 2D
+    model trained on slices: slice by slice, ``sw_batch_size`` slices at a time), averaged
+    over mirrored copies when ``tta``."""
+    if model.slice_axis is not None:
+        from scseg.models.slicewise import slicewise
+        from scseg.training.module import pad_predict
+
+        def per_slice(xi: torch.Tensor) -> torch.Tensor:
+            return slicewise(lambda s: pad_predict(model.net, s), xi, model.slice_axis,
+                             sw_batch_size)  # fmt: skip
+
+        return model.probabilities(x, per_slice, tta)
 
     def logits(xi: torch.Tensor) -> torch.Tensor:
         out = sliding_window_inference(
@@ -94,8 +104,8 @@ def preprocess_volume(
         InputError: unreadable file, a 2D model, wrong dimensionality or channel count.
     """
     path = Path(path)
-    if model.spatial_dims != 3:
-        raise InputError(f"{path}: the checkpoint is a {model.spatial_dims}D model, not 3D")
+    if model.input_dims != 3:
+        raise InputError(f"{path}: the checkpoint is a 2D image model, not a volume model")
     if shape is None:
         shape = _input_geometry(path)[1]
     channels = shape[3] if len(shape) == 4 else 1
@@ -147,7 +157,7 @@ def predict_volume(
     affine, shape, header = _input_geometry(path)
     pre, data = preprocess_volume(model, path, shape)
     roi = list(roi_size or model.data_info.get("patch_size") or [])
-    if len(roi) != 3:
+    if len(roi) != 3 and model.slice_axis is None:
         raise InputError(f"{path}: no sliding-window size: give roi_size (3 values)")
     image = data["image"]
     probs = sliding_window_probabilities(

@@ -4,6 +4,7 @@ atomic checkpoint writing."""
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -45,41 +46,102 @@ class RunCheckpoint(ModelCheckpoint):
             self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
 
 
+class EpochTimer(pl.Callback):
+    """Logs ``time/train_epoch_s``: the wall-clock seconds of each training epoch (data
+    loading and optimisation, not validation), for comparing variants at equal budget."""
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._start = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if getattr(self, "_start", None) is not None:
+            pl_module.log("time/train_epoch_s", time.perf_counter() - self._start)
+
+
 class MetricsReport(pl.Callback):
-    """Prints the per-class validation Dice/IoU table and where checkpoints and logs are."""
+    """Prints the per-class validation Dice/IoU table and where checkpoints and logs are.
 
-    def __init__(self, stage: str = "val") -> None:
-        self.stage = stage
+    Up to ``full_table`` classes are listed whole. Past that (whole-brain parcellations have
+    100+) the printout keeps to the ``rows`` best, worst and smallest classes (by voxels in
+    the ground truth), and every class goes to ``<log dir>/<stage>_per_class.csv``.
+    """
 
-    def table(self, trainer: pl.Trainer, stage: str) -> Table | None:
+    def __init__(self, stage: str = "val", full_table: int = 24, rows: int = 5) -> None:
+        self.stage, self.full_table, self.rows = stage, full_table, rows
+
+    @staticmethod
+    def _rows(trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> list[dict]:
+        rows = getattr(pl_module, "class_tables", {}).get(stage)
+        if rows:
+            return rows
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
         prefix = f"{stage}/dice/"
         names = [k[len(prefix) :] for k in metrics if k.startswith(prefix)]
-        if not names:
+        return [{"class": n, "dice": metrics[f"{prefix}{n}"],
+                 "iou": metrics.get(f"{stage}/iou/{n}", float("nan"))} for n in names]  # fmt: skip
+
+    def table(
+        self, trainer: pl.Trainer, stage: str, pl_module: pl.LightningModule | None = None
+    ) -> Table | None:
+        rows = self._rows(trainer, pl_module, stage)
+        if not rows:
             return None
-        table = Table(title=f"{stage} metrics after {trainer.current_epoch} epochs")
-        for column in ("class", "Dice", "IoU"):
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+        title = f"{stage} metrics after {trainer.current_epoch} epochs"
+        sized = "voxels" in rows[0]
+        columns = ["class", "Dice", "IoU", *(["voxels"] if sized else [])]
+        table = Table(title=title)
+        for column in columns:
             table.add_column(column, justify="left" if column == "class" else "right")
-        for name in names:
-            dice = metrics.get(f"{stage}/dice/{name}", float("nan"))
-            iou = metrics.get(f"{stage}/iou/{name}", float("nan"))
-            table.add_row(name, f"{dice:.4f}", f"{iou:.4f}")
-        table.add_row(
-            "mean",
-            f"{metrics.get(f'{stage}/dice_mean', float('nan')):.4f}",
-            f"{metrics.get(f'{stage}/iou_mean', float('nan')):.4f}",
-            style="bold",
-        )
+
+        def add(row: dict, style: str | None = None) -> None:
+            cells = [row["class"], f"{row['dice']:.4f}", f"{row['iou']:.4f}"]
+            table.add_row(*cells, *([f"{row['voxels']:,}"] if sized else []), style=style)
+
+        if len(rows) <= self.full_table:
+            for row in rows:
+                add(row)
+        else:
+            scored = [r for r in rows if r["dice"] == r["dice"]]  # NaN: no case had the class
+            by_dice = sorted(scored, key=lambda r: -r["dice"])
+            groups = [(f"best {self.rows}", by_dice[: self.rows]),
+                      (f"worst {self.rows}", by_dice[-self.rows :][::-1])]  # fmt: skip
+            if sized:
+                smallest = sorted(scored, key=lambda r: r["voxels"])[: self.rows]
+                groups.append((f"smallest {self.rows} (by voxels)", smallest))
+            table.title = f"{title}: {len(rows)} classes ({len(scored)} scored)"
+            for label, group in groups:
+                table.add_row(f"[italic]{label}[/italic]", *[""] * (len(columns) - 1))
+                for row in group:
+                    add(row)
+        mean = [f"{metrics.get(f'{stage}/{k}_mean', float('nan')):.4f}" for k in ("dice", "iou")]
+        table.add_row("mean", *mean, *([""] if sized else []), style="bold")
         return table
 
-    def _print(self, trainer: pl.Trainer, stage: str) -> None:
+    @staticmethod
+    def write_csv(rows: list[dict], path: Path) -> Path:
+        """Every class's row, for tables too long to print."""
+        import csv
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+        return path
+
+    def _print(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         log_dir = trainer.log_dir  # a collective under DDP: every process must ask
         if not trainer.is_global_zero:
             return
         console = Console()
-        table = self.table(trainer, stage)
+        table = self.table(trainer, stage, pl_module)
         if table is not None:
             console.print(table)
+        rows = getattr(pl_module, "class_tables", {}).get(stage)
+        if rows and log_dir:
+            path = self.write_csv(rows, Path(log_dir) / f"{stage}_per_class.csv")
+            console.print(f"per-class scores: {path}")
         callback = trainer.checkpoint_callback
         if stage == "val" and callback is not None:
             if callback.best_model_path:
@@ -92,14 +154,14 @@ class MetricsReport(pl.Callback):
             console.print(f"logs: {log_dir}")
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._print(trainer, "val")
+        self._print(trainer, pl_module, "val")
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.state.fn == "validate":  # during fit, on_fit_end reports once
-            self._print(trainer, "val")
+            self._print(trainer, pl_module, "val")
 
     def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._print(trainer, "test")
+        self._print(trainer, pl_module, "test")
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

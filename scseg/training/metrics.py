@@ -99,6 +99,7 @@ class SegmentationMetrics(Metric):
         self.include_background = include_background
         self.ignore_empty = ignore_empty
         self.ignore_index = ignore_index
+        self.last_table: list[dict] = []
         for name in ("dice_sum", "iou_sum", "cases", "tp", "fp", "fn"):
             dtype = torch.float64 if name.endswith("sum") else torch.long
             self.add_state(name, torch.zeros(classes, dtype=dtype), dist_reduce_fx="sum")
@@ -115,7 +116,11 @@ class SegmentationMetrics(Metric):
         self.fn += fn.sum(0)
 
     def compute(self) -> dict[str, torch.Tensor]:
-        """``dice/<name>``, ``iou/<name>``, their means, and ``global_*`` variants."""
+        """``dice/<name>``, ``iou/<name>``, their means, and ``global_*`` variants.
+
+        Also sets :attr:`last_table`: one row per scored class with ``class``, ``index``,
+        ``dice``, ``iou`` (case means), ``global_dice`` and ``voxels`` (in the ground truth).
+        """
         cases = self.cases.double()
         dice = torch.where(cases > 0, self.dice_sum / cases.clamp_min(1), float("nan"))
         iou = torch.where(cases > 0, self.iou_sum / cases.clamp_min(1), float("nan"))
@@ -134,4 +139,11 @@ class SegmentationMetrics(Metric):
         out["iou_mean"] = torch.nanmean(iou[first:])
         out["global_dice_mean"] = torch.nanmean(global_dice[first:])
         out["global_iou_mean"] = torch.nanmean(global_iou[first:])
+        # The per-class table for reports, taken here where DDP states are synced.
+        voxels = (self.tp + self.fn).tolist()
+        self.last_table = [
+            {"class": self.class_names[i], "index": i, "dice": float(dice[i]),
+             "iou": float(iou[i]), "global_dice": float(global_dice[i]), "voxels": voxels[i]}
+            for i in range(first, self.classes)
+        ]  # fmt: skip
         return {k: v.float() for k, v in out.items()}

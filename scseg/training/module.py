@@ -99,6 +99,8 @@ class SegmentationModule(pl.LightningModule):
         # What inference needs from the data module (patch size, preprocessing, class
         # names): plain values, saved as checkpoint["scseg"] (see on_save_checkpoint).
         self.data_info: dict = {}
+        # The last epoch's per-class rows by stage, for the report (MetricsReport).
+        self.class_tables: dict[str, list[dict]] = {}
 
     def setup(self, stage: str) -> None:
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer else None
@@ -152,7 +154,17 @@ class SegmentationModule(pl.LightningModule):
 
     def predict_logits(self, x: torch.Tensor) -> torch.Tensor:
         """Logits at the input's size: sliding windows in 3D, padding where the encoder
-        needs divisible sizes in 2D."""
+        needs divisible sizes in 2D, and a 2D network slice by slice over a volume
+        (``(B, C, X, Y, Z)`` input, the data module's ``slice_axis``)."""
+        if self.hparams.spatial_dims == 2 and x.ndim == 5:
+            from scseg.models.slicewise import slicewise
+
+            axis = self.data_info.get("slice_axis")
+            if axis is None:
+                raise ValueError("a volume for a 2D model needs data_info['slice_axis']")
+            return slicewise(
+                lambda s: pad_predict(self.net, s), x, axis, self.hparams.sw_batch_size
+            )
         if self.hparams.spatial_dims == 3:
             return sliding_window_inference(
                 x,
@@ -202,6 +214,7 @@ class SegmentationModule(pl.LightningModule):
 
     def _log_metrics(self, metrics: SegmentationMetrics, stage: str) -> None:
         values = {f"{stage}/{k}": v for k, v in metrics.compute().items()}
+        self.class_tables[stage] = metrics.last_table
         self.log(f"{stage}/dice_mean", values.pop(f"{stage}/dice_mean"), prog_bar=True)
         self.log_dict(values)
         metrics.reset()
@@ -253,8 +266,16 @@ def set_rng_state(state: dict) -> None:
 
 
 def pad_predict(net: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """Runs ``net`` on ``x`` zero-padded to the encoder's size divisor, cropped back."""
-    divisor = getattr(net, "size_divisor", 1) if net.encoder.requires_divisible_input else 1
+    """Runs ``net`` on ``x`` zero-padded to the encoder's size divisor, cropped back.
+
+    The divisor is ``net.size_divisor`` (our models), else the encoder's ``output_stride``
+    (SMP's own models); none where the encoder says it takes any size.
+    """
+    encoder = getattr(net, "encoder", None)
+    if encoder is not None and not getattr(encoder, "requires_divisible_input", True):
+        divisor = 1
+    else:
+        divisor = getattr(net, "size_divisor", None) or getattr(encoder, "output_stride", 1)
     sizes = x.shape[2:]
     pads = [(-s) % divisor for s in sizes]
     if not any(pads):

@@ -85,7 +85,8 @@ def test_one_bad_file_is_reported_and_the_rest_still_run(ckpt_3d, data_env, tmp_
     assert "applying transform" not in err and " at 0x" not in err  # the cause, not MONAI's wrapper
     assert f"{inputs / 'flat.nii.gz'}: expected a 3D volume, got shape (20, 20)" in err
     assert f"{inputs / 'twochannel.nii.gz'}: has 2 channel(s), the model takes 1" in err
-    assert sorted(p.name for p in out.iterdir()) == ["good.nii.gz"]  # nothing half-written
+    # nothing half-written: the good case and its label table only
+    assert sorted(p.name for p in out.iterdir()) == ["good.nii.gz", "good.tsv"]
 
 
 def test_existing_output_is_kept_without_overwrite(ckpt_2d, data_env, tmp_path, capsys) -> None:

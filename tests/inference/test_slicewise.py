@@ -1,0 +1,78 @@
+"""2D networks over volumes, slice by slice: training on slices, validation and prediction
+on whole volumes in the volume's own geometry, with the class names beside the labels."""
+
+from __future__ import annotations
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+
+from scseg.cli import main
+from scseg.inference import load_model
+from scseg.models.slicewise import slicewise
+
+from ..conftest import REPO
+
+
+@pytest.mark.parametrize("axis", [0, 1, 2])
+def test_slicewise_equals_a_loop_over_slices(axis) -> None:
+    torch.manual_seed(0)
+    net = torch.nn.Conv2d(2, 3, 3, padding=1)
+    x = torch.randn(2, 2, 5, 6, 7)
+    expected = torch.stack([net(x.select(axis + 2, k)) for k in range(x.shape[axis + 2])],
+                           dim=axis + 2)  # fmt: skip
+    torch.testing.assert_close(slicewise(net, x, axis, batch_size=4), expected)
+
+
+@pytest.fixture(scope="module")
+def slice_checkpoint(data_env, tmp_path_factory):
+    """The 2D parcellation config, briefly trained at 4 mm (137 classes, coronal slices)."""
+    root = tmp_path_factory.mktemp("parcellation2d")
+    args = [
+        "fit", "--config", str(REPO / "configs" / "brain_parcellation_2d.yaml"),
+        "--trainer.default_root_dir", str(root), "--trainer.max_epochs", "1",
+        "--trainer.limit_train_batches", "2", "--trainer.check_val_every_n_epoch", "1",
+        "--data.init_args.spacing", "[4, 4, 4]", "--data.init_args.patch_size", "[32, 32]",
+        "--data.init_args.batch_size", "4",
+    ]  # fmt: skip
+    assert main(args) == 0
+    return root
+
+
+def test_every_class_goes_to_the_per_class_csv(slice_checkpoint) -> None:
+    csv = next(slice_checkpoint.glob("logs/version_*/val_per_class.csv")).read_text()
+    lines = csv.splitlines()
+    assert lines[0] == "class,index,dice,iou,global_dice,voxels"
+    assert len(lines) == 1 + 136 and lines[1].startswith("3rd_Ventricle,1,")
+
+
+def test_prediction_on_another_template_keeps_its_geometry_and_names(
+    slice_checkpoint, data_env, tmp_path
+) -> None:
+    ckpt = slice_checkpoint / "checkpoints" / "last.ckpt"
+    model = load_model(ckpt)
+    assert model.spatial_dims == 2 and model.slice_axis == 1 and model.input_dims == 3
+    raw = data_env / "samples" / "brain_parcellation3d"
+    # The FSL template as stored (LAS), and the same voxels re-stored RAS: same labels.
+    las = nib.load(raw / "MNI152_T1_1mm_brain.nii.gz").slicer[40:140, 50:170, 30:130]
+    ras = nib.as_closest_canonical(las)
+    assert nib.aff2axcodes(las.affine) == ("L", "A", "S")
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    nib.save(las, inputs / "las.nii.gz")
+    nib.save(ras, inputs / "ras.nii.gz")
+    out = tmp_path / "out"
+    args = ["predict", "--quiet", "--checkpoint", str(ckpt), "--input", str(inputs),
+            "--output", str(out), "--sw-batch-size", "64"]  # fmt: skip
+    assert main(args) == 0
+    for name, source in (("las", las), ("ras", ras)):
+        labels = nib.load(out / f"{name}.nii.gz")
+        np.testing.assert_array_equal(labels.affine, source.affine)
+        assert labels.shape == source.shape and labels.get_data_dtype() == np.uint8
+        table = (out / f"{name}.tsv").read_text().splitlines()
+        assert table[:3] == ["index\tname", "0\tbackground", "1\t3rd_Ventricle"]
+        assert len(table) == 1 + 137
+    on_las = np.asarray(nib.load(out / "las.nii.gz").dataobj)
+    on_ras = np.asarray(nib.load(out / "ras.nii.gz").dataobj)
+    np.testing.assert_array_equal(on_las[::-1], on_ras)  # RAS stores L-R mirrored
