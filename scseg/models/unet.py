@@ -38,6 +38,7 @@ class SEUnet(nn.Module):
         spatial_dims: 1, 2 or 3.
         classes: output channels (logits, no activation).
         decoder: a :class:`UnetDecoder` over ``encoder.out_channels``.
+        head_kernel_size: 3 (the default, as SMP's heads) or 1 (nnU-Net's).
         deep_supervision: number of auxiliary heads on the decoder blocks before the last;
             in training mode ``forward`` then returns ``[logits, aux_1, ...]``, all at the
             input's resolution (``aux_1`` from the next-finest block). 0 turns it off.
@@ -53,6 +54,7 @@ class SEUnet(nn.Module):
         spatial_dims: int,
         classes: int,
         deep_supervision: int = 0,
+        head_kernel_size: int = 3,
     ) -> None:
         super().__init__()
         if classes < 1:
@@ -66,7 +68,13 @@ class SEUnet(nn.Module):
         self.encoder = encoder
         self.decoder = decoder
         conv = Conv[Conv.CONV, spatial_dims]
-        self.head = conv(decoder.out_channels[-1], classes, kernel_size=1)
+        if head_kernel_size not in (1, 3):
+            raise ValueError(f"head_kernel_size must be 1 or 3, got {head_kernel_size}")
+        # A 3x3 head, as SMP's: with many classes on a narrow last block (137 structures
+        # from 16 channels), a 1x1 head is a rank-16 bottleneck that trained several times
+        # slower (benchmarks/results/parcellation.md).
+        self.head = conv(decoder.out_channels[-1], classes, kernel_size=head_kernel_size,
+                         padding=head_kernel_size // 2)  # fmt: skip
         self.aux_heads = nn.ModuleList(
             conv(decoder.out_channels[-2 - i], classes, kernel_size=1)
             for i in range(deep_supervision)
@@ -144,6 +152,7 @@ def smp_unet(
     decoder_norm: NormSpec = "batch",
     decoder_act: ActSpec = ("relu", {"inplace": True}),
     deep_supervision: int = 0,
+    head_kernel_size: int = 3,
 ) -> SEUnet:
     """2D U-Net on any segmentation-models-pytorch encoder (SMP's argument names).
 
@@ -173,7 +182,7 @@ def smp_unet(
         attention=attention,
         attention_kwargs=attention_options(attention, reduction, combine),
     )
-    return SEUnet(encoder, decoder, 2, classes, deep_supervision)
+    return SEUnet(encoder, decoder, 2, classes, deep_supervision, head_kernel_size)
 
 
 def _nd_unet(
@@ -192,6 +201,7 @@ def _nd_unet(
     deep_supervision: int,
     stem_stride: int,
     upsample: str,
+    head_kernel_size: int,
 ) -> SEUnet:
     if spatial_dims not in (1, 2, 3):
         raise ValueError(f"spatial_dims must be 1, 2 or 3, got {spatial_dims}")
@@ -219,7 +229,7 @@ def _nd_unet(
         options,
         upsample,
     )
-    return SEUnet(encoder, decoder, spatial_dims, classes, deep_supervision)
+    return SEUnet(encoder, decoder, spatial_dims, classes, deep_supervision, head_kernel_size)
 
 
 @MODELS.register("unet")
@@ -239,6 +249,7 @@ def unet(
     deep_supervision: int = 0,
     stem_stride: int = 1,
     upsample: str = "transposed",
+    head_kernel_size: int = 3,
 ) -> SEUnet:
     """N-d U-Net with plain conv-norm-act blocks (nnU-Net style), any input size.
 
@@ -251,7 +262,7 @@ def unet(
     return _nd_unet(
         "plain", spatial_dims, in_channels, classes, attention, reduction, combine,
         channels, norm, act, dropout, encoder_attention, deep_supervision, stem_stride,
-        upsample,
+        upsample, head_kernel_size,
     )  # fmt: skip
 
 
@@ -272,6 +283,7 @@ def resunet(
     deep_supervision: int = 0,
     stem_stride: int = 1,
     upsample: str = "transposed",
+    head_kernel_size: int = 3,
 ) -> SEUnet:
     """N-d U-Net with residual blocks in encoder and decoder, any input size.
 
@@ -280,5 +292,5 @@ def resunet(
     return _nd_unet(
         "residual", spatial_dims, in_channels, classes, attention, reduction, combine,
         channels, norm, act, dropout, encoder_attention, deep_supervision, stem_stride,
-        upsample,
+        upsample, head_kernel_size,
     )  # fmt: skip
