@@ -36,6 +36,10 @@ def _data_for(config: str, tmp: Path) -> list[str]:
         return ["--data.init_args.repeats", "1"]
     if config == "quickstart_3d":
         return [*SMALL_3D, "--data.init_args.repeats", "1"]
+    if config == "brain_parcellation_3d":
+        return [*SMALL_3D, "--data.init_args.repeats", "1"]
+    if config == "brain_parcellation_2d":
+        return [*SMALL_2D, "--data.init_args.repeats", "1"]
     if config == "msd_hippocampus":
         return ["--data.init_args.root", str(_msd(tmp, "Task04_Hippocampus")), *SMALL_3D]
     if config == "msd_spleen":
@@ -71,4 +75,5 @@ def test_config_fast_dev_run(config: str, data_env, tmp_path) -> None:
 
 def test_every_config_is_listed() -> None:
     assert {"quickstart_2d", "quickstart_3d", "msd_hippocampus", "msd_spleen", "oxford_pet",
-            "pascal_voc", "kvasir_seg"} <= set(CONFIGS)  # fmt: skip
+            "pascal_voc", "kvasir_seg", "brain_parcellation_2d",
+            "brain_parcellation_3d"} <= set(CONFIGS)  # fmt: skip
