@@ -12,15 +12,22 @@ from pathlib import Path
 
 from _common import run
 
-from scseg.data.samples import prepare_sample, sample_names
+from scseg.data.samples import ATLASES, prepare_sample, sample_names
 
 
 def main(argv: list[str] | None = None) -> int:
     def configure(parser: argparse.ArgumentParser) -> None:
         parser.add_argument("name", choices=sample_names())
+        parser.add_argument("--atlas", choices=ATLASES, help="for brain_parcellation3d")
 
-    def prepare(out: Path, name: str, downloads: Path | None = None, quiet: bool = False) -> Path:
-        return prepare_sample(name, out, quiet=quiet)
+    def prepare(
+        out: Path,
+        name: str,
+        atlas: str | None = None,
+        downloads: Path | None = None,
+        quiet: bool = False,
+    ) -> Path:
+        return prepare_sample(name, out, quiet=quiet, atlas=atlas)
 
     return run(prepare, "sample dataset to OUT/datasets/<name>", argv, configure)
 

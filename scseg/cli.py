@@ -210,8 +210,10 @@ def _data(args: argparse.Namespace, rest: list[str]) -> int:
     if args.name in sample_names():
         if rest:
             raise ValueError(f"unexpected arguments for sample {args.name}: {' '.join(rest)}")
-        print(f"{args.name}: {prepare_sample(args.name, args.out)}")
+        print(f"{args.name}: {prepare_sample(args.name, args.out, atlas=args.atlas)}")
         return 0
+    if args.atlas:
+        raise ValueError(f"--atlas is an option of sample brain_parcellation3d, not {args.name}")
     script = SCRIPTS / f"{args.name}.py"
     if args.name.startswith("_") or not script.is_file():
         known = sorted(p.stem for p in SCRIPTS.glob("[!_]*.py")) if SCRIPTS.is_dir() else []
@@ -261,7 +263,7 @@ def _overlap(text: str) -> float:
 
 def build_parser() -> argparse.ArgumentParser:
     from scseg import __version__
-    from scseg.data.samples import sample_names
+    from scseg.data.samples import ATLASES, sample_names
 
     parser = _Parser(
         prog="scseg",
@@ -332,6 +334,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     data.add_argument("name")
     data.add_argument("--out", type=Path, default=None, help="data folder")
+    data.add_argument(
+        "--atlas",
+        choices=ATLASES,
+        help=f"brain_parcellation3d's parcellation (default {ATLASES[0]})",
+    )
     return parser
 
 

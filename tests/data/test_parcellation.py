@@ -105,3 +105,14 @@ def test_atlas_option_is_checked() -> None:
         samples.dataset_dir("brain_parcellation3d", atlas="harvard_oxford")
     with pytest.raises(ValueError, match="no atlas option"):
         samples.dataset_dir("tumour3d", atlas="aal")
+
+
+def test_data_command_takes_the_atlas(data_env, capsys) -> None:
+    from scseg.cli import main
+
+    assert main(["data", "brain_parcellation3d", "--atlas", "aal"]) == 0
+    root = samples.dataset_dir("brain_parcellation3d", atlas="aal")
+    assert f"brain_parcellation3d: {root}" in capsys.readouterr().out
+    assert len(json.loads((root / "dataset.json").read_text())["labels"]) == 121
+    assert main(["data", "oxford_pet", "--atlas", "aal"]) == 1
+    assert "--atlas is an option of sample brain_parcellation3d" in capsys.readouterr().err
