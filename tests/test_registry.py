@@ -29,7 +29,9 @@ def test_registry_register_get_and_errors() -> None:
 
 
 def test_public_api() -> None:
-    assert scseg.list_models() == ["resunet", "smp_unet", "unet"]
+    ours, peers = ["resunet", "smp_unet", "unet"], ["monai_dynunet", "monai_unet", "nnunet_plain",
+                                                    "smp_reference"]  # fmt: skip
+    assert scseg.list_models() == sorted(ours + peers)
     assert isinstance(scseg.__version__, str)
-    with pytest.raises(ValueError, match="resunet, smp_unet, unet"):
+    with pytest.raises(ValueError, match="nnunet_plain, resunet, smp_reference, smp_unet, unet"):
         scseg.create_model("vnet", spatial_dims=3, in_channels=1, classes=2)
