@@ -37,9 +37,9 @@ class SliceDataset(torch.utils.data.Dataset):
         self.ratio, self.repeats = foreground_ratio, repeats
         self.all: list[tuple[int, int]] = []
         self.foreground: list[tuple[int, int]] = []
+        others = tuple(d for d in range(1, 4) if d != axis + 1)  # within-slice axes
         for v in range(len(volumes)):
             label = volumes[v]["label"]
-            others = tuple(d for d in range(1, 4) if d != axis + 1)
             has = (label > 0).any(dim=others)[0] if label.ndim == 4 else None
             for k in range(label.shape[axis + 1]):
                 self.all.append((v, k))

@@ -73,12 +73,10 @@ def sliding_window_probabilities(
     model trained on slices: slice by slice, ``sw_batch_size`` slices at a time), averaged
     over mirrored copies when ``tta``."""
     if model.slice_axis is not None:
-        from scseg.models.slicewise import slicewise
-        from scseg.training.module import pad_predict
+        from scseg.models.slicewise import slicewise_logits
 
         def per_slice(xi: torch.Tensor) -> torch.Tensor:
-            return slicewise(lambda s: pad_predict(model.net, s), xi, model.slice_axis,
-                             sw_batch_size)  # fmt: skip
+            return slicewise_logits(model.net, xi, model.slice_axis, sw_batch_size)
 
         return model.probabilities(x, per_slice, tta)
 

@@ -1,10 +1,12 @@
-"""A 2D network over a 3D volume, slice by slice (QuickNAT, and the scSE paper's networks)."""
+"""Running 2D networks: padded to the encoder's size divisor, and over a 3D volume slice by
+slice (QuickNAT, and the scSE paper's networks)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 import torch
+import torch.nn.functional as F
 
 
 def slicewise(
@@ -41,3 +43,31 @@ def slicewise(
             out = part.new_empty((b * s, *part.shape[1:]))
         out[start : start + part.shape[0]] = part
     return out.reshape(b, s, *out.shape[1:]).movedim(1, dim)
+
+
+def pad_predict(net: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Runs ``net`` on ``x`` zero-padded to the encoder's size divisor, cropped back.
+
+    The divisor is ``net.size_divisor`` (our models), else the encoder's ``output_stride``
+    (SMP's own models); none where the encoder says it takes any size.
+    """
+    encoder = getattr(net, "encoder", None)
+    if encoder is not None and not getattr(encoder, "requires_divisible_input", True):
+        divisor = 1
+    else:
+        divisor = getattr(net, "size_divisor", None) or getattr(encoder, "output_stride", 1)
+    sizes = x.shape[2:]
+    pads = [(-s) % divisor for s in sizes]
+    if not any(pads):
+        return net(x)
+    flat = [p for pad in reversed(pads) for p in (0, pad)]
+    out = net(F.pad(x, flat))
+    return out[(..., *[slice(0, s) for s in sizes])]
+
+
+def slicewise_logits(
+    net: torch.nn.Module, x: torch.Tensor, axis: int, batch_size: int = 16
+) -> torch.Tensor:
+    """A 2D network's logits over volumes ``(B, C, X, Y, Z)``, slice by slice across
+    ``axis``, each batch of slices padded as :func:`pad_predict` does."""
+    return slicewise(lambda s: pad_predict(net, s), x, axis, batch_size)

@@ -8,11 +8,11 @@ from collections.abc import Sequence
 import lightning.pytorch as pl
 import numpy as np
 import torch
-import torch.nn.functional as F
 from monai.inferers import sliding_window_inference
 
 from scseg import __version__
 from scseg.models import MODELS, create_model, to_channels_last
+from scseg.models.slicewise import pad_predict, slicewise_logits
 from scseg.training.losses import SegmentationLoss, supervised_loss
 from scseg.training.metrics import SegmentationMetrics
 
@@ -157,14 +157,10 @@ class SegmentationModule(pl.LightningModule):
         needs divisible sizes in 2D, and a 2D network slice by slice over a volume
         (``(B, C, X, Y, Z)`` input, the data module's ``slice_axis``)."""
         if self.hparams.spatial_dims == 2 and x.ndim == 5:
-            from scseg.models.slicewise import slicewise
-
             axis = self.data_info.get("slice_axis")
             if axis is None:
                 raise ValueError("a volume for a 2D model needs data_info['slice_axis']")
-            return slicewise(
-                lambda s: pad_predict(self.net, s), x, axis, self.hparams.sw_batch_size
-            )
+            return slicewise_logits(self.net, x, axis, self.hparams.sw_batch_size)
         if self.hparams.spatial_dims == 3:
             return sliding_window_inference(
                 x,
@@ -263,23 +259,3 @@ def set_rng_state(state: dict) -> None:
     )
     p = state["python"]
     random.setstate((p["version"], tuple(int(v) for v in p["state"].tolist()), p["gauss"]))
-
-
-def pad_predict(net: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """Runs ``net`` on ``x`` zero-padded to the encoder's size divisor, cropped back.
-
-    The divisor is ``net.size_divisor`` (our models), else the encoder's ``output_stride``
-    (SMP's own models); none where the encoder says it takes any size.
-    """
-    encoder = getattr(net, "encoder", None)
-    if encoder is not None and not getattr(encoder, "requires_divisible_input", True):
-        divisor = 1
-    else:
-        divisor = getattr(net, "size_divisor", None) or getattr(encoder, "output_stride", 1)
-    sizes = x.shape[2:]
-    pads = [(-s) % divisor for s in sizes]
-    if not any(pads):
-        return net(x)
-    flat = [p for pad in reversed(pads) for p in (0, pad)]
-    out = net(F.pad(x, flat))
-    return out[(..., *[slice(0, s) for s in sizes])]
