@@ -292,7 +292,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--sw-batch-size",
         type=_positive_int,
         default=4,
-        help="3D windows (slices, for a 2D model on volumes) per batch",
+        help="3D windows (slices, for a 2D model on volumes) per batch; at most, lowered "
+        "where one batch of window logits would pass 256 MiB",
     )
     predict.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     predict.add_argument(

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from scseg.models import create_model
+from scseg.models.slabs import SlabStream, whole
 
 MODEL_KEYS = ("arch", "spatial_dims", "in_channels", "classes", "attention")
 
@@ -58,14 +59,23 @@ class LoadedModel:
         return torch.autocast(self.device.type, dtype, enabled=cuda)
 
     def probabilities(
-        self, x: torch.Tensor, logits: Callable[[torch.Tensor], torch.Tensor], tta: bool = False
+        self,
+        x: torch.Tensor,
+        logits: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        tta: bool = False,
+        slabs: Callable[[torch.Tensor, torch.Tensor | None], SlabStream] | None = None,
     ) -> torch.Tensor:
-        """Softmax of ``logits(x)``, in float32 on the CPU, averaged over every mirror
+        """Softmax of the logits of ``x``, in float32 on the CPU, averaged over every mirror
         combination of the spatial axes when ``tta`` (nnU-Net's test-time mirroring).
 
-        ``logits`` runs in inference mode, with :meth:`autocast`, on ``x`` moved to the
-        model's device.
+        The logits come from ``logits(x)``, or as a stream (:mod:`scseg.models.slabs`) from
+        ``slabs(x, out)``, which accumulates into ``out`` (``(B, classes, *spatial)`` zeros)
+        when given: each slab then turns into probabilities in place, so one volume of
+        classes x voxels is all the memory this takes. Either runs in inference mode, with
+        :meth:`autocast`, on ``x`` moved to the model's device.
         """
+        if (logits is None) == (slabs is None):
+            raise ValueError("give one of logits or slabs")
         x = x.to(self.device)
         # The spatial axes; for a 2D model over a volume, the slice's own two.
         axes = [a for a in range(2, x.ndim) if a - 2 != self.slice_axis or x.ndim == 4]
@@ -74,12 +84,36 @@ class LoadedModel:
         total = None
         with torch.inference_mode(), self.autocast():
             for dims in flips:
-                probs = torch.softmax(logits(torch.flip(x, dims) if dims else x).float(), 1)
-                probs = torch.flip(probs, dims) if dims else probs
-                total = probs if total is None else total.add_(probs)
+                xi = torch.flip(x, dims) if dims else x
+                if slabs is not None and total is None:  # the first pass is unmirrored
+                    total = torch.zeros((x.shape[0], self.classes, *x.shape[2:]), device=x.device)
+                    for _, _, _, part in slabs(xi, total):
+                        _softmax_(part)
+                    continue
+                stream = whole(logits(xi)) if slabs is None else slabs(xi, None)
+                for axis, start, stop, part in stream:
+                    probs = torch.softmax(part.float(), 1)
+                    probs = torch.flip(probs, dims) if dims else probs
+                    dim, size = axis + 2, x.shape[axis + 2]
+                    if dim in dims:  # a slab of the mirrored volume
+                        start, stop = size - stop, size - start
+                    if total is None:
+                        total = torch.zeros((x.shape[0], probs.shape[1], *x.shape[2:]),
+                                            device=x.device)  # fmt: skip
+                    index = [slice(None)] * x.ndim
+                    index[dim] = slice(start, stop)
+                    total[tuple(index)] += probs
             if len(flips) > 1:  # inference tensors change in place only in inference mode
                 total.div_(len(flips))
         return total.cpu()
+
+
+def _softmax_(logits: torch.Tensor) -> None:
+    """Softmax over channels in place, one plane at a time along the first spatial axis
+    (the temporary is one plane)."""
+    for k in range(logits.shape[2]):
+        plane = logits[:, :, k]
+        plane.copy_(torch.softmax(plane, 1))
 
 
 def read_checkpoint(path: str | Path) -> dict:

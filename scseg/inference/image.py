@@ -10,7 +10,7 @@ import torch
 from scseg.data.io2d import IMAGE_SUFFIXES, normalize, read_image
 from scseg.inference.checkpoint import LoadedModel
 from scseg.inference.volume import InputError
-from scseg.models.slicewise import pad_predict
+from scseg.models.slabs import pad_predict
 
 # Distinct colours for overlays; class 0 (background) is left uncoloured.
 PALETTE = np.array(

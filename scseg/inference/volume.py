@@ -11,16 +11,21 @@ import numpy as np
 import torch
 from monai import transforms as T
 from monai.data import MetaTensor
-from monai.inferers import sliding_window_inference
 
 from scseg.data.nrrd import NRRD_SUFFIXES, nrrd_affine
 from scseg.data.volumes3d import preprocessing
 from scseg.inference.checkpoint import LoadedModel
+from scseg.models.slabs import (
+    SlabStream,
+    slicewise_slabs,
+    sliding_window_slabs,
+    window_batch_size,
+)
 
 VOLUME_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr")
-# classes x input voxels resampled at a time (float32: 256 MiB), so the inversion's memory
-# does not grow with the number of classes
-CLASS_CHUNK_ELEMENTS = 1 << 26
+# classes x input voxels resampled at a time (float32: 64 MiB, two classes of a 1 mm brain),
+# so the inversion's memory does not grow with the number of classes
+CLASS_CHUNK_ELEMENTS = 1 << 24
 
 
 class InputError(ValueError):
@@ -71,22 +76,20 @@ def sliding_window_probabilities(
 ) -> torch.Tensor:
     """Softmax probabilities ``(1, C, *spatial)`` by Gaussian-blended sliding windows (a 2D
     model trained on slices: slice by slice, ``sw_batch_size`` slices at a time), averaged
-    over mirrored copies when ``tta``."""
+    over mirrored copies when ``tta``. The logits come and go slab by slab
+    (:mod:`scseg.models.slabs`); only the probabilities are kept whole."""
     if model.slice_axis is not None:
-        from scseg.models.slicewise import slicewise_logits
 
-        def per_slice(xi: torch.Tensor) -> torch.Tensor:
-            return slicewise_logits(model.net, xi, model.slice_axis, sw_batch_size)
+        def slabs(xi: torch.Tensor, out: torch.Tensor | None) -> SlabStream:
+            return slicewise_slabs(model.net, xi, model.slice_axis, sw_batch_size, out)
 
-        return model.probabilities(x, per_slice, tta)
+    else:
+        windows = window_batch_size(sw_batch_size, model.classes, roi_size)
 
-    def logits(xi: torch.Tensor) -> torch.Tensor:
-        out = sliding_window_inference(
-            xi, roi_size, sw_batch_size, model.net, overlap=overlap, mode="gaussian"
-        )
-        return out.as_tensor() if isinstance(out, MetaTensor) else out
+        def slabs(xi: torch.Tensor, out: torch.Tensor | None) -> SlabStream:
+            return sliding_window_slabs(xi, roi_size, windows, model.net, overlap, out=out)
 
-    return model.probabilities(x, logits, tta)
+    return model.probabilities(x, tta=tta, slabs=slabs)
 
 
 def preprocess_volume(
@@ -139,6 +142,12 @@ def predict_volume(
     The volume is oriented to RAS, resampled to the training spacing and normalised as in
     training; sliding-window probabilities are resampled back (MONAI ``Invertd``) and the
     label map takes the input's own affine, header and shape.
+
+    Memory: one float32 volume of classes x voxels at the training spacing (the window
+    logits accumulate into it and turn into probabilities in place), one batch of windows
+    (capped, see :func:`scseg.models.slabs.window_batch_size`), and a few input-sized
+    volumes for resampling back two classes at a time with a running argmax; never all
+    classes on the input grid unless ``probabilities``.
 
     Args:
         model: from :func:`scseg.inference.load_model`, 3D.

@@ -45,19 +45,22 @@ class SegmentationLoss(nn.Module):
         self.dice = MaskedDiceLoss(include_background=include_background, softmax=True)
         self.focal = FocalLoss(gamma=focal_gamma, use_softmax=True, reduction="none")
 
-    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        if target.ndim == logits.ndim:
+    def _prepare(self, target: torch.Tensor, ndim: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Class indices with ignored voxels set to 0, and the mask of the others."""
+        if target.ndim == ndim:
             target = target[:, 0]
         target = target.long()
-        valid = (
-            torch.ones_like(target, dtype=torch.bool)
-            if self.ignore_index is None
-            else target != self.ignore_index
-        )
-        clean = torch.where(valid, target, 0)
+        if self.ignore_index is None:
+            return target, torch.ones_like(target, dtype=torch.bool)
+        valid = target != self.ignore_index
+        return torch.where(valid, target, 0), valid
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        clean, valid = self._prepare(target, logits.ndim)
         loss = logits.new_zeros(())
         if self.name in ("ce", "dicece"):
             ignore = -100 if self.ignore_index is None else self.ignore_index
+            target = torch.where(valid, clean, ignore)
             loss = loss + F.cross_entropy(logits, target, ignore_index=ignore)
         if self.name in ("dice", "dicece"):
             onehot = F.one_hot(clean, logits.shape[1]).movedim(-1, 1).to(logits.dtype)
@@ -67,6 +70,55 @@ class SegmentationLoss(nn.Module):
             per_voxel = self.focal(logits, onehot).sum(1)  # (B, *spatial)
             loss = (per_voxel * valid).sum() / valid.sum().clamp_min(1)
         return loss
+
+    def sums(self, logits: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The loss's additive statistics over some of the voxels (float64, per case).
+
+        Adding these over disjoint parts of the same cases (``torch.cat`` over cases) and
+        passing the total to :meth:`from_sums` gives :meth:`forward` on the whole, so a
+        volume's loss needs one slab of logits at a time, not all of them.
+
+        Returns:
+            ``valid`` ``(B,)`` and, as the loss uses them, ``ce``/``focal`` ``(B,)`` (summed
+            per-voxel terms) and ``intersection``/``predicted``/``truth`` ``(B, C)``
+            (softmax-weighted Dice terms, as MONAI's masked Dice forms them).
+        """
+        clean, valid = self._prepare(target, logits.ndim)
+        logits = logits.float()
+        spatial = tuple(range(1, valid.ndim))
+        out = {"valid": valid.sum(spatial).double()}
+        if self.name in ("ce", "dicece"):
+            ce = F.cross_entropy(logits, clean, reduction="none")
+            out["ce"] = (ce * valid).double().sum(spatial)
+        if self.name in ("dice", "dicece", "focal"):
+            onehot = F.one_hot(clean, logits.shape[1]).movedim(-1, 1).to(logits.dtype)
+        if self.name in ("dice", "dicece"):
+            mask = valid.unsqueeze(1).to(logits.dtype)
+            probs = torch.softmax(logits, 1) * mask
+            truth = onehot * mask
+            axes = tuple(range(2, logits.ndim))
+            out["intersection"] = (probs * truth).double().sum(axes)
+            out["predicted"] = probs.double().sum(axes)
+            out["truth"] = truth.double().sum(axes)
+        if self.name == "focal":
+            out["focal"] = (self.focal(logits, onehot).sum(1) * valid).double().sum(spatial)
+        return out
+
+    def from_sums(self, sums: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The loss from :meth:`sums` totalled over every voxel of the cases."""
+        valid = sums["valid"].sum()
+        loss = valid.new_zeros(())
+        if "ce" in sums:
+            loss = loss + sums["ce"].sum() / valid
+        if "intersection" in sums:
+            first = 0 if self.dice.include_background else 1
+            tp = sums["intersection"][:, first:]
+            total = sums["predicted"][:, first:] + sums["truth"][:, first:]
+            dice = (2 * tp + self.dice.smooth_nr) / (total + self.dice.smooth_dr)
+            loss = loss + (1 - dice).mean()
+        if "focal" in sums:
+            loss = loss + sums["focal"].sum() / valid.clamp_min(1)
+        return loss.float()
 
 
 def deep_supervision_weights(n_outputs: int) -> list[float]:

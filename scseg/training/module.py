@@ -8,11 +8,16 @@ from collections.abc import Sequence
 import lightning.pytorch as pl
 import numpy as np
 import torch
-from monai.inferers import sliding_window_inference
 
 from scseg import __version__
 from scseg.models import MODELS, create_model, to_channels_last
-from scseg.models.slicewise import pad_predict, slicewise_logits
+from scseg.models.slabs import (
+    SlabStream,
+    pad_predict,
+    slicewise_slabs,
+    sliding_window_slabs,
+    window_batch_size,
+)
 from scseg.training.losses import SegmentationLoss, supervised_loss
 from scseg.training.metrics import SegmentationMetrics
 
@@ -36,7 +41,8 @@ class SegmentationModule(pl.LightningModule):
         scheduler: ``"cosine"`` or ``"poly"`` (nnU-Net, exponent 0.9) over the trainer's
             ``max_epochs``, or ``"none"``.
         roi_size: sliding-window size for 3D validation/test (default: the data module's
-            training patch size); ``sw_batch_size`` and ``sw_overlap`` tune it.
+            training patch size); ``sw_batch_size`` (at most: lowered where one batch of
+            window logits would pass 256 MiB) and ``sw_overlap`` tune it.
         channels_last: keep activations channels-last (NHWC/NDHWC), the layout oneDNN and
             tensor cores prefer: the 2D resnet34 U-Net's training step about x1.3 faster on
             two CPU cores (benchmarks/results/attention_overhead_channels_last.md); slower
@@ -152,25 +158,20 @@ class SegmentationModule(pl.LightningModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 
-    def predict_logits(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits at the input's size: sliding windows in 3D, padding where the encoder
-        needs divisible sizes in 2D, and a 2D network slice by slice over a volume
-        (``(B, C, X, Y, Z)`` input, the data module's ``slice_axis``)."""
+    def logit_slabs(self, x: torch.Tensor) -> SlabStream:
+        """A volume's logits as a stream of slabs (:mod:`scseg.models.slabs`): sliding
+        windows for a 3D network, or a 2D network slice by slice across the data module's
+        ``slice_axis`` (one volume ``(1, C, X, Y, Z)``)."""
         if self.hparams.spatial_dims == 2 and x.ndim == 5:
             axis = self.data_info.get("slice_axis")
             if axis is None:
                 raise ValueError("a volume for a 2D model needs data_info['slice_axis']")
-            return slicewise_logits(self.net, x, axis, self.hparams.sw_batch_size)
+            return slicewise_slabs(self.net, x, axis, self.hparams.sw_batch_size)
         if self.hparams.spatial_dims == 3:
-            return sliding_window_inference(
-                x,
-                self._roi_size(),
-                self.hparams.sw_batch_size,
-                self.net,
-                overlap=self.hparams.sw_overlap,
-                mode="gaussian",
-            )
-        return pad_predict(self.net, x)
+            roi = self._roi_size()
+            windows = window_batch_size(self.hparams.sw_batch_size, self.hparams.classes, roi)
+            return sliding_window_slabs(x, roi, windows, self.net, self.hparams.sw_overlap)
+        raise ValueError(f"logit_slabs takes volumes, got shape {tuple(x.shape)}")
 
     def _roi_size(self) -> Sequence[int]:
         if self.hparams.roi_size:
@@ -192,12 +193,37 @@ class SegmentationModule(pl.LightningModule):
                 )
             self.log("train/loss", loss, prog_bar=True, batch_size=x.shape[0])
             return loss
-        logits = self.predict_logits(x)
-        loss = self.loss(logits, y)
         metrics = self.val_metrics if stage == "val" else self.test_metrics
-        metrics.update(logits.argmax(1), y)
+        if x.ndim == 4:  # 2D images: small enough to score whole
+            logits = pad_predict(self.net, x)
+            loss = self.loss(logits, y)
+            metrics.update(logits.argmax(1), y)
+        else:
+            loss = self._volume_loss_and_update(x, y, metrics)
         self.log(f"{stage}/loss", loss, batch_size=x.shape[0], sync_dist=True)
         return loss
+
+    def _volume_loss_and_update(
+        self, x: torch.Tensor, y: torch.Tensor, metrics: SegmentationMetrics
+    ) -> torch.Tensor:
+        """Scores whole volumes one slab of logits at a time: the argmax and the loss's
+        sums are taken from each slab as it comes, so memory grows with voxels plus one
+        slab of classes x voxels, not with classes x voxels (137 classes on a 1 mm brain:
+        benchmarks/results/predict_memory.md)."""
+        y = y[:, 0] if y.ndim == x.ndim else y
+        labels = torch.empty(y.shape, dtype=torch.long, device=y.device)
+        sums: list[dict[str, torch.Tensor]] = []
+        for b in range(x.shape[0]):
+            case: dict[str, torch.Tensor] = {}
+            for axis, start, stop, part in self.logit_slabs(x[b : b + 1]):
+                index = [slice(b, b + 1), slice(None), slice(None), slice(None)]
+                index[axis + 1] = slice(start, stop)
+                labels[tuple(index)] = part.argmax(1)
+                for key, value in self.loss.sums(part, y[tuple(index)]).items():
+                    case[key] = case[key] + value if key in case else value
+            sums.append(case)
+        metrics.update(labels, y)
+        return self.loss.from_sums({k: torch.cat([c[k] for c in sums]) for k in sums[0]})
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         return self._shared_step(batch, "train")

@@ -10,7 +10,7 @@ import torch
 
 from scseg.cli import main
 from scseg.inference import load_model
-from scseg.models.slicewise import slicewise
+from scseg.models.slabs import gather, slicewise_slabs
 
 from ..conftest import REPO
 
@@ -19,10 +19,12 @@ from ..conftest import REPO
 def test_slicewise_equals_a_loop_over_slices(axis) -> None:
     torch.manual_seed(0)
     net = torch.nn.Conv2d(2, 3, 3, padding=1)
-    x = torch.randn(2, 2, 5, 6, 7)
+    x = torch.randn(1, 2, 5, 6, 7)
     expected = torch.stack([net(x.select(axis + 2, k)) for k in range(x.shape[axis + 2])],
                            dim=axis + 2)  # fmt: skip
-    torch.testing.assert_close(slicewise(net, x, axis, batch_size=4), expected)
+    slabs = list(slicewise_slabs(net, x, axis, batch_size=2))
+    assert [(a, start, stop) for a, start, stop, _ in slabs][:2] == [(axis, 0, 2), (axis, 2, 4)]
+    torch.testing.assert_close(gather(iter(slabs)), expected)
 
 
 @pytest.fixture(scope="module")

@@ -45,3 +45,25 @@ def test_deep_supervision_weighting() -> None:
 def test_unknown_loss() -> None:
     with pytest.raises(ValueError, match="dice, ce, dicece, focal"):
         SegmentationLoss("lovasz")
+
+
+@pytest.mark.parametrize("name", ["dice", "ce", "dicece", "focal"])
+@pytest.mark.parametrize("include_background", [False, True])
+@pytest.mark.parametrize("ignore_index", [None, 255])
+def test_sums_over_slabs_give_the_whole_loss(name, include_background, ignore_index) -> None:
+    """The loss of a volume from per-slab sums (how validation scores volumes without
+    holding all their logits) equals the loss of the whole."""
+    torch.manual_seed(0)
+    logits = torch.randn(2, 6, 9, 7, 5) * 3
+    target = torch.randint(0, 6, (2, 1, 9, 7, 5))
+    if ignore_index is not None:
+        target[:, :, :2] = ignore_index
+    loss = SegmentationLoss(name, include_background, ignore_index)
+    parts = [
+        [loss.sums(logits[b : b + 1, :, a:z], target[b : b + 1, :, a:z]) for a, z in
+         [(0, 4), (4, 5), (5, 9)]]
+        for b in range(2)
+    ]  # fmt: skip
+    cases = [{k: sum(p[k] for p in case) for k in case[0]} for case in parts]
+    total = loss.from_sums({k: torch.cat([c[k] for c in cases]) for k in cases[0]})
+    torch.testing.assert_close(total, loss(logits, target), rtol=1e-5, atol=1e-6)
