@@ -103,8 +103,9 @@ def _image_slabs(
         count[(slice(None), slice(None), *window)] += weight
     starts = [w[0].start for w in windows]
     # Accumulate into ``out`` itself when it covers the (unpadded) volume; else into a
-    # buffer that holds axis-0 positions low .. low + buffer.shape[2] and rolls forward.
+    # buffer that holds axis-0 positions low .. low + depth and rolls forward.
     direct = out is not None and not any(pad)
+    depth = size[0] if direct else _rolling_depth(starts, roi[0], sw_batch_size, size[0])
     buffer = out if direct else None
     low = 0
     for first in range(0, len(windows), sw_batch_size):
@@ -112,13 +113,9 @@ def _image_slabs(
         logits = predictor(torch.cat([x[(slice(None), slice(None), *w)] for w in batch]))
         if tuple(logits.shape[2:]) != tuple(roi):
             raise ValueError(f"the network's output {tuple(logits.shape)} does not match roi {roi}")
-        high = max(w[0].stop for w in batch)
         if buffer is None:
-            buffer = torch.zeros([1, logits.shape[1], high - low, *size[1:]], dtype=x.dtype,
+            buffer = torch.zeros([1, logits.shape[1], depth, *size[1:]], dtype=x.dtype,
                                  device=x.device)  # fmt: skip
-        elif high - low > buffer.shape[2]:
-            grow = buffer.new_zeros([1, buffer.shape[1], high - low - buffer.shape[2], *size[1:]])
-            buffer = torch.cat([buffer, grow], 2)
         logits *= weight  # in place, in the network's dtype, as MONAI does
         offset = 0 if direct else low
         for window, patch in zip(batch, logits, strict=True):
@@ -135,8 +132,28 @@ def _image_slabs(
             slab = _finish(buffer[:, :, : done - low], count, low, done, lead, original, out)
             if slab[2] > slab[1]:  # not all padding
                 yield slab
-            buffer = buffer[:, :, done - low :].clone()
+            _roll(buffer, done - low)
         low = done
+
+
+def _rolling_depth(starts: list[int], roi: int, sw_batch_size: int, size: int) -> int:
+    """The most axis-0 positions held at once: from the first unfinished position to the
+    end of the furthest window of a batch."""
+    depth, low = 0, 0
+    for first in range(0, len(starts), sw_batch_size):
+        last = min(first + sw_batch_size, len(starts))
+        depth = max(depth, max(starts[first:last]) + roi - low)
+        low = max(low, starts[last] if last < len(starts) else size)
+    return min(depth, size)
+
+
+def _roll(buffer: torch.Tensor, shift: int) -> None:
+    """Moves positions ``shift..`` of axis 2 to the front and zeroes the rest, in place
+    (plane by plane in increasing order, so no plane is overwritten before it is read)."""
+    depth = buffer.shape[2]
+    for k in range(depth - shift):
+        buffer[:, :, k].copy_(buffer[:, :, k + shift])
+    buffer[:, :, max(depth - shift, 0) :].zero_()
 
 
 def _finish(

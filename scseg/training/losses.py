@@ -86,10 +86,12 @@ class SegmentationLoss(nn.Module):
         clean, valid = self._prepare(target, logits.ndim)
         logits = logits.float()
         spatial = tuple(range(1, valid.ndim))
+        # float32 sums over the part, float64 across parts (callers pass parts of a few
+        # million voxels, so no float64 copy of the part is made)
         out = {"valid": valid.sum(spatial).double()}
         if self.name in ("ce", "dicece"):
             ce = F.cross_entropy(logits, clean, reduction="none")
-            out["ce"] = (ce * valid).double().sum(spatial)
+            out["ce"] = (ce * valid).sum(spatial).double()
         if self.name in ("dice", "dicece", "focal"):
             onehot = F.one_hot(clean, logits.shape[1]).movedim(-1, 1).to(logits.dtype)
         if self.name in ("dice", "dicece"):
@@ -97,11 +99,11 @@ class SegmentationLoss(nn.Module):
             probs = torch.softmax(logits, 1) * mask
             truth = onehot * mask
             axes = tuple(range(2, logits.ndim))
-            out["intersection"] = (probs * truth).double().sum(axes)
-            out["predicted"] = probs.double().sum(axes)
-            out["truth"] = truth.double().sum(axes)
+            out["intersection"] = (probs * truth).sum(axes).double()
+            out["predicted"] = probs.sum(axes).double()
+            out["truth"] = truth.sum(axes).double()
         if self.name == "focal":
-            out["focal"] = (self.focal(logits, onehot).sum(1) * valid).double().sum(spatial)
+            out["focal"] = (self.focal(logits, onehot).sum(1) * valid).sum(spatial).double()
         return out
 
     def from_sums(self, sums: dict[str, torch.Tensor]) -> torch.Tensor:

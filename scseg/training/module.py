@@ -22,6 +22,8 @@ from scseg.training.losses import SegmentationLoss, supervised_loss
 from scseg.training.metrics import SegmentationMetrics
 
 SCHEDULERS = ("cosine", "poly", "none")
+# classes x voxels of logits scored at a time in whole-volume validation (float32: 32 MiB)
+PIECE_ELEMENTS = 1 << 23
 
 
 class SegmentationModule(pl.LightningModule):
@@ -215,12 +217,18 @@ class SegmentationModule(pl.LightningModule):
         sums: list[dict[str, torch.Tensor]] = []
         for b in range(x.shape[0]):
             case: dict[str, torch.Tensor] = {}
-            for axis, start, stop, part in self.logit_slabs(x[b : b + 1]):
-                index = [slice(b, b + 1), slice(None), slice(None), slice(None)]
-                index[axis + 1] = slice(start, stop)
-                labels[tuple(index)] = part.argmax(1)
-                for key, value in self.loss.sums(part, y[tuple(index)]).items():
-                    case[key] = case[key] + value if key in case else value
+            for axis, start, stop, slab in self.logit_slabs(x[b : b + 1]):
+                # the loss's temporaries are a few times their input: take a slab in pieces
+                plane = slab.numel() // max(1, slab.shape[axis + 2])
+                step = max(1, PIECE_ELEMENTS // max(1, plane))
+                for low in range(start, stop, step):
+                    high = min(low + step, stop)
+                    index = [slice(b, b + 1), slice(None), slice(None), slice(None)]
+                    index[axis + 1] = slice(low, high)
+                    piece = slab.narrow(axis + 2, low - start, high - low)
+                    labels[tuple(index)] = piece.argmax(1)
+                    for key, value in self.loss.sums(piece, y[tuple(index)]).items():
+                        case[key] = case[key] + value if key in case else value
             sums.append(case)
         metrics.update(labels, y)
         return self.loss.from_sums({k: torch.cat([c[k] for c in sums]) for k in sums[0]})

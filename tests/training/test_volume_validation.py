@@ -8,11 +8,14 @@ import torch
 from monai.inferers import sliding_window_inference
 
 from scseg.training import SegmentationModule
+from scseg.training import module as module_file
 from scseg.training.metrics import SegmentationMetrics
 
 
-@pytest.mark.parametrize("loss", ["dicece", "focal"])
-def test_streamed_validation_equals_whole_logits(loss: str) -> None:
+@pytest.mark.parametrize(("loss", "piece"), [("dicece", 1 << 23), ("focal", 6 * 24 * 20 * 3)])
+def test_streamed_validation_equals_whole_logits(loss: str, piece: int, monkeypatch) -> None:
+    """Also when each slab is scored in pieces of 3 planes."""
+    monkeypatch.setattr(module_file, "PIECE_ELEMENTS", piece)
     torch.manual_seed(0)
     module = SegmentationModule(
         arch="unet", spatial_dims=3, classes=6, loss=loss, ignore_index=9,
