@@ -154,6 +154,7 @@ def _predict(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         tta=args.tta,
         probabilities=args.probabilities,
+        probabilities_dtype=args.probabilities_dtype,
         overlay=args.overlay,
         roi_size=args.roi_size,
         overlap=args.overlap,
@@ -283,6 +284,12 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     predict.add_argument("--tta", action="store_true", help="average over mirrored inputs")
     predict.add_argument("--probabilities", action="store_true", help="also write probabilities")
+    predict.add_argument(
+        "--probabilities-dtype",
+        choices=["float32", "uint8"],
+        default="float32",
+        help="3D probabilities file: float32, or uint8 quantised (scale 1/255, 4x smaller)",
+    )
     predict.add_argument("--overlay", action="store_true", help="2D: also write a colour overlay")
     predict.add_argument(
         "--roi-size", type=_positive_int, nargs="+", help="3D window (default: patch)"

@@ -23,6 +23,7 @@ class PredictOptions:
     overwrite: bool = False
     tta: bool = False
     probabilities: bool = False
+    probabilities_dtype: str = "float32"
     overlay: bool = False
     roi_size: Sequence[int] | None = None
     overlap: float = 0.5
@@ -107,14 +108,15 @@ def predict_one(model: LoadedModel, path: Path, out_dir: Path, options: PredictO
             if target.exists():
                 raise OutputExistsError(f"{target}: exists; pass --overwrite to replace it")
     if model.input_dims == 3:
-        result = predict_volume(
-            model, path, options.roi_size, options.overlap, options.sw_batch_size, options.tta,
-            options.probabilities,
-        )  # fmt: skip
-        if result.probabilities is not None:
-            atomic_write(
-                targets["probabilities"], lambda t: nib.save(result.probabilities, t), True
-            )
+        settings = (options.roi_size, options.overlap, options.sw_batch_size, options.tta)
+        if options.probabilities:  # written class by class as they are resampled
+            done: list = []
+            atomic_write(targets["probabilities"], lambda t: done.append(predict_volume(
+                model, path, *settings, probabilities_file=t,
+                probabilities_dtype=options.probabilities_dtype)), True)  # fmt: skip
+            result = done[0]
+        else:
+            result = predict_volume(model, path, *settings)
         table = label_table(model.class_names)
         atomic_write(targets["names"], lambda t: Path(t).write_text(table), True)
         atomic_write(targets["labels"], lambda t: nib.save(result.labels, t), True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +15,7 @@ from monai.data import MetaTensor
 from scseg.data.nrrd import NRRD_SUFFIXES, nrrd_affine
 from scseg.data.volumes3d import preprocessing
 from scseg.inference.checkpoint import LoadedModel
+from scseg.inference.writing import ClassVolumeWriter
 from scseg.models.slabs import (
     SlabStream,
     slicewise_slabs,
@@ -136,6 +137,8 @@ def predict_volume(
     sw_batch_size: int = 4,
     tta: bool = False,
     probabilities: bool = False,
+    probabilities_file: str | Path | None = None,
+    probabilities_dtype: str = "float32",
 ) -> VolumePrediction:
     """Segments one volume with the training preprocessing, then maps the result back.
 
@@ -155,7 +158,12 @@ def predict_volume(
         roi_size: window size (default: the training patch size).
         overlap, sw_batch_size: sliding-window settings.
         tta: average over all 8 mirrored copies (8x the time).
-        probabilities: also return the class probabilities (4D, float32).
+        probabilities: also return the class probabilities (4D, float32, in memory: the
+            whole classes x input-grid array).
+        probabilities_file: write them to this NIfTI file instead, a few classes at a time
+            as they are resampled (:class:`scseg.inference.writing.ClassVolumeWriter`), so
+            the whole array never exists; ``probabilities_dtype`` ``"float32"`` or
+            ``"uint8"`` (quantised, 4x smaller).
 
     Raises:
         InputError: unreadable file, or wrong dimensionality or channel count.
@@ -170,9 +178,15 @@ def predict_volume(
     probs = sliding_window_probabilities(
         model, image.as_tensor()[None].float(), roi, overlap, sw_batch_size, tta
     )[0]
-    labels, full = _invert_argmax(pre, image, probs, tuple(shape[:3]), probabilities)
-    if labels.shape != tuple(shape[:3]):
-        raise InputError(f"{path}: internal error: output grid {labels.shape} != {shape[:3]}")
+    grid = tuple(shape[:3])
+    if probabilities_file is not None:
+        header4d = _header_like(affine, header, (*grid, model.classes), np.float32, "none", 1.0)
+        with ClassVolumeWriter(probabilities_file, header4d, probabilities_dtype) as writer:
+            labels, full = _invert_argmax(pre, image, probs, grid, probabilities, writer.write)
+    else:
+        labels, full = _invert_argmax(pre, image, probs, grid, probabilities)
+    if labels.shape != grid:
+        raise InputError(f"{path}: internal error: output grid {labels.shape} != {grid}")
     label_dtype = np.uint8 if model.classes <= 255 else np.int16
     out = VolumePrediction(_like(labels.astype(label_dtype), affine, header, "label",
                                  model.classes - 1))  # fmt: skip
@@ -187,6 +201,7 @@ def _invert_argmax(
     probs: torch.Tensor,
     shape: tuple[int, ...],
     keep: bool = False,
+    sink: Callable[[np.ndarray], None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Maps class probabilities ``(C, *preprocessed)`` back to the input grid (MONAI
     ``Invertd``) a few classes at a time, keeping a running maximum and argmax.
@@ -195,7 +210,8 @@ def _invert_argmax(
     at once; a later chunk wins only where it is strictly larger, so ties go to the lower
     class as ``argmax`` over all classes gives them. The memory beyond the preprocessed
     probabilities is two input-sized volumes and one chunk, whatever the number of classes
-    (plus the full ``(*input, C)`` float32 probabilities when ``keep``).
+    (plus the full ``(*input, C)`` float32 probabilities when ``keep``). ``sink`` gets
+    each chunk's probabilities ``(k, *input)`` in class order.
 
     Returns:
         the label map (int64) and, when ``keep``, the probabilities ``(*input, C)``.
@@ -210,6 +226,8 @@ def _invert_argmax(
         chunk = (chunk.as_tensor() if isinstance(chunk, MetaTensor) else chunk).float()
         if tuple(chunk.shape[1:]) != shape:
             return np.empty(tuple(chunk.shape[1:])), None  # reported by the caller
+        if sink is not None:
+            sink(chunk.numpy())
         if keep:
             if full is None:
                 full = np.empty((*shape, classes), np.float32)
@@ -236,22 +254,44 @@ def _like(
     """A NIfTI image with the input's geometry (its affine and its header's codes) and its
     own meaning: ``intent`` (``"label"``: NIFTI_INTENT_LABEL) and display range
     ``0..cal_max``, not the input's intensity window, which would show labels black."""
-    if header is not None and isinstance(header, nib.Nifti1Header):
-        new_header = header.copy()
-        new_header.set_data_dtype(array.dtype)
-        new_header.set_slope_inter(1, 0)  # labels are not scaled like the input's intensities
-        image = nib.Nifti1Image(array, affine, new_header)
-        qform, qcode = header.get_qform(coded=True)
-        sform, scode = header.get_sform(coded=True)
-        if qcode:
-            image.set_qform(qform, code=int(qcode))
-        if scode:
-            image.set_sform(sform, code=int(scode))
-    else:
-        image = nib.Nifti1Image(array, affine)
-        image.set_qform(affine, code=1)
-        image.set_sform(affine, code=1)
-    image.header.set_intent(intent)
-    image.header["cal_min"], image.header["cal_max"] = 0.0, float(cal_max)
-    image.header["descrip"] = b"scseg " + intent.encode()
+    new_header = _header_like(affine, header, array.shape, array.dtype, intent, cal_max)
+    image = nib.Nifti1Image(array, affine, new_header)
+    _set_forms(image.header, header, affine)  # the constructor may have replaced them
     return image
+
+
+def _header_like(
+    affine: np.ndarray,
+    header: nib.Nifti1Header | None,
+    shape: tuple[int, ...],
+    dtype: np.dtype,
+    intent: str,
+    cal_max: float,
+) -> nib.Nifti1Header:
+    """The header :func:`_like` gives an array of ``shape`` and ``dtype``."""
+    if header is not None and isinstance(header, nib.Nifti1Header):
+        new = header.copy()
+    else:
+        new = nib.Nifti1Header()
+    new.set_data_shape(shape)
+    new.set_data_dtype(dtype)
+    new.set_slope_inter(1, 0)  # labels are not scaled like the input's intensities
+    _set_forms(new, header, affine)
+    new.set_intent(intent)
+    new["cal_min"], new["cal_max"] = 0.0, float(cal_max)
+    new["descrip"] = b"scseg " + intent.encode()
+    return new
+
+
+def _set_forms(new: nib.Nifti1Header, source: nib.Nifti1Header | None, affine: np.ndarray) -> None:
+    """The input's qform and sform with their codes; for NRRD input, the affine as both."""
+    if source is not None and isinstance(source, nib.Nifti1Header):
+        qform, qcode = source.get_qform(coded=True)
+        sform, scode = source.get_sform(coded=True)
+        if qcode:
+            new.set_qform(qform, code=int(qcode))
+        if scode:
+            new.set_sform(sform, code=int(scode))
+    else:
+        new.set_qform(affine, code=1)
+        new.set_sform(affine, code=1)

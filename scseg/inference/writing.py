@@ -46,3 +46,64 @@ def atomic_write(
     finally:
         tmp_path.unlink(missing_ok=True)
     return target
+
+
+PROBABILITY_DTYPES = ("float32", "uint8")
+
+
+class ClassVolumeWriter:
+    """Writes a 4D NIfTI ``(X, Y, Z, classes)`` a few classes at a time, so the whole array
+    never exists in memory: NIfTI stores the last axis slowest, so each class volume is one
+    contiguous block of the file, and blocks go out in class order (through gzip too).
+
+    Args:
+        path: ``.nii`` or ``.nii.gz``.
+        header: the 4D header (shape, dtype, geometry); written first.
+        dtype: ``"float32"``, or ``"uint8"``: probabilities quantised to 0..255 with scale
+            1/255 in the header (readers see 0..1 floats, 4x smaller; NIfTI-1 has no
+            float16).
+    """
+
+    def __init__(self, path: str | Path, header, dtype: str = "float32") -> None:
+        import numpy as np
+        from nibabel.openers import Opener
+        from nibabel.volumeutils import seek_tell
+
+        if dtype not in PROBABILITY_DTYPES:
+            raise ValueError(f"dtype must be one of {PROBABILITY_DTYPES}, got {dtype!r}")
+        self.dtype = np.dtype(dtype)
+        self.header = header.copy()
+        self.header.set_data_dtype(self.dtype)
+        if dtype == "uint8":
+            self.header.set_slope_inter(1 / 255, 0)
+        else:
+            self.header.set_slope_inter(1, 0)
+        self.expected = int(self.header.get_data_shape()[-1])
+        self.written = 0
+        self._file = Opener(str(path), "wb")
+        self.header.write_to(self._file)
+        seek_tell(self._file, self.header.get_data_offset(), write0=True)
+
+    def write(self, chunk) -> None:
+        """Appends classes: ``chunk`` ``(k, X, Y, Z)`` of probabilities in 0..1."""
+        import numpy as np
+
+        for volume in np.asarray(chunk):
+            if self.dtype == np.uint8:
+                volume = np.rint(np.clip(volume, 0, 1) * 255)
+            self._file.write(volume.astype(self.dtype).tobytes(order="F"))
+            self.written += 1
+
+    def close(self) -> None:
+        self._file.close()
+        if self.written != self.expected:
+            raise ValueError(f"wrote {self.written} of {self.expected} class volumes")
+
+    def __enter__(self) -> ClassVolumeWriter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if exc[0] is None:
+            self.close()
+        else:
+            self._file.close()

@@ -261,3 +261,37 @@ def test_outputs_honour_the_umask_and_label_header(oracle_3d, tmp_path) -> None:
     assert (labels.header["cal_min"], labels.header["cal_max"]) == (0.0, 1.0)
     probs = nib.load(tmp_path / "out" / "scan_probabilities.nii.gz")
     assert probs.header.get_intent()[0] == "none" and probs.header["cal_max"] == 1.0
+
+
+@pytest.mark.parametrize("dtype", ["float32", "uint8"])
+def test_probabilities_written_class_by_class(dtype, tmp_path) -> None:
+    """``--probabilities`` streams class volumes into the file as they are resampled: the
+    file holds what the in-memory path returns (uint8: within half a step of 1/255), in
+    the input's geometry."""
+    from scseg.inference import PredictOptions, predict_files, predict_volume
+    from scseg.inference import volume as volume_file
+
+    from .conftest import tiny_model
+
+    model = tiny_model(3)
+    model.data_info.update(spacing=[1.5, 1.5, 1.5], intensity="zscore")
+    affine = np.diag([-0.9, 1.1, 2.0, 1.0])
+    affine[:3, 3] = [10, -5, 3]
+    rng = np.random.default_rng(0)
+    nib.save(nib.Nifti1Image(rng.random((30, 26, 12), dtype=np.float32), affine),
+             tmp_path / "scan.nii.gz")  # fmt: skip
+    expected = predict_volume(model, tmp_path / "scan.nii.gz", probabilities=True)
+    options = PredictOptions(probabilities=True, probabilities_dtype=dtype)
+    chunk = 30 * 26 * 12  # one class per chunk: three writes
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(volume_file, "CLASS_CHUNK_ELEMENTS", chunk)
+        assert predict_files(model, [tmp_path / "scan.nii.gz"], tmp_path / "out", options,
+                             quiet=True) == []  # fmt: skip
+    written = nib.load(tmp_path / "out" / "scan_probabilities.nii.gz")
+    assert written.shape == (30, 26, 12, 3) and written.get_data_dtype() == np.dtype(dtype)
+    np.testing.assert_array_equal(written.affine, nib.load(tmp_path / "scan.nii.gz").affine)
+    want = np.asarray(expected.probabilities.dataobj)
+    np.testing.assert_allclose(written.get_fdata(), want, rtol=0,
+                               atol=0 if dtype == "float32" else 0.5 / 255 + 1e-6)  # fmt: skip
+    labels = np.asarray(nib.load(tmp_path / "out" / "scan.nii.gz").dataobj)
+    np.testing.assert_array_equal(labels, np.asarray(expected.labels.dataobj))
