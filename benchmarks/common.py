@@ -14,8 +14,8 @@ import statistics
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -105,20 +105,20 @@ def in_fresh_process(target: Callable, *args):
 
 
 @contextmanager
-def revision_trees(root: Path, before: str | None) -> Iterator[dict[str, Path]]:
-    """``{"now": root}``, and first ``{before: worktree}`` checked out in a temporary git
-    worktree (removed afterwards) when ``before`` names a revision."""
-    with tempfile.TemporaryDirectory() as tmp:
-        if not before:
-            yield {"now": root}
-            return
-        subprocess.run(["git", "-C", str(root), "worktree", "add", "--detach", tmp, before],
-                       check=True, capture_output=True)  # fmt: skip
-        try:
-            yield {before: Path(tmp), "now": root}
-        finally:
-            subprocess.run(["git", "-C", str(root), "worktree", "remove", "--force", tmp],
-                           check=False)  # fmt: skip
+def revision_trees(root: Path, before: str | Sequence[str] | None) -> Iterator[dict[str, Path]]:
+    """``{"now": root}``, after ``{rev: worktree}`` for each revision in ``before``, each
+    checked out in a temporary git worktree (removed afterwards)."""
+    revisions = [before] if isinstance(before, str) else list(before or [])
+    with ExitStack() as stack:
+        trees: dict[str, Path] = {}
+        for rev in revisions:
+            tmp = stack.enter_context(tempfile.TemporaryDirectory())
+            subprocess.run(["git", "-C", str(root), "worktree", "add", "--detach", tmp, rev],
+                           check=True, capture_output=True)  # fmt: skip
+            stack.callback(subprocess.run, ["git", "-C", str(root), "worktree", "remove",
+                                            "--force", tmp], check=False)  # fmt: skip
+            trees[rev] = Path(tmp)
+        yield {**trees, "now": root}
 
 
 def markdown_table(headers: list[str], rows: list[list]) -> str:
