@@ -172,10 +172,15 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _attention(args: argparse.Namespace) -> int:
+    import matplotlib
+
+    matplotlib.use("Agg")  # figures go to files; a notebook keeps its own backend
     from scseg.inference import load_model
-    from scseg.inference.figures import attention_figures
+    from scseg.inference.figures import attention_figures, attention_html
 
     model = load_model(args.checkpoint)
+    if args.html:
+        print(attention_html(model, args.input, args.output, args.overwrite, args.checkpoint))
     for path in attention_figures(model, args.input, args.output, args.overwrite):
         print(path)
     return 0
@@ -315,6 +320,9 @@ def build_parser() -> argparse.ArgumentParser:
     attention.add_argument("--checkpoint", required=True, type=Path, help="scseg .ckpt file")
     attention.add_argument("--input", required=True, type=Path, help="an image or a volume")
     attention.add_argument("--output", required=True, type=Path, help="output folder")
+    attention.add_argument("--html", action="store_true",
+                           help="also write <name>_attention.html: one self-contained page "
+                           "with slice slider, overlays and cSE bar charts")  # fmt: skip
     attention.add_argument("--overwrite", action="store_true", help="replace existing figures")
     attention.set_defaults(func=_attention)
     ablate = sub.add_parser(

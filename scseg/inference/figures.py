@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
 
-from scseg.attention_maps import capture
-from scseg.attention_plots import plot_cse_weights, plot_sse_grid, plot_sse_planes
+from scseg.attention_maps import AttentionMaps, capture
+from scseg.attention_report import report_html
 from scseg.data.volumes3d import case_name
 from scseg.inference.checkpoint import LoadedModel
 from scseg.inference.image import image_tensor
@@ -24,24 +23,11 @@ def _centre_crop(x: torch.Tensor, size: list[int]) -> torch.Tensor:
     return x[(..., *[slice(a, a + c) for a, c in zip(starts, size, strict=True)])]
 
 
-def attention_figures(
-    model: LoadedModel, path: str | Path, out_dir: str | Path, overwrite: bool = False
-) -> list[Path]:
-    """Writes ``<stem>_sse.png`` (and ``<stem>_cse.png`` where the model has cSE).
-
-    2D: the whole image (padded for the encoder, maps cropped back). 3D: the volume after
-    the training preprocessing (RAS, training spacing), whole if it is at most 8 training
-    patches, else its central region of twice the patch size; planes through its centre.
-
-    Raises:
-        InputError: for an input the model cannot take; OutputExistsError without overwrite.
+def _captured(model: LoadedModel, path: Path) -> tuple[torch.Tensor, AttentionMaps, torch.Tensor]:
+    """The input as the model sees it ``(1, C, *spatial)`` (3D: RAS at the training
+    spacing, whole if it is at most 8 training patches, else its central region of twice
+    the patch size), its captured attention (maps resized to it) and the predicted classes.
     """
-    path, out_dir = Path(path), Path(out_dir)
-    stem = case_name(path)
-    targets = {"sse": out_dir / f"{stem}_sse.png", "cse": out_dir / f"{stem}_cse.png"}
-    for target in targets.values():
-        if target.exists() and not overwrite:
-            raise OutputExistsError(f"{target}: exists; pass --overwrite to replace it")
     net = model.net
     if model.spatial_dims == 3:
         if not is_volume(path):
@@ -59,7 +45,38 @@ def attention_figures(
     maps = capture(net, padded, upsample=True)
     crop = (..., *[slice(0, s) for s in sizes])
     maps.sse = [m[crop] if m is not None else None for m in maps.sse]
-    prediction = maps.output[crop].argmax(1)
+    if not any(m is not None for m in maps.sse + maps.cse):
+        raise InputError(f"{path}: the model has no attention to show (attention 'none')")
+    return x, maps, maps.output[crop].argmax(1)
+
+
+def _refuse_existing(targets: list[Path], overwrite: bool) -> None:
+    for target in targets:
+        if target.exists() and not overwrite:
+            raise OutputExistsError(f"{target}: exists; pass --overwrite to replace it")
+
+
+def attention_figures(
+    model: LoadedModel, path: str | Path, out_dir: str | Path, overwrite: bool = False
+) -> list[Path]:
+    """Writes ``<stem>_sse.png`` (and ``<stem>_cse.png`` where the model has cSE).
+
+    2D: the whole image (padded for the encoder, maps cropped back). 3D: the volume after
+    the training preprocessing (RAS, training spacing), whole if it is at most 8 training
+    patches, else its central region of twice the patch size; planes through its centre.
+
+    Raises:
+        InputError: for an input the model cannot take; OutputExistsError without overwrite.
+    """
+    import matplotlib.pyplot as plt
+
+    from scseg.attention_plots import plot_cse_weights, plot_sse_grid, plot_sse_planes
+
+    path, out_dir = Path(path), Path(out_dir)
+    stem = case_name(path)
+    targets = {"sse": out_dir / f"{stem}_sse.png", "cse": out_dir / f"{stem}_cse.png"}
+    _refuse_existing(list(targets.values()), overwrite)
+    x, maps, prediction = _captured(model, path)
     figures = {}
     if any(m is not None for m in maps.sse):
         figures["sse"] = (
@@ -68,8 +85,6 @@ def attention_figures(
         )  # fmt: skip
     if any(w is not None for w in maps.cse):
         figures["cse"] = plot_cse_weights(maps)
-    if not figures:
-        raise InputError(f"{path}: the model has no attention to show (attention 'none')")
     written = []
     for key, fig in figures.items():
         atomic_write(
@@ -78,3 +93,39 @@ def attention_figures(
         plt.close(fig)
         written.append(targets[key])
     return written
+
+
+def attention_html(
+    model: LoadedModel,
+    path: str | Path,
+    out_dir: str | Path,
+    overwrite: bool = False,
+    checkpoint: str | Path | None = None,
+) -> Path:
+    """Writes ``<stem>_attention.html``: :func:`scseg.attention_report.report_html` for
+    the input as :func:`attention_figures` sees it (one self-contained file).
+
+    Raises:
+        InputError: for an input the model cannot take; OutputExistsError without overwrite.
+    """
+    path, out_dir = Path(path), Path(out_dir)
+    target = out_dir / f"{case_name(path)}_attention.html"
+    _refuse_existing([target], overwrite)
+    x, maps, prediction = _captured(model, path)
+    volume = model.spatial_dims == 3
+    notes = [f"input: {path.name}"]
+    if checkpoint is not None:
+        notes.insert(0, f"checkpoint: {Path(checkpoint).name}")
+    spacing = model.data_info.get("spacing") if volume else None
+    if volume:
+        where = "RAS" + (f", resampled to {tuple(spacing)} mm" if spacing else "")
+        notes.append(f"shown as the model sees it: {where}, {tuple(x.shape[2:])} voxels")
+    sse = [m[0, 0].numpy() if m is not None else None for m in maps.sse]
+    cse = [w[0].numpy() if w is not None else None for w in maps.cse]
+    page = report_html(
+        x[0].mean(0).numpy(), prediction[0].numpy(), sse, cse,
+        title=f"scseg attention: {case_name(path)}",
+        class_names=model.data_info.get("class_names"), spacing=spacing, notes=notes,
+    )  # fmt: skip
+    atomic_write(target, lambda t: Path(t).write_text(page, encoding="utf-8"), True)
+    return target
