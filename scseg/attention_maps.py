@@ -99,3 +99,53 @@ def capture(model: nn.Module, x: torch.Tensor, upsample: bool = False) -> Attent
             for m in sse
         ]
     return AttentionMaps(output, sse, cse)
+
+
+def gate_by_class(
+    maps: AttentionMaps,
+    prediction: torch.Tensor,
+    class_names: list[str] | None = None,
+    index: int = 0,
+) -> list[dict]:
+    """Per predicted class and decoder block: the mean sSE gate inside the class's predicted
+    voxels and outside them, with the class's voxel count and share of the image.
+
+    Args:
+        maps: from :func:`capture` with ``upsample=True`` (maps at the input's size).
+        prediction: ``(B, *spatial)`` predicted classes.
+        class_names: names by class index (default ``class 0``, ...).
+        index: which sample of the batch.
+
+    Returns:
+        one dict per (class, block) with keys ``class``, ``name``, ``voxels``, ``share``,
+        ``block``, ``inside``, ``outside`` (NaN where the class has no voxel, or fills the
+        image); classes in index order, blocks deepest first. Empty without sSE.
+    """
+    labels = prediction[index].reshape(-1)
+    counts = torch.bincount(labels, minlength=len(class_names or ())).tolist()
+    names = list(class_names or [])
+    names += [f"class {c}" for c in range(len(names), len(counts))]
+    rows = []
+    for block, gate in enumerate(maps.sse):
+        if gate is None:
+            continue
+        if gate.shape[2:] != prediction.shape[1:]:
+            raise ValueError(
+                f"sSE map {block} is {tuple(gate.shape[2:])}, the prediction "
+                f"{tuple(prediction.shape[1:])}: capture with upsample=True"
+            )
+        values = gate[index, 0].reshape(-1).double()
+        inside = torch.bincount(labels, weights=values, minlength=len(counts)).tolist()
+        total = float(values.sum())
+        for cls, n in enumerate(counts):
+            rest = labels.numel() - n
+            rows.append({
+                "class": cls,
+                "name": names[cls],
+                "voxels": n,
+                "share": n / labels.numel(),
+                "block": block,
+                "inside": inside[cls] / n if n else float("nan"),
+                "outside": (total - inside[cls]) / rest if rest else float("nan"),
+            })  # fmt: skip
+    return rows

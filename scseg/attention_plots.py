@@ -1,13 +1,11 @@
 """Figures of captured attention: sSE maps over the image, cSE weights per block, and for
-volumes the maps in three planes."""
+volumes the maps in three planes. Importing this module leaves matplotlib's backend alone,
+so the figures show inline in notebooks; ``scseg attention`` picks Agg for itself."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-import matplotlib
-
-matplotlib.use("Agg")  # figures are written to files; no display is needed
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
@@ -120,4 +118,94 @@ def plot_sse_planes(
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])
+    return fig
+
+
+_PLANES = {"axial": 2, "coronal": 1, "sagittal": 0}
+
+
+def plot_volume_slice(
+    volume: torch.Tensor | np.ndarray,
+    maps: AttentionMaps,
+    prediction: torch.Tensor | np.ndarray | None = None,
+    plane: str = "axial",
+    position: int | None = None,
+    block: int | None = None,
+    index: int = 0,
+) -> plt.Figure:
+    """One slice of a volume: the image, the prediction over it, one decoder block's sSE
+    gate over it and that block's cSE weights (the view behind the notebooks' slider).
+
+    Args:
+        volume: ``(B, C, X, Y, Z)`` input, RAS.
+        maps: from :func:`scseg.attention_maps.capture` with ``upsample=True``.
+        prediction: ``(B, X, Y, Z)`` classes (optional).
+        plane: ``"axial"``, ``"coronal"`` or ``"sagittal"``.
+        position: slice index along the plane's axis (default: the middle).
+        block: decoder block (default: the last one that has sSE).
+    """
+    if plane not in _PLANES:
+        raise ValueError(f"unknown plane {plane!r}; choose from {sorted(_PLANES)}")
+    blocks = _present(maps.sse)
+    block = blocks[-1] if block is None and blocks else block
+    vol = _np(volume)[index, 0]
+    axis = _PLANES[plane]
+    position = vol.shape[axis] // 2 if position is None else position
+    if not 0 <= position < vol.shape[axis]:
+        raise ValueError(f"slice {position} is outside 0..{vol.shape[axis] - 1} ({plane})")
+
+    def cut(a: np.ndarray) -> np.ndarray:
+        return np.take(a, position, axis=axis).T
+
+    has_cse = block is not None and maps.cse[block] is not None
+    fig, axes = plt.subplots(1, 3 + has_cse, figsize=(3.2 * (3 + has_cse), 3.4),
+                             layout="constrained",
+                             gridspec_kw={"width_ratios": [1, 1, 1] + [1.6] * has_cse})  # fmt: skip
+    base = cut(vol)
+    for ax, title in zip(axes[:3], ("image", "prediction", f"sSE, block {block}"), strict=True):
+        ax.imshow(base, cmap="gray", origin="lower")
+        ax.set_title(title)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    if prediction is not None:
+        classes = cut(_np(prediction)[index])
+        axes[1].imshow(np.ma.masked_equal(classes, 0), cmap="tab10", alpha=0.5, vmin=0, vmax=9,
+                       origin="lower", interpolation="nearest")  # fmt: skip
+    if block is not None and maps.sse[block] is not None:
+        shown = axes[2].imshow(cut(_np(maps.sse[block])[index, 0]), cmap="inferno", alpha=0.6,
+                               vmin=0, vmax=1, origin="lower")  # fmt: skip
+        fig.colorbar(shown, ax=axes[2], shrink=0.8, label="sSE gate")
+    if has_cse:
+        weights = _np(maps.cse[block])[index]
+        axes[3].bar(np.arange(len(weights)), weights, width=1.0, color="#3b7dd8")
+        axes[3].set_ylim(0, 1)
+        axes[3].set_xlabel("channel")
+        axes[3].set_title(f"cSE weights, block {block}")
+    fig.suptitle(f"{plane} slice {position}")
+    return fig
+
+
+def plot_gate_by_class(rows: Sequence[dict]) -> plt.Figure:
+    """Mean sSE gate inside versus outside each predicted class, per decoder block, from
+    :func:`scseg.attention_maps.gate_by_class`; classes ordered by size, shares in the
+    labels."""
+    if not rows:
+        raise ValueError("no sSE maps were captured (attention 'none' or 'cse')")
+    blocks = sorted({r["block"] for r in rows})
+    classes = sorted({r["class"] for r in rows if r["voxels"]},
+                     key=lambda c: next(r["share"] for r in rows if r["class"] == c))  # fmt: skip
+    fig, axes = plt.subplots(1, len(blocks), figsize=(3.4 * len(blocks), 3.6), sharey=True,
+                             squeeze=False, layout="constrained")  # fmt: skip
+    for ax, block in zip(axes[0], blocks, strict=True):
+        by_class = {r["class"]: r for r in rows if r["block"] == block}
+        x = np.arange(len(classes))
+        ax.bar(x - 0.2, [by_class[c]["inside"] for c in classes], 0.4, label="inside")
+        ax.bar(x + 0.2, [by_class[c]["outside"] for c in classes], 0.4, label="outside")
+        ax.set_xticks(x, [f"{by_class[c]['name']}\n{100 * by_class[c]['share']:.1f} %"
+                          for c in classes], fontsize=8)  # fmt: skip
+        ax.set_title(f"decoder block {block}")
+        ax.set_ylim(0, 1)
+    axes[0, 0].set_ylabel("mean sSE gate")
+    axes[0, 0].legend(fontsize=8)
+    fig.suptitle("sSE gate inside and outside each predicted structure (smallest first)")
     return fig

@@ -146,3 +146,60 @@ def test_attention_cli_2d_and_3d(ckpt_2d, ckpt_3d, data_env, tmp_path, capsys) -
     assert main(args) == 1  # no overwrite unasked
     assert "exists; pass --overwrite" in capsys.readouterr().err
     assert load_model(ckpt_3d).hparams["attention"] == "scse"
+
+
+def test_importing_the_plots_keeps_the_backend() -> None:
+    """Notebooks show figures inline only if the import does not force Agg."""
+    import importlib
+
+    import matplotlib
+
+    import scseg.attention_plots
+
+    before = matplotlib.get_backend()
+    try:
+        matplotlib.use("svg")
+        importlib.reload(scseg.attention_plots)
+        assert matplotlib.get_backend() == "svg"
+    finally:
+        matplotlib.use(before)
+
+
+def test_gate_by_class_means_inside_and_outside() -> None:
+    from scseg.attention_maps import AttentionMaps, gate_by_class
+
+    prediction = torch.zeros(1, 4, 5, 6, dtype=torch.long)
+    prediction[0, :2] = 1
+    prediction[0, 3, 0, 0] = 2
+    gate = torch.rand(1, 1, 4, 5, 6)
+    maps = AttentionMaps(torch.zeros(1), sse=[None, gate], cse=[None, None])
+    rows = gate_by_class(maps, prediction, ["bg", "big"])
+    assert [(r["block"], r["class"], r["name"]) for r in rows] == [
+        (1, 0, "bg"), (1, 1, "big"), (1, 2, "class 2")]  # fmt: skip
+    for r in rows:
+        mask = prediction[0] == r["class"]
+        assert r["voxels"] == int(mask.sum()) and r["share"] == pytest.approx(mask.float().mean())
+        assert r["inside"] == pytest.approx(float(gate[0, 0][mask].mean()))
+        assert r["outside"] == pytest.approx(float(gate[0, 0][~mask].mean()))
+    with pytest.raises(ValueError, match="upsample=True"):
+        gate_by_class(AttentionMaps(torch.zeros(1), [gate[..., :3]], [None]), prediction)
+
+
+def test_volume_slice_view_and_class_plot() -> None:
+    from scseg.attention_maps import gate_by_class
+    from scseg.attention_plots import plot_gate_by_class, plot_volume_slice
+
+    model = _model("unet", 3, "scse")
+    v = _input(3)
+    maps = capture(model, v, upsample=True)
+    prediction = maps.output.argmax(1)
+    fig = plot_volume_slice(v, maps, prediction, "sagittal", 3, block=0)
+    assert [ax.get_title() for ax in fig.axes[:4]] == [
+        "image", "prediction", "sSE, block 0", "cSE weights, block 0"]  # fmt: skip
+    assert fig.axes[0].images[0].get_array().shape == (v.shape[4], v.shape[3])  # (Z, Y)
+    with pytest.raises(ValueError, match="unknown plane"):
+        plot_volume_slice(v, maps, plane="oblique")
+    with pytest.raises(ValueError, match="outside"):
+        plot_volume_slice(v, maps, plane="axial", position=v.shape[4])
+    rows = gate_by_class(maps, prediction)
+    assert len(plot_gate_by_class(rows).axes) == 2  # one per decoder block
