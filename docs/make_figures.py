@@ -26,10 +26,12 @@ import tempfile
 from pathlib import Path
 
 import nbformat
-from nbclient import NotebookClient
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
+sys.path.insert(0, str(REPO))
+from tests.notebook_client import PollingNotebookClient  # noqa: E402  (nbclient#312)
+
 NOTEBOOKS = ("attention_2d", "attention_3d", "attention_classes")
 
 
@@ -38,7 +40,7 @@ def run_notebook(name: str, figures: Path) -> None:
     path = REPO / "notebooks" / f"{name}.ipynb"
     notebook = nbformat.read(path, as_version=4)
     os.environ["SCSEG_NB_FIGURES"] = str(figures)
-    NotebookClient(notebook, timeout=3600, resources={"metadata": {"path": str(figures)}},
+    PollingNotebookClient(notebook, timeout=3600, resources={"metadata": {"path": str(figures)}},
                    store_widget_state=True).execute()  # fmt: skip
     nbformat.write(notebook, path)
     print(path, f"{path.stat().st_size / 1e6:.2f} MB")

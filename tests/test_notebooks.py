@@ -15,10 +15,10 @@ import sys
 import nbformat
 import numpy as np
 import pytest
-from nbclient import NotebookClient
 from PIL import Image
 
 from .conftest import REPO
+from .notebook_client import PollingNotebookClient
 
 NOTEBOOKS = ["attention_2d", "attention_3d", "attention_classes"]
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
@@ -64,7 +64,9 @@ def test_notebook_shows_its_figures(
             value = str(request.getfixturevalue("ckpt_3d"))
         monkeypatch.setenv(key, value)
     nb = nbformat.read(REPO / "notebooks" / f"{notebook}.ipynb", as_version=4)
-    NotebookClient(nb, timeout=600, resources={"metadata": {"path": str(tmp_path)}}).execute()
+    PollingNotebookClient(
+        nb, timeout=600, resources={"metadata": {"path": str(tmp_path)}}
+    ).execute()
     for figure in figures:
         assert (tmp_path / figure).stat().st_size > 10_000
     cells = _figure_cells(nb)
