@@ -13,7 +13,7 @@ from scseg.data.volumes3d import case_name
 from scseg.inference.checkpoint import LoadedModel
 from scseg.inference.image import image_tensor
 from scseg.inference.volume import InputError, is_volume, preprocess_volume
-from scseg.inference.writing import OutputExistsError, atomic_write
+from scseg.inference.writing import atomic_write, refuse_existing
 
 MAX_VOXELS_FACTOR = 8  # volumes up to 8 training patches are mapped whole, larger ones cropped
 
@@ -50,12 +50,6 @@ def _captured(model: LoadedModel, path: Path) -> tuple[torch.Tensor, AttentionMa
     return x, maps, maps.output[crop].argmax(1)
 
 
-def _refuse_existing(targets: list[Path], overwrite: bool) -> None:
-    for target in targets:
-        if target.exists() and not overwrite:
-            raise OutputExistsError(f"{target}: exists; pass --overwrite to replace it")
-
-
 def attention_figures(
     model: LoadedModel, path: str | Path, out_dir: str | Path, overwrite: bool = False
 ) -> list[Path]:
@@ -75,7 +69,7 @@ def attention_figures(
     path, out_dir = Path(path), Path(out_dir)
     stem = case_name(path)
     targets = {"sse": out_dir / f"{stem}_sse.png", "cse": out_dir / f"{stem}_cse.png"}
-    _refuse_existing(list(targets.values()), overwrite)
+    refuse_existing(list(targets.values()), overwrite)
     x, maps, prediction = _captured(model, path)
     figures = {}
     if any(m is not None for m in maps.sse):
@@ -110,7 +104,7 @@ def attention_html(
     """
     path, out_dir = Path(path), Path(out_dir)
     target = out_dir / f"{case_name(path)}_attention.html"
-    _refuse_existing([target], overwrite)
+    refuse_existing([target], overwrite)
     x, maps, prediction = _captured(model, path)
     volume = model.spatial_dims == 3
     notes = [f"input: {path.name}"]

@@ -15,7 +15,7 @@ from scseg.data.volumes3d import case_name
 from scseg.inference.checkpoint import LoadedModel
 from scseg.inference.image import is_image, overlay, predict_image
 from scseg.inference.volume import InputError, is_volume, predict_volume
-from scseg.inference.writing import OutputExistsError, atomic_write
+from scseg.inference.writing import OutputExistsError, atomic_write, refuse_existing
 
 
 @dataclass
@@ -103,10 +103,7 @@ def label_table(class_names: Sequence[str]) -> str:
 def predict_one(model: LoadedModel, path: Path, out_dir: Path, options: PredictOptions) -> dict:
     """Predicts one file and writes its outputs; returns their paths."""
     targets = outputs_for(path, out_dir, model.input_dims, options)
-    if not options.overwrite:
-        for target in targets.values():
-            if target.exists():
-                raise OutputExistsError(f"{target}: exists; pass --overwrite to replace it")
+    refuse_existing(targets.values(), options.overwrite)
     if model.input_dims == 3:
         settings = (options.roi_size, options.overlap, options.sw_batch_size, options.tta)
         if options.probabilities:  # written class by class as they are resampled

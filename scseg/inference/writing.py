@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 
@@ -16,6 +16,20 @@ def _umask() -> int:
     mask = os.umask(0)  # the only way to read it is to set it
     os.umask(mask)
     return mask
+
+
+def refuse_existing(targets: Iterable[str | Path], overwrite: bool = False) -> None:
+    """Raises before any work is done if one of ``targets`` exists and ``overwrite`` is
+    false, so a run never stops half-way through its outputs for this reason.
+
+    Raises:
+        OutputExistsError: naming the first existing target.
+    """
+    if overwrite:
+        return
+    for target in targets:
+        if Path(target).exists():
+            raise OutputExistsError(f"{target}: exists; pass --overwrite to replace it")
 
 
 def atomic_write(
@@ -30,8 +44,7 @@ def atomic_write(
         OutputExistsError: if ``target`` exists and ``overwrite`` is false.
     """
     target = Path(target)
-    if target.exists() and not overwrite:
-        raise OutputExistsError(f"{target}: exists; pass --overwrite to replace it")
+    refuse_existing([target], overwrite)
     target.parent.mkdir(parents=True, exist_ok=True)
     # Keep the real suffix last: nibabel and PIL choose the format from it.
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix="".join(target.suffixes),
