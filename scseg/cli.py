@@ -176,12 +176,11 @@ def _attention(args: argparse.Namespace) -> int:
 
     matplotlib.use("Agg")  # figures go to files; a notebook keeps its own backend
     from scseg.inference import load_model
-    from scseg.inference.figures import attention_figures, attention_html
+    from scseg.inference.figures import attention_figures
 
     model = load_model(args.checkpoint)
-    if args.html:
-        print(attention_html(model, args.input, args.output, args.overwrite, args.checkpoint))
-    for path in attention_figures(model, args.input, args.output, args.overwrite):
+    for path in attention_figures(model, args.input, args.output, args.overwrite, args.html,
+                                  args.checkpoint):  # fmt: skip
         print(path)
     return 0
 

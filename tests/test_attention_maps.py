@@ -145,6 +145,10 @@ def test_attention_cli_2d_and_3d(ckpt_2d, ckpt_3d, data_env, tmp_path, capsys) -
             assert im.size[0] > 200 and np.asarray(im).std() > 0
     assert main(args) == 1  # no overwrite unasked
     assert "exists; pass --overwrite" in capsys.readouterr().err
+    # the PNGs are there: asking for the report too writes nothing, not the report alone
+    assert main([*args, "--html"]) == 1
+    assert "icbm_superior_sse.png: exists" in capsys.readouterr().err
+    assert not (tmp_path / "icbm_superior_attention.html").exists()
     assert load_model(ckpt_3d).hparams["attention"] == "scse"
 
 

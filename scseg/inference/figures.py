@@ -51,13 +51,21 @@ def _captured(model: LoadedModel, path: Path) -> tuple[torch.Tensor, AttentionMa
 
 
 def attention_figures(
-    model: LoadedModel, path: str | Path, out_dir: str | Path, overwrite: bool = False
+    model: LoadedModel,
+    path: str | Path,
+    out_dir: str | Path,
+    overwrite: bool = False,
+    html: bool = False,
+    checkpoint: str | Path | None = None,
 ) -> list[Path]:
-    """Writes ``<stem>_sse.png`` (and ``<stem>_cse.png`` where the model has cSE).
+    """Writes ``<stem>_sse.png`` (and ``<stem>_cse.png`` where the model has cSE), and with
+    ``html`` ``<stem>_attention.html`` (:func:`scseg.attention_report.report_html`, one
+    self-contained page; ``checkpoint`` is named in it), all from one capture.
 
     2D: the whole image (padded for the encoder, maps cropped back). 3D: the volume after
     the training preprocessing (RAS, training spacing), whole if it is at most 8 training
     patches, else its central region of twice the patch size; planes through its centre.
+    Every output is checked before any is written.
 
     Raises:
         InputError: for an input the model cannot take; OutputExistsError without overwrite.
@@ -69,8 +77,13 @@ def attention_figures(
     path, out_dir = Path(path), Path(out_dir)
     stem = case_name(path)
     targets = {"sse": out_dir / f"{stem}_sse.png", "cse": out_dir / f"{stem}_cse.png"}
-    refuse_existing(list(targets.values()), overwrite)
+    page = out_dir / f"{stem}_attention.html"
+    refuse_existing([*targets.values(), *([page] if html else [])], overwrite)
     x, maps, prediction = _captured(model, path)
+    written = []
+    if html:
+        text = _report(model, path, x, maps, prediction, checkpoint)
+        written.append(atomic_write(page, lambda t: Path(t).write_text(text, "utf-8"), True))
     figures = {}
     if any(m is not None for m in maps.sse):
         figures["sse"] = (
@@ -79,7 +92,6 @@ def attention_figures(
         )  # fmt: skip
     if any(w is not None for w in maps.cse):
         figures["cse"] = plot_cse_weights(maps)
-    written = []
     for key, fig in figures.items():
         atomic_write(
             targets[key], lambda t, f=fig: f.savefig(t, dpi=110, bbox_inches="tight"), True
@@ -89,23 +101,15 @@ def attention_figures(
     return written
 
 
-def attention_html(
+def _report(
     model: LoadedModel,
-    path: str | Path,
-    out_dir: str | Path,
-    overwrite: bool = False,
-    checkpoint: str | Path | None = None,
-) -> Path:
-    """Writes ``<stem>_attention.html``: :func:`scseg.attention_report.report_html` for
-    the input as :func:`attention_figures` sees it (one self-contained file).
-
-    Raises:
-        InputError: for an input the model cannot take; OutputExistsError without overwrite.
-    """
-    path, out_dir = Path(path), Path(out_dir)
-    target = out_dir / f"{case_name(path)}_attention.html"
-    refuse_existing([target], overwrite)
-    x, maps, prediction = _captured(model, path)
+    path: Path,
+    x: torch.Tensor,
+    maps: AttentionMaps,
+    prediction: torch.Tensor,
+    checkpoint: str | Path | None,
+) -> str:
+    """The HTML report of one capture, with notes on what is shown."""
     volume = model.spatial_dims == 3
     notes = [f"input: {path.name}"]
     if checkpoint is not None:
@@ -116,10 +120,8 @@ def attention_html(
         notes.append(f"shown as the model sees it: {where}, {tuple(x.shape[2:])} voxels")
     sse = [m[0, 0].numpy() if m is not None else None for m in maps.sse]
     cse = [w[0].numpy() if w is not None else None for w in maps.cse]
-    page = report_html(
+    return report_html(
         x[0].mean(0).numpy(), prediction[0].numpy(), sse, cse,
         title=f"scseg attention: {case_name(path)}",
         class_names=model.data_info.get("class_names"), spacing=spacing, notes=notes,
     )  # fmt: skip
-    atomic_write(target, lambda t: Path(t).write_text(page, encoding="utf-8"), True)
-    return target
