@@ -119,7 +119,6 @@ def report_html(
         ],
         "image": _b64(_window(image)),
         "prediction": _b64(prediction.astype(np.int64) % 256),
-        "classes": classes,
         "classColours": colours,
         "gate": _lut("inferno", 256),
         "blocks": blocks,
@@ -233,19 +232,15 @@ ul.legend {{ list-style: none; padding: 0; display: flex; flex-wrap: wrap; gap: 
         for (let c = 0; c < cols; c++) {{
           const index = s * strides[p.slice] + c * strides[p.col] + row * strides[p.row];
           const grey = image[index], at = 4 * (r * cols + c);
-          let red = grey, green = grey, blue = grey;
+          let colour = null;  // the overlay's colour here, if any
           if (layer.kind === "classes" && layer.values[index] > 0) {{
-            const colour = data.classColours[layer.values[index] % 20];
-            red = (1 - alpha) * grey + alpha * colour[0];
-            green = (1 - alpha) * grey + alpha * colour[1];
-            blue = (1 - alpha) * grey + alpha * colour[2];
+            colour = data.classColours[layer.values[index] % 20];
           }} else if (layer.kind === "gate") {{
-            const colour = data.gate[layer.values[index]];
-            red = (1 - alpha) * grey + alpha * colour[0];
-            green = (1 - alpha) * grey + alpha * colour[1];
-            blue = (1 - alpha) * grey + alpha * colour[2];
+            colour = data.gate[layer.values[index]];
           }}
-          pixels.data[at] = red; pixels.data[at + 1] = green; pixels.data[at + 2] = blue;
+          for (let k = 0; k < 3; k++) {{
+            pixels.data[at + k] = colour ? (1 - alpha) * grey + alpha * colour[k] : grey;
+          }}
           pixels.data[at + 3] = 255;
         }}
       }}
