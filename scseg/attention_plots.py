@@ -5,6 +5,7 @@ so the figures show inline in notebooks; ``scseg attention`` picks Agg for itsel
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -81,6 +82,15 @@ def plot_cse_weights(maps: AttentionMaps, index: int = 0) -> plt.Figure:
     return fig
 
 
+# RAS axis each plane is taken across; slices are shown transposed, origin lower
+_PLANES = {"axial": 2, "coronal": 1, "sagittal": 0}
+
+
+def _cut(array: np.ndarray, plane: str, position: int) -> np.ndarray:
+    """One plane of an ``(X, Y, Z)`` RAS array, as ``imshow(..., origin="lower")`` shows it."""
+    return np.take(array, position, axis=_PLANES[plane]).T
+
+
 def plot_sse_planes(
     volume: torch.Tensor | np.ndarray,
     maps: AttentionMaps,
@@ -95,12 +105,9 @@ def plot_sse_planes(
         slices: ``(x, y, z)`` indices of the planes (default: the centre).
     """
     vol = _np(volume)[index, 0]
-    x, y, z = slices or [s // 2 for s in vol.shape]
-    planes = {
-        "axial": lambda a: a[:, :, z].T,
-        "coronal": lambda a: a[:, y, :].T,
-        "sagittal": lambda a: a[x, :, :].T,
-    }
+    centre = slices or [s // 2 for s in vol.shape]
+    planes = {name: partial(_cut, plane=name, position=centre[axis])
+              for name, axis in _PLANES.items()}  # fmt: skip
     blocks = _present(maps.sse)
     rows = 1 + len(blocks)
     fig, axes = plt.subplots(rows, 3, figsize=(9, 3 * rows), squeeze=False)
@@ -119,9 +126,6 @@ def plot_sse_planes(
         ax.set_xticks([])
         ax.set_yticks([])
     return fig
-
-
-_PLANES = {"axial": 2, "coronal": 1, "sagittal": 0}
 
 
 def plot_volume_slice(
@@ -154,8 +158,7 @@ def plot_volume_slice(
     if not 0 <= position < vol.shape[axis]:
         raise ValueError(f"slice {position} is outside 0..{vol.shape[axis] - 1} ({plane})")
 
-    def cut(a: np.ndarray) -> np.ndarray:
-        return np.take(a, position, axis=axis).T
+    cut = partial(_cut, plane=plane, position=position)
 
     has_cse = block is not None and maps.cse[block] is not None
     fig, axes = plt.subplots(1, 3 + has_cse, figsize=(3.2 * (3 + has_cse), 3.4),
