@@ -100,19 +100,21 @@ def preprocessing(
     intensity: str,
     ct_window: Sequence[float] = (-175.0, 250.0),
     track_meta: bool = False,
+    load: bool = True,
 ) -> list:
     """The deterministic steps shared by training, validation and prediction.
 
-    Load -> channel first -> RAS orientation -> resample to ``spacing`` (linear for the
-    image, nearest for labels) -> intensity: ``"zscore"`` over non-zero voxels per channel
-    (MR), ``"ct"`` clip to ``ct_window`` then scale to [0, 1], or ``"none"``.
+    Load (unless ``load`` is false: the data is already a MetaTensor) -> channel first ->
+    RAS orientation -> resample to ``spacing`` (linear for the image, nearest for labels)
+    -> intensity: ``"zscore"`` over non-zero voxels per channel (MR), ``"ct"`` clip to
+    ``ct_window`` then scale to [0, 1], or ``"none"``.
     ``track_meta=True`` keeps the geometry record that inference needs to invert the steps.
     """
     if intensity not in ("zscore", "ct", "none"):
         raise ValueError(f"intensity must be zscore, ct or none, got {intensity!r}")
     image_key = keys[0]
-    ops: list = [
-        T.LoadImaged(keys, reader=ras_nrrd_reader(), image_only=True),
+    ops: list = [T.LoadImaged(keys, reader=ras_nrrd_reader(), image_only=True)] if load else []
+    ops += [
         T.EnsureChannelFirstd(keys),
         T.Orientationd(keys, axcodes="RAS", labels=(("L", "R"), ("P", "A"), ("I", "S"))),
     ]
