@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import nibabel as nib
@@ -11,15 +11,26 @@ import numpy as np
 from PIL import Image
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
+from scseg.data.dicom import DicomSeries, SeriesError, find_series, is_dicom_file
 from scseg.data.volumes3d import case_name
 from scseg.inference.checkpoint import LoadedModel
 from scseg.inference.image import is_image, overlay, predict_image
 from scseg.inference.volume import InputError, is_volume, predict_volume
-from scseg.inference.writing import OutputExistsError, atomic_write, refuse_existing
+from scseg.inference.writing import OutputExistsError, StagedWrites, refuse_existing
+
+FORMATS = ("nifti", "dicom-seg")
+Source = Path | DicomSeries  # a file, or a DICOM series (a folder's files)
 
 
 @dataclass
 class PredictOptions:
+    """What :func:`predict_files` writes for each input and how.
+
+    ``formats``: for volumes, ``"nifti"`` (labels ``.nii.gz`` and a ``.tsv`` of class
+    names) and/or ``"dicom-seg"`` (``<name>_seg.dcm``, for DICOM series input only).
+    """
+
+    formats: tuple[str, ...] = ("nifti",)
     overwrite: bool = False
     tta: bool = False
     probabilities: bool = False
@@ -30,31 +41,65 @@ class PredictOptions:
     sw_batch_size: int = 4
 
 
-def collect_inputs(path: str | Path, spatial_dims: int) -> list[Path]:
-    """The file itself, or the files of a folder that this model can read (sorted).
+@dataclass
+class PredictSummary:
+    """What a run did with each input: predicted, kept (every output already there), or
+    failed (with the message)."""
+
+    done: list[Source] = field(default_factory=list)
+    kept: list[Source] = field(default_factory=list)
+    failures: list[tuple[Source, str]] = field(default_factory=list)
+
+    def merge(self, other: PredictSummary) -> None:
+        self.done += other.done
+        self.kept += other.kept
+        self.failures += other.failures
+
+    @property
+    def total(self) -> int:
+        return len(self.done) + len(self.kept) + len(self.failures)
+
+
+def collect_inputs(path: str | Path, spatial_dims: int) -> list[Source]:
+    """The file itself, or what a folder holds that this model can read: its image files
+    (2D) or its volume files and the DICOM series in it and its subfolders (3D), sorted.
 
     Raises:
-        InputError: if the path does not exist or a folder holds no such file.
+        InputError: if the path does not exist, is a single DICOM file (give its series'
+            folder), or a folder holds nothing to predict.
     """
     path = Path(path)
     if path.is_file():
+        if spatial_dims == 3 and not is_volume(path) and is_dicom_file(path):
+            raise InputError(f"{path}: one DICOM file; give the folder of its series")
         return [path]
     if not path.is_dir():
         raise InputError(f"{path}: no such file or folder")
     wanted = is_volume if spatial_dims == 3 else is_image
-    files = sorted(p for p in path.iterdir() if p.is_file() and wanted(p))
-    if not files:
-        kind = "NIfTI/NRRD volumes" if spatial_dims == 3 else "images"
+    found: list[Source] = sorted(p for p in path.iterdir() if p.is_file() and wanted(p))
+    if spatial_dims == 3:
+        found += find_series(path)
+    if not found:
+        kind = "NIfTI/NRRD volumes or DICOM series" if spatial_dims == 3 else "images"
         raise InputError(f"{path}: holds no {kind}")
-    return files
+    return found
 
 
-def outputs_for(path: Path, out_dir: Path, spatial_dims: int, options: PredictOptions) -> dict:
+def source_name(source: Source) -> str:
+    """The name its outputs take: the file name without its suffix, or the series' name."""
+    return source.name if isinstance(source, DicomSeries) else case_name(source)
+
+
+def outputs_for(path: Source, out_dir: Path, spatial_dims: int, options: PredictOptions) -> dict:
     """Output paths by kind; ``spatial_dims`` is the input's (3 for volumes, also when a
     2D model segments them slice by slice)."""
-    stem = case_name(path)
+    stem = source_name(path)
     if spatial_dims == 3:
-        names = {"labels": f"{stem}.nii.gz", "names": f"{stem}.tsv"}
+        names = {}
+        if "nifti" in options.formats:
+            names = {"labels": f"{stem}.nii.gz", "names": f"{stem}.tsv"}
+        if "dicom-seg" in options.formats:
+            names["dicom-seg"] = f"{stem}_seg.dcm"
         if options.probabilities:
             names["probabilities"] = f"{stem}_probabilities.nii.gz"
     else:
@@ -67,7 +112,7 @@ def outputs_for(path: Path, out_dir: Path, spatial_dims: int, options: PredictOp
 
 
 def check_outputs(
-    inputs: Sequence[Path], out_dir: Path, spatial_dims: int, options: PredictOptions
+    inputs: Sequence[Source], out_dir: Path, spatial_dims: int, options: PredictOptions
 ) -> None:
     """Refuses a run that would write over one of its inputs, or write two inputs to one
     output (``a.nii.gz`` and ``a.nrrd`` both give ``a.nii.gz``), before anything is written.
@@ -75,7 +120,8 @@ def check_outputs(
     Raises:
         InputError: naming the files.
     """
-    sources = {p.resolve(): p for p in inputs}
+    sources = {p.resolve(): p for p in inputs if isinstance(p, Path)}
+    sources |= {f.resolve(): s for s in inputs if isinstance(s, DicomSeries) for f in s.files}
     claimed: dict[Path, Path] = {}
     for path in inputs:
         for target in outputs_for(path, out_dir, spatial_dims, options).values():
@@ -100,63 +146,98 @@ def label_table(class_names: Sequence[str]) -> str:
     return "\n".join(["index\tname", *rows]) + "\n"
 
 
-def predict_one(model: LoadedModel, path: Path, out_dir: Path, options: PredictOptions) -> dict:
-    """Predicts one file and writes its outputs; returns their paths."""
+def predict_one(
+    model: LoadedModel, path: Source, out_dir: Path, options: PredictOptions
+) -> dict | None:
+    """Predicts one input and writes its outputs; returns their paths, or ``None`` when
+    every output is there already (a finished case of an earlier run, kept).
+
+    Raises:
+        OutputExistsError: when only some outputs exist (and not ``overwrite``).
+        InputError, SeriesError: for an input that cannot be predicted.
+    """
     targets = outputs_for(path, out_dir, model.input_dims, options)
+    if not options.overwrite and all(t.exists() for t in targets.values()):
+        return None
     refuse_existing(targets.values(), options.overwrite)
+    if "dicom-seg" in targets and not isinstance(path, DicomSeries):
+        raise InputError(f"{path}: DICOM-SEG output needs a DICOM series as input")
+    with StagedWrites(options.overwrite) as staged:  # all outputs appear together
+        _predict_into(staged, model, path, targets, options)
+    return targets
+
+
+def _predict_into(
+    staged: StagedWrites, model: LoadedModel, path: Source, targets: dict, options: PredictOptions
+) -> None:
     if model.input_dims == 3:
         settings = (options.roi_size, options.overlap, options.sw_batch_size, options.tta)
         if options.probabilities:  # written class by class as they are resampled
             done: list = []
-            atomic_write(targets["probabilities"], lambda t: done.append(predict_volume(
+            staged.write(targets["probabilities"], lambda t: done.append(predict_volume(
                 model, path, *settings, probabilities_file=t,
-                probabilities_dtype=options.probabilities_dtype)), True)  # fmt: skip
+                probabilities_dtype=options.probabilities_dtype)))  # fmt: skip
             result = done[0]
         else:
             result = predict_volume(model, path, *settings)
-        table = label_table(model.class_names)
-        atomic_write(targets["names"], lambda t: Path(t).write_text(table), True)
-        atomic_write(targets["labels"], lambda t: nib.save(result.labels, t), True)
-        return targets
+        if "dicom-seg" in targets:
+            from scseg.inference.dicom_seg import write_dicom_seg
+
+            labels = np.asarray(result.labels.dataobj)
+            staged.write(targets["dicom-seg"], lambda t: write_dicom_seg(
+                t, labels, result.series, model.class_names))  # fmt: skip
+        if "labels" in targets:
+            table = label_table(model.class_names)
+            staged.write(targets["names"], lambda t: Path(t).write_text(table))
+            staged.write(targets["labels"], lambda t: nib.save(result.labels, t))
+        return
     labels, probs = predict_image(model, path, options.tta)
     if "probabilities" in targets:
-        atomic_write(targets["probabilities"], lambda t: np.save(t, probs.astype(np.float32)), True)
+        staged.write(targets["probabilities"], lambda t: np.save(t, probs.astype(np.float32)))
     if "overlay" in targets:
         tinted = overlay(path, labels)
-        atomic_write(targets["overlay"], lambda t: Image.fromarray(tinted).save(t), True)
-    atomic_write(targets["labels"], lambda t: Image.fromarray(labels).save(t), True)
-    return targets
+        staged.write(targets["overlay"], lambda t: Image.fromarray(tinted).save(t))
+    staged.write(targets["labels"], lambda t: Image.fromarray(labels).save(t))
 
 
 def predict_files(
     model: LoadedModel,
-    inputs: Sequence[Path],
+    inputs: Sequence[Source],
     out_dir: str | Path,
     options: PredictOptions | None = None,
     quiet: bool = False,
-) -> list[tuple[Path, str]]:
-    """Predicts every input; one bad file is reported and skipped, the rest still run.
+    check: bool = True,
+) -> PredictSummary:
+    """Predicts every input; one bad input is reported and skipped, the rest still run.
+    An input whose outputs all exist is kept as it is (a rerun resumes where the last one
+    stopped), unless ``options.overwrite``.
+
+    Args:
+        check: run :func:`check_outputs` first (a caller that predicts a share of a larger
+            list checks the whole list itself).
 
     Raises:
         InputError: before any prediction, if an output would replace an input or two
             inputs would share an output (:func:`check_outputs`).
-
-    Returns:
-        ``(path, message)`` for every file that failed.
     """
     options = options or PredictOptions()
+    unknown = set(options.formats) - set(FORMATS)
+    if unknown or not options.formats:
+        raise ValueError(f"formats must be some of {FORMATS}, got {options.formats}")
     out_dir = Path(out_dir)
-    check_outputs(inputs, out_dir, model.input_dims, options)
-    failures: list[tuple[Path, str]] = []
+    if check:
+        check_outputs(inputs, out_dir, model.input_dims, options)
+    summary = PredictSummary()
     columns = ("{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, disable=quiet) as progress:
         task = progress.add_task("predicting", total=len(inputs))
         for path in inputs:
-            progress.update(task, description=path.name)
+            progress.update(task, description=source_name(path))
             try:
-                predict_one(model, path, out_dir, options)
-            except (InputError, OutputExistsError, OSError, ValueError) as err:
-                failures.append((path, str(err)))
+                written = predict_one(model, path, out_dir, options)
+                (summary.done if written is not None else summary.kept).append(path)
+            except (InputError, SeriesError, OutputExistsError, OSError, ValueError) as err:
+                summary.failures.append((path, str(err)))
                 progress.console.print(f"[red]failed[/red] {err}", highlight=False)
             progress.advance(task)
-    return failures
+    return summary

@@ -12,6 +12,7 @@ import torch
 from monai import transforms as T
 from monai.data import MetaTensor
 
+from scseg.data.dicom import DicomSeries, DicomVolume, read_series
 from scseg.data.nrrd import NRRD_SUFFIXES, nrrd_affine
 from scseg.data.volumes3d import preprocessing
 from scseg.inference.checkpoint import LoadedModel
@@ -35,8 +36,12 @@ class InputError(ValueError):
 
 @dataclass
 class VolumePrediction:
+    """``labels`` and ``probabilities`` on the input's grid; ``series``: the DICOM input
+    as read (its datasets in slice order, for a DICOM-SEG that refers to them)."""
+
     labels: nib.Nifti1Image
     probabilities: nib.Nifti1Image | None = None
+    series: DicomVolume | None = None
 
 
 def is_volume(path: str | Path) -> bool:
@@ -94,9 +99,18 @@ def sliding_window_probabilities(
 
 
 def preprocess_volume(
-    model: LoadedModel, path: str | Path, shape: tuple[int, ...] | None = None
+    model: LoadedModel,
+    path: str | Path | DicomSeries,
+    shape: tuple[int, ...] | None = None,
+    dicom: DicomVolume | None = None,
 ) -> tuple[T.Compose, dict]:
     """Applies the training preprocessing to one volume (RAS, spacing, intensity).
+
+    Args:
+        model: a 3D model.
+        path: a NIfTI/NRRD file, or a DICOM series (read here unless ``dicom`` is given).
+        shape: the input's shape, if known (saves reading the header again).
+        dicom: the series of ``path``, already read.
 
     Returns:
         the (invertible) transform and its output dict, ``data["image"]`` a MetaTensor
@@ -105,7 +119,12 @@ def preprocess_volume(
     Raises:
         InputError: unreadable file, a 2D model, wrong dimensionality or channel count.
     """
-    path = Path(path)
+    if isinstance(path, DicomSeries) and dicom is None:
+        dicom = read_series(path)
+    if dicom is not None:
+        shape = dicom.array.shape
+    else:
+        path = Path(path)
     if model.input_dims != 3:
         raise InputError(f"{path}: the checkpoint is a 2D image model, not a volume model")
     if shape is None:
@@ -118,11 +137,17 @@ def preprocess_volume(
     info = model.data_info
     intensity = info.get("intensity", "zscore")
     intensity = "zscore" if intensity == "auto" else intensity
-    pre = T.Compose(
-        preprocessing(
-            ["image"], info.get("spacing"), intensity, info.get("ct_window", (-175, 250)), True
-        )
-    )
+    window = info.get("ct_window", (-175, 250))
+    pre = T.Compose(preprocessing(["image"], info.get("spacing"), intensity, window, True,
+                                  load=dicom is None))  # fmt: skip
+    if dicom is not None:
+        meta = {"filename_or_obj": str(path), "original_channel_dim": "no_channel"}
+        # As a NIfTI file stores it (float32): MONAI's Spacing aligns its output grid to a
+        # corner or to the centre by a 1e-8 test on the affine, so an oblique series and
+        # its NIfTI conversion would otherwise resample to grids half a voxel apart.
+        affine = torch.from_numpy(dicom.affine.astype(np.float32).astype(np.float64))
+        image = MetaTensor(torch.from_numpy(dicom.array), affine=affine, meta=meta)
+        return pre, pre({"image": image})
     try:
         return pre, pre({"image": str(path)})
     except Exception as err:  # a truncated file fails while its data is read
@@ -154,7 +179,9 @@ def predict_volume(
 
     Args:
         model: from :func:`scseg.inference.load_model`, 3D.
-        path: NIfTI (``.nii``/``.nii.gz``) or NRRD file.
+        path: NIfTI (``.nii``/``.nii.gz``) or NRRD file, or a DICOM series
+            (:func:`scseg.data.dicom.find_series`; the output's affine is then the series'
+            own, in RAS, on its (column, row, slice) grid).
         roi_size: window size (default: the training patch size).
         overlap, sw_batch_size: sliding-window settings.
         tta: average over all 8 mirrored copies (8x the time).
@@ -167,10 +194,16 @@ def predict_volume(
 
     Raises:
         InputError: unreadable file, or wrong dimensionality or channel count.
+        SeriesError: a DICOM series that is not a volume (:func:`scseg.data.dicom.read_series`).
     """
-    path = Path(path)
-    affine, shape, header = _input_geometry(path)
-    pre, data = preprocess_volume(model, path, shape)
+    dicom = None
+    if isinstance(path, DicomSeries):
+        dicom = read_series(path)
+        affine, shape, header = dicom.affine, dicom.array.shape, None
+    else:
+        path = Path(path)
+        affine, shape, header = _input_geometry(path)
+    pre, data = preprocess_volume(model, path, shape, dicom)
     roi = list(roi_size or model.data_info.get("patch_size") or [])
     if len(roi) != 3 and model.slice_axis is None:
         raise InputError(f"{path}: no sliding-window size: give roi_size (3 values)")
@@ -189,7 +222,7 @@ def predict_volume(
         raise InputError(f"{path}: internal error: output grid {labels.shape} != {grid}")
     label_dtype = np.uint8 if model.classes <= 255 else np.int16
     out = VolumePrediction(_like(labels.astype(label_dtype), affine, header, "label",
-                                 model.classes - 1))  # fmt: skip
+                                 model.classes - 1), series=dicom)  # fmt: skip
     if full is not None:
         out.probabilities = _like(full, affine, header, "none", 1.0)
     return out

@@ -32,6 +32,53 @@ def refuse_existing(targets: Iterable[str | Path], overwrite: bool = False) -> N
             raise OutputExistsError(f"{target}: exists; pass --overwrite to replace it")
 
 
+class StagedWrites:
+    """Several outputs that appear together: each is written to a temporary file beside
+    its target, and all are renamed into place when the ``with`` block ends without error.
+    An error or interruption before then leaves none of them (and no temporary file), so
+    a case's outputs are all there or none is, and a rerun can tell a finished case.
+
+    Args:
+        overwrite: replace existing targets; otherwise :meth:`write` refuses them.
+    """
+
+    def __init__(self, overwrite: bool = False) -> None:
+        self.overwrite = overwrite
+        self._pending: list[tuple[Path, Path]] = []
+
+    def write(self, target: str | Path, write: Callable[[Path], None]) -> Path:
+        """Calls ``write(tmp_path)`` now; ``target`` appears when the block ends.
+
+        Raises:
+            OutputExistsError: if ``target`` exists and ``overwrite`` is false.
+        """
+        target = Path(target)
+        refuse_existing([target], self.overwrite)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # Keep the real suffix last: nibabel and PIL choose the format from it.
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix="".join(target.suffixes),
+                                   dir=target.parent)  # fmt: skip
+        os.close(fd)
+        tmp_path = Path(tmp)
+        self._pending.append((tmp_path, target))
+        write(tmp_path)
+        # mkstemp creates the file as 0600; give it the mode a plain open() would have
+        os.chmod(tmp_path, 0o666 & ~_umask())
+        return target
+
+    def __enter__(self) -> StagedWrites:
+        return self
+
+    def __exit__(self, kind, *exc) -> None:
+        try:
+            if kind is None:
+                for tmp_path, target in self._pending:
+                    os.replace(tmp_path, target)
+        finally:
+            for tmp_path, _ in self._pending:
+                tmp_path.unlink(missing_ok=True)
+
+
 def atomic_write(
     target: str | Path, write: Callable[[Path], None], overwrite: bool = False
 ) -> Path:
@@ -43,22 +90,8 @@ def atomic_write(
     Raises:
         OutputExistsError: if ``target`` exists and ``overwrite`` is false.
     """
-    target = Path(target)
-    refuse_existing([target], overwrite)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # Keep the real suffix last: nibabel and PIL choose the format from it.
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix="".join(target.suffixes),
-                               dir=target.parent)  # fmt: skip
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        write(tmp_path)
-        # mkstemp creates the file as 0600; give it the mode a plain open() would have
-        os.chmod(tmp_path, 0o666 & ~_umask())
-        os.replace(tmp_path, target)
-    finally:
-        tmp_path.unlink(missing_ok=True)
-    return target
+    with StagedWrites(overwrite) as staged:
+        return staged.write(target, write)
 
 
 PROBABILITY_DTYPES = ("float32", "uint8")

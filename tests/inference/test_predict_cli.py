@@ -80,7 +80,7 @@ def test_one_bad_file_is_reported_and_the_rest_still_run(ckpt_3d, data_env, tmp_
     out = tmp_path / "out"
     assert _predict("--checkpoint", ckpt_3d, "--input", inputs, "--output", out) == 1
     err = capsys.readouterr().err
-    assert "3 file(s) failed" in err and "Traceback" not in err
+    assert "3 input(s) failed" in err and "Traceback" not in err
     assert f"{inputs / 'truncated.nii.gz'}: cannot read volume data (OSError: Expected " in err
     assert "applying transform" not in err and " at 0x" not in err  # the cause, not MONAI's wrapper
     assert f"{inputs / 'flat.nii.gz'}: expected a 3D volume, got shape (20, 20)" in err
@@ -95,10 +95,17 @@ def test_existing_output_is_kept_without_overwrite(ckpt_2d, data_env, tmp_path, 
     out.mkdir()
     target = out / f"{tile.stem}.png"
     target.write_bytes(b"user's file")
-    assert _predict("--checkpoint", ckpt_2d, "--input", tile, "--output", out) == 1
+    # some of the outputs there (no overlay yet): refused, nothing written
+    args = ("--checkpoint", ckpt_2d, "--input", tile, "--output", out)
+    assert _predict(*args, "--overlay") == 1
     assert target.read_bytes() == b"user's file"
     assert "exists; pass --overwrite" in capsys.readouterr().err
-    assert _predict("--checkpoint", ckpt_2d, "--input", tile, "--output", out, "--overwrite") == 0
+    assert [p.name for p in out.iterdir()] == [target.name]
+    # all of them there: a finished case, kept and counted as such
+    assert _predict(*args) == 0
+    assert target.read_bytes() == b"user's file"
+    assert "0 of 1 input(s) predicted" in capsys.readouterr().out
+    assert _predict(*args, "--overwrite") == 0
     assert np.asarray(Image.open(target)).shape == (128, 128)
     assert [p.name for p in out.iterdir()] == [target.name]  # no temporary files left
 
@@ -252,7 +259,7 @@ def test_outputs_honour_the_umask_and_label_header(oracle_3d, tmp_path) -> None:
     try:
         options = PredictOptions(probabilities=True)
         assert predict_files(oracle_3d, [tmp_path / "scan.nii.gz"], tmp_path / "out",
-                             options, quiet=True) == []  # fmt: skip
+                             options, quiet=True).failures == []  # fmt: skip
     finally:
         os.umask(old)
     labels = nib.load(tmp_path / "out" / "scan.nii.gz")
@@ -286,7 +293,7 @@ def test_probabilities_written_class_by_class(dtype, tmp_path) -> None:
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(volume_file, "CLASS_CHUNK_ELEMENTS", chunk)
         assert predict_files(model, [tmp_path / "scan.nii.gz"], tmp_path / "out", options,
-                             quiet=True) == []  # fmt: skip
+                             quiet=True).failures == []  # fmt: skip
     written = nib.load(tmp_path / "out" / "scan_probabilities.nii.gz")
     assert written.shape == (30, 26, 12, 3) and written.get_data_dtype() == np.dtype(dtype)
     np.testing.assert_array_equal(written.affine, nib.load(tmp_path / "scan.nii.gz").affine)
