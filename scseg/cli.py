@@ -140,17 +140,45 @@ def _models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _quiet_optional_decoder() -> None:
+    """MONAI tries an optional GPU decoder (nvImageCodec) for pydicom wherever pydicom is
+    installed, and says it is absent: a log line on import and a warning from every
+    ``LoadImage`` (every training and prediction case). Nothing a user can act on."""
+    import logging
+    import warnings
+
+    logging.getLogger("monai.data.nvimgcodec_pydicom_plugin").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", message="NvImgCodecPydicomReader: nvImageCodec decoder")
+
+
 def _predict(args: argparse.Namespace) -> int:
+    from scseg.inference.distributed import is_launched, launch_layout
+
+    devices, nodes = launch_layout(args.devices, args.num_nodes)
+    if devices * nodes == 1 and not is_launched():
+        summary = _predict_share(args, args.device, args.quiet)(None)
+    else:
+        summary = _predict_spread(args, devices, nodes)
+        if summary is None:  # not process 0: it reports for everyone
+            return 0
+    return _report(summary, args.output)
+
+
+def _predict_share(args: argparse.Namespace, device: str, quiet: bool):
+    """Loads the model and lists the inputs (all of them, checked); returns a function
+    that predicts the given share of them (``None``: all)."""
     from scseg.inference import PredictOptions, collect_inputs, load_model, predict_files
+    from scseg.inference.runner import check_outputs
     from scseg.models import to_channels_last
 
-    model = load_model(args.checkpoint, args.device)
+    model = load_model(args.checkpoint, device)
     if args.channels_last:
         to_channels_last(model.net, model.spatial_dims)
     if args.compile:
         model.net.compile()
     inputs = collect_inputs(args.input, model.input_dims)
     options = PredictOptions(
+        formats=tuple(dict.fromkeys(args.format)),
         overwrite=args.overwrite,
         tta=args.tta,
         probabilities=args.probabilities,
@@ -160,12 +188,44 @@ def _predict(args: argparse.Namespace) -> int:
         overlap=args.overlap,
         sw_batch_size=args.sw_batch_size,
     )
-    failures = predict_files(model, inputs, args.output, options, quiet=args.quiet)
-    done = len(inputs) - len(failures)
-    print(f"{done} of {len(inputs)} file(s) predicted into {args.output}")
-    if failures:
-        print(f"scseg: error: {len(failures)} file(s) failed:", file=sys.stderr)
-        for _, message in failures:
+    check_outputs(inputs, args.output, model.input_dims, options)
+
+    def predict(part):
+        part = inputs if part is None else part
+        return predict_files(model, part, args.output, options, quiet=quiet, check=False)
+
+    predict.inputs = inputs
+    return predict
+
+
+def _predict_spread(args: argparse.Namespace, devices: int, nodes: int):
+    """``--devices``/``--num-nodes`` or a launcher: each process predicts its share."""
+    from scseg.inference.distributed import predict_spread
+
+    device = args.device.split(":")[0]
+    if device not in ("cpu", "cuda") or ":" in args.device:
+        raise ValueError(f"--device {args.device}: with several processes give cpu or cuda "
+                         "(each process takes its own GPU)")  # fmt: skip
+
+    def run(process_device: str, quiet: bool):
+        predict = _predict_share(args, process_device, quiet)
+        return predict.inputs, predict
+
+    try:
+        return predict_spread(run, device, devices, nodes, args.quiet)
+    except USER_ERRORS:
+        # every process meets the same bad input; process 0 alone says so
+        if int(os.environ.get("RANK") or os.environ.get("SLURM_PROCID") or 0) != 0:
+            sys.exit(1)
+        raise
+
+
+def _report(summary, output: Path) -> int:
+    kept = f", {len(summary.kept)} kept (outputs already there)" if summary.kept else ""
+    print(f"{len(summary.done)} of {summary.total} input(s) predicted into {output}{kept}")
+    if summary.failures:
+        print(f"scseg: error: {len(summary.failures)} input(s) failed:", file=sys.stderr)
+        for _, message in summary.failures:
             print(f"  {message}", file=sys.stderr)
         return 1
     return 0
@@ -281,9 +341,14 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_parser(name, help=f"{name} from a YAML config (LightningCLI)", add_help=False)
     models = sub.add_parser("models", help="list the model names create_model accepts")
     models.set_defaults(func=_models)
-    predict = sub.add_parser("predict", help="segment NIfTI/NRRD volumes or 2D images")
+    predict = sub.add_parser(
+        "predict", help="segment NIfTI/NRRD volumes, DICOM series or 2D images"
+    )
     predict.add_argument("--checkpoint", required=True, type=Path, help="scseg .ckpt file")
-    predict.add_argument("--input", required=True, type=Path, help="a file or a folder")
+    predict.add_argument(
+        "--input", required=True, type=Path,
+        help="a file, or a folder of files and/or DICOM series (in it or its subfolders)",
+    )  # fmt: skip
     predict.add_argument("--output", required=True, type=Path, help="output folder")
     predict.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     predict.add_argument("--tta", action="store_true", help="average over mirrored inputs")
@@ -306,7 +371,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="3D windows (slices, for a 2D model on volumes) per batch; at most, lowered "
         "where one batch of window logits would pass 256 MiB",
     )
+    predict.add_argument(
+        "--format",
+        nargs="+",
+        choices=("nifti", "dicom-seg"),
+        default=["nifti"],
+        help="3D outputs: nifti (labels .nii.gz + class .tsv) and/or dicom-seg (<name>_seg.dcm, "
+        "for DICOM series input)",
+    )
     predict.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
+    predict.add_argument(
+        "--devices",
+        type=_positive_int,
+        help="spread the inputs over N processes on this machine (--device cpu or cuda: one "
+        "GPU each); under torchrun or srun the launcher's layout is used",
+    )
+    predict.add_argument(
+        "--num-nodes", type=_positive_int, help="machines taking part (with srun or torchrun)"
+    )
     predict.add_argument(
         "--channels-last", action="store_true", help="channels-last layout (faster for 2D)"
     )
@@ -359,6 +441,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     words = list(sys.argv[1:] if argv is None else argv)
+    _quiet_optional_decoder()
     try:
         if words and words[0] in LIGHTNING_COMMANDS:
             return _lightning(argv)

@@ -1,0 +1,146 @@
+"""``scseg predict --devices N``: disjoint shares, outputs equal to one process, a rerun
+that resumes, one summary; and the process layout read from torchrun/SLURM variables."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import highdicom as hd
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+
+from scseg.cli import main
+from scseg.inference.distributed import is_launched, launch_layout, share
+
+from ..conftest import REPO
+from ..data.test_dicom import sample_crop
+from ..dicom_series import write_series
+
+
+def _scseg(*args, timeout: int = 600) -> subprocess.CompletedProcess:
+    """The CLI in a process of its own, as a user starts it."""
+    env = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "LOCAL_RANK", "RANK")}
+    env["OMP_NUM_THREADS"] = "1"  # each of the 2 processes one core, as the 1-process run
+    return subprocess.run([sys.executable, "-m", "scseg.cli", *[str(a) for a in args]],
+                          cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=timeout)  # fmt: skip
+
+
+def _outputs(folder) -> dict[str, object]:
+    """Every output's content that must not depend on the process count."""
+    found = {}
+    for path in sorted(folder.iterdir()):
+        if path.name.endswith(".nii.gz"):
+            image = nib.load(path)
+            found[path.name] = (image.affine, np.asarray(image.dataobj))
+        elif path.suffix == ".dcm":  # new UIDs every run; the frames and segments must agree
+            seg = hd.seg.segread(path)
+            found[path.name] = (seg.get_volume(combine_segments=True).array,
+                                [s.SegmentLabel for s in seg.SegmentSequence])  # fmt: skip
+        else:
+            found[path.name] = path.read_bytes()
+    return found
+
+
+def _assert_same(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for name in a:
+        for x, y in zip(*(v if isinstance(v, tuple) else (v,) for v in (a[name], b[name])),
+                        strict=True):  # fmt: skip
+            if isinstance(x, np.ndarray):
+                np.testing.assert_array_equal(x, y, err_msg=name)
+            else:
+                assert x == y, name
+
+
+@pytest.fixture
+def one_thread():
+    """One process predicts here with the thread count each of the two spawned ones gets:
+    on the CPU the thread count decides the order of the convolutions' sums, so the last
+    bits of the probabilities (and, once in a few million voxels, a near-tie label)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_two_processes_predict_what_one_does(ckpt_3d, tmp_path, one_thread) -> None:
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for z in (40, 70, 100):  # three crops of the real T1 template, and one as a series
+        nib.save(nib.Nifti1Image(*sample_crop((74, 90, z))), inputs / f"crop{z}.nii.gz")
+    write_series(*sample_crop((70, 80, 60)), inputs / "series")
+    args = ("predict", "--quiet", "--checkpoint", ckpt_3d, "--input", inputs)
+    assert main([*map(str, args), "--output", str(tmp_path / "one")]) == 0
+    one = _outputs(tmp_path / "one")
+    assert len(one) == 8
+
+    two = tmp_path / "two"
+    done = _scseg(*args, "--output", two, "--devices", "2")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("input(s) predicted") == 1  # process 0 reports for both
+    assert f"4 of 4 input(s) predicted into {two}" in done.stdout
+    _assert_same(_outputs(two), one)
+
+    # a crash that lost two cases' outputs, and a bad input added: the rerun redoes the
+    # two, keeps the others, reports the bad one once and counts every input once
+    for lost in ("crop40", "series"):
+        for path in two.glob(f"{lost}.*"):
+            path.unlink()
+    (inputs / "bad.nii.gz").write_bytes(b"not a volume")
+    done = _scseg(*args, "--output", two, "--devices", "2")
+    assert done.returncode == 1, done.stderr[-3000:]
+    assert "2 of 5 input(s) predicted" in done.stdout
+    assert "2 kept (outputs already there)" in done.stdout
+    failed = [ln.strip() for ln in done.stderr.splitlines() if ln.startswith(f"  {inputs}")]
+    assert len(failed) == 1
+    assert failed[0].startswith(f"{inputs / 'bad.nii.gz'}: cannot read volume header (")
+    assert "scseg: error: 1 input(s) failed:" in done.stderr and "Traceback" not in done.stderr
+    _assert_same(_outputs(two), one)
+
+
+def test_shares_are_disjoint_and_cover_every_input() -> None:
+    inputs = [f"case{i}" for i in range(11)]
+    shares = [share(inputs, rank, 3) for rank in range(3)]
+    assert sorted(name for part in shares for name in part) == sorted(inputs)
+    assert [len(s) for s in shares] == [4, 4, 3]
+
+
+@pytest.mark.parametrize(
+    "env, given, expected",
+    [
+        ({}, (None, None), (1, 1)),
+        ({}, (4, 2), (4, 2)),
+        ({"WORLD_SIZE": "8", "LOCAL_WORLD_SIZE": "4"}, (None, None), (4, 2)),  # torchrun
+        ({"SLURM_NTASKS": "6", "SLURM_NNODES": "3"}, (None, None), (2, 3)),
+        ({"SLURM_NTASKS_PER_NODE": "2(x3)", "SLURM_NNODES": "3"}, (None, None), (2, 3)),
+        ({"WORLD_SIZE": "8", "LOCAL_WORLD_SIZE": "4"}, (2, None), (2, 2)),  # given wins
+    ],
+)
+def test_launch_layout(env, given, expected) -> None:
+    assert launch_layout(*given, env=env) == expected
+
+
+def test_launch_layout_bad_environment() -> None:
+    with pytest.raises(ValueError, match="environment variable LOCAL_WORLD_SIZE='four'"):
+        launch_layout(None, None, env={"LOCAL_WORLD_SIZE": "four"})
+
+
+def test_is_launched() -> None:
+    assert not is_launched({})
+    assert not is_launched({"SLURM_NTASKS": "4"})  # an sbatch script, before srun
+    assert is_launched({"SLURM_STEP_NUM_TASKS": "4"})
+    assert is_launched({"WORLD_SIZE": "2"})
+
+
+def test_several_processes_need_a_device_kind(ckpt_3d, tmp_path, capsys) -> None:
+    args = ["--input", str(tmp_path), "--output", str(tmp_path / "o"), "--devices", "2"]
+    code = main(["predict", "--checkpoint", str(ckpt_3d), *args, "--device", "cuda:1"])
+    assert code == 1
+    err = capsys.readouterr().err.strip()
+    assert err == ("scseg: error: --device cuda:1: with several processes give cpu or cuda "
+                   "(each process takes its own GPU)")  # fmt: skip
