@@ -156,7 +156,8 @@ def _predict(args: argparse.Namespace) -> int:
 
     devices, nodes = launch_layout(args.devices, args.num_nodes)
     if devices * nodes == 1 and not is_launched():
-        summary = _predict_share(args, args.device, args.quiet)(None)
+        inputs, predict = _prepare_prediction(args, args.device, args.quiet)
+        summary = predict(inputs)
     else:
         summary = _predict_spread(args, devices, nodes)
         if summary is None:  # not process 0: it reports for everyone
@@ -164,9 +165,9 @@ def _predict(args: argparse.Namespace) -> int:
     return _report(summary, args.output)
 
 
-def _predict_share(args: argparse.Namespace, device: str, quiet: bool):
-    """Loads the model and lists the inputs (all of them, checked); returns a function
-    that predicts the given share of them (``None``: all)."""
+def _prepare_prediction(args: argparse.Namespace, device: str, quiet: bool):
+    """Loads the model and lists the inputs (all of them, checked against each other's
+    outputs); returns them and a function that predicts a list of them."""
     from scseg.inference import PredictOptions, collect_inputs, load_model, predict_files
     from scseg.inference.runner import check_outputs
     from scseg.models import to_channels_last
@@ -191,11 +192,9 @@ def _predict_share(args: argparse.Namespace, device: str, quiet: bool):
     check_outputs(inputs, args.output, model.input_dims, options)
 
     def predict(part):
-        part = inputs if part is None else part
         return predict_files(model, part, args.output, options, quiet=quiet, check=False)
 
-    predict.inputs = inputs
-    return predict
+    return inputs, predict
 
 
 def _predict_spread(args: argparse.Namespace, devices: int, nodes: int):
@@ -208,14 +207,15 @@ def _predict_spread(args: argparse.Namespace, devices: int, nodes: int):
                          "(each process takes its own GPU)")  # fmt: skip
 
     def run(process_device: str, quiet: bool):
-        predict = _predict_share(args, process_device, quiet)
-        return predict.inputs, predict
+        return _prepare_prediction(args, process_device, quiet)
 
     try:
         return predict_spread(run, device, devices, nodes, args.quiet)
     except USER_ERRORS:
+        from lightning.fabric.utilities.rank_zero import rank_zero_only
+
         # every process meets the same bad input; process 0 alone says so
-        if int(os.environ.get("RANK") or os.environ.get("SLURM_PROCID") or 0) != 0:
+        if getattr(rank_zero_only, "rank", 0) != 0:
             sys.exit(1)
         raise
 
