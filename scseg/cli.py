@@ -201,8 +201,7 @@ def _predict_spread(args: argparse.Namespace, devices: int, nodes: int):
     """``--devices``/``--num-nodes`` or a launcher: each process predicts its share."""
     from scseg.inference.distributed import predict_spread
 
-    device = args.device.split(":")[0]
-    if device not in ("cpu", "cuda") or ":" in args.device:
+    if args.device not in ("cpu", "cuda"):
         raise ValueError(f"--device {args.device}: with several processes give cpu or cuda "
                          "(each process takes its own GPU)")  # fmt: skip
 
@@ -210,7 +209,7 @@ def _predict_spread(args: argparse.Namespace, devices: int, nodes: int):
         return _prepare_prediction(args, process_device, quiet)
 
     try:
-        return predict_spread(run, device, devices, nodes, args.quiet)
+        return predict_spread(run, args.device, devices, nodes, args.quiet)
     except USER_ERRORS:
         from lightning.fabric.utilities.rank_zero import rank_zero_only
 

@@ -131,8 +131,7 @@ def find_series(folder: str | Path) -> list[DicomSeries]:
 
 def _gaps(datasets: Sequence) -> str:
     """The distinct distances between neighbouring slices along the normal (for a message)."""
-    row, col = (np.asarray(v, float) for v in np.split(
-        np.asarray(datasets[0].ImageOrientationPatient, float), 2))  # fmt: skip
+    row, col = np.asarray(datasets[0].ImageOrientationPatient, float).reshape(2, 3)
     normal = np.cross(row, col)
     along = np.sort([float(np.dot(normal, np.asarray(d.ImagePositionPatient, float)))
                      for d in datasets])  # fmt: skip
@@ -160,11 +159,13 @@ def read_series(series: DicomSeries) -> DicomVolume:
     if not series.uid:
         raise SeriesError(f"{where}: no SeriesInstanceUID in the header: a damaged or "
                           "truncated file?")  # fmt: skip
-    no_image = [p for p, d in zip(series.files, datasets, strict=True) if "PixelData" not in d]
+    no_image = [(p, d) for p, d in zip(series.files, datasets, strict=True)
+                if "PixelData" not in d]  # fmt: skip
     if no_image:
-        kind = getattr(datasets[series.files.index(no_image[0])].get("SOPClassUID"), "name", "")
+        (first, ds), *_ = no_image
+        kind = getattr(ds.get("SOPClassUID"), "name", "") or "no pixel data"
         raise SeriesError(f"{where}: {len(no_image)} of {len(datasets)} file(s) hold no image "
-                          f"({kind or 'no pixel data'}), e.g. {no_image[0].name}")  # fmt: skip
+                          f"({kind}), e.g. {first.name}")  # fmt: skip
     if any(int(d.get("NumberOfFrames", 1) or 1) > 1 for d in datasets):
         raise SeriesError(f"{where}: a multi-frame object; only series of single-frame images "
                           "are read (convert it to NIfTI, e.g. with dcm2niix)")  # fmt: skip

@@ -48,16 +48,22 @@ def is_volume(path: str | Path) -> bool:
     return str(path).lower().endswith(VOLUME_SUFFIXES)
 
 
-def _input_geometry(path: Path) -> tuple[np.ndarray, tuple[int, ...], nib.Nifti1Header | None]:
-    """Affine, shape and (for NIfTI) header of the input, read from its own header."""
+def _input_geometry(
+    path: Path | DicomSeries,
+) -> tuple[np.ndarray, tuple[int, ...], nib.Nifti1Header | None, DicomVolume | None]:
+    """Affine, shape and (for NIfTI) header of the input, read from its own header; for a
+    DICOM series, read whole (:func:`scseg.data.dicom.read_series`), also the volume."""
+    if isinstance(path, DicomSeries):
+        dicom = read_series(path)
+        return dicom.affine, dicom.array.shape, None, dicom
     try:
         if str(path).lower().endswith(NRRD_SUFFIXES):
             import nrrd
 
             header = nrrd.read_header(str(path))
-            return nrrd_affine(header), tuple(int(s) for s in header["sizes"]), None
+            return nrrd_affine(header), tuple(int(s) for s in header["sizes"]), None, None
         image = nib.load(path)
-        return image.affine, tuple(image.shape), image.header
+        return image.affine, tuple(image.shape), image.header, None
     except Exception as err:  # nibabel and pynrrd raise many types for bad files
         first = (str(err).strip().splitlines() or [type(err).__name__])[0]
         raise InputError(f"{path}: cannot read volume header ({first})") from None
@@ -119,16 +125,12 @@ def preprocess_volume(
     Raises:
         InputError: unreadable file, a 2D model, wrong dimensionality or channel count.
     """
-    if isinstance(path, DicomSeries) and dicom is None:
-        dicom = read_series(path)
-    if dicom is not None:
-        shape = dicom.array.shape
-    else:
+    if not isinstance(path, DicomSeries):
         path = Path(path)
     if model.input_dims != 3:
         raise InputError(f"{path}: the checkpoint is a 2D image model, not a volume model")
-    if shape is None:
-        shape = _input_geometry(path)[1]
+    if shape is None or (isinstance(path, DicomSeries) and dicom is None):
+        _, shape, _, dicom = _input_geometry(path)
     channels = shape[3] if len(shape) == 4 else 1
     if len(shape) not in (3, 4):
         raise InputError(f"{path}: expected a 3D volume, got shape {shape}")
@@ -196,13 +198,9 @@ def predict_volume(
         InputError: unreadable file, or wrong dimensionality or channel count.
         SeriesError: a DICOM series that is not a volume (:func:`scseg.data.dicom.read_series`).
     """
-    dicom = None
-    if isinstance(path, DicomSeries):
-        dicom = read_series(path)
-        affine, shape, header = dicom.affine, dicom.array.shape, None
-    else:
+    if not isinstance(path, DicomSeries):
         path = Path(path)
-        affine, shape, header = _input_geometry(path)
+    affine, shape, header, dicom = _input_geometry(path)
     pre, data = preprocess_volume(model, path, shape, dicom)
     roi = list(roi_size or model.data_info.get("patch_size") or [])
     if len(roi) != 3 and model.slice_axis is None:
