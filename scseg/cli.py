@@ -230,6 +230,37 @@ def _report(summary, output: Path) -> int:
     return 0
 
 
+def _evaluate(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from scseg.evaluation import evaluate, summarise, summary_table, write_csv
+    from scseg.inference.writing import refuse_existing
+
+    refuse_existing([args.out], args.overwrite)  # before the work, not after
+    _check_writable(args.out)
+    console = Console(stderr=True)
+    with console.status("scoring") as status:
+        rows, names = evaluate(args.prediction, args.truth, args.classes, args.tolerance,
+                               progress=lambda case: status.update(f"scoring {case}"))  # fmt: skip
+    write_csv(rows, args.out, args.overwrite)
+    volumes = args.truth.is_dir() and any(not p.name.endswith(".png") for p in args.truth.iterdir())
+    unit = "mm" if volumes else "px"
+    # piped output (a log) gets the whole table, not one cut to 80 columns
+    wide = Console(width=None if sys.stdout.isatty() else 200)
+    wide.print(summary_table(summarise(rows), unit, args.tolerance))
+    cases = len({r["case"] for r in rows})
+    print(f"{cases} case(s), {len(names) - 1} class(es); per case and class: {args.out}")
+    return 0
+
+
+def _check_writable(path: Path) -> None:
+    """Raises a one-line OSError if ``path`` could not be created, before any work."""
+    folder = path.parent if str(path.parent) else Path(".")
+    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise OSError(f"{path}: cannot write here ({existing} is not a writable folder)")
+
+
 def _attention(args: argparse.Namespace) -> int:
     import matplotlib
 
@@ -396,6 +427,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     predict.add_argument("--quiet", action="store_true", help="no progress bar")
     predict.set_defaults(func=_predict)
+    evaluate = sub.add_parser(
+        "evaluate",
+        help="score label maps against ground truth: Dice, IoU, HD95, MSD, NSD per case and class",
+        description="Surface metrics in mm from the files' spacing (pixels for PNG masks). "
+        "A structure absent from truth and prediction is not scored; absent from one only, "
+        "it scores Dice/IoU/NSD 0 and HD95/MSD the grid's diagonal.",
+    )
+    evaluate.add_argument("--prediction", required=True, type=Path, help="folder of label maps")
+    evaluate.add_argument(
+        "--truth", required=True, type=Path, help="folder of ground truth, same file names"
+    )
+    evaluate.add_argument("--out", required=True, type=Path, help="CSV of scores to write")
+    evaluate.add_argument(
+        "--classes", nargs="+", help="a name per label value, background first (default: the "
+        "prediction's .tsv label tables or dataset.json)"
+    )  # fmt: skip
+    evaluate.add_argument("--tolerance", type=float, default=1.0,
+                          help="NSD tolerance, mm (pixels for PNG masks); default 1")  # fmt: skip
+    evaluate.add_argument("--overwrite", action="store_true", help="replace an existing CSV")
+    evaluate.set_defaults(func=_evaluate)
     attention = sub.add_parser("attention", help="figures of the sSE maps and cSE weights")
     attention.add_argument("--checkpoint", required=True, type=Path, help="scseg .ckpt file")
     attention.add_argument("--input", required=True, type=Path, help="an image or a volume")
