@@ -26,8 +26,12 @@ class SegmentationDataModule(pl.LightningDataModule):
         in_channels: int,
         patch_size: Sequence[int],
         atlas: str | None = None,
+        fold: int | None = None,
     ) -> None:
         super().__init__()
+        if fold is not None and fold < 0:
+            raise ValueError(f"fold must be 0 or more, got {fold}")
+        self.fold = fold
         if root is None and sample is None:
             raise ValueError("give a dataset root or a sample name")
         if len(patch_size) != self.spatial_dims:
@@ -54,15 +58,27 @@ class SegmentationDataModule(pl.LightningDataModule):
         return dataset_dir(self.sample, atlas=self.atlas)
 
 
-def read_split(root: Path, split_file: str) -> dict[str, list[str]]:
-    """Reads ``{"train": [...], "val": [...]}`` and checks that the two do not overlap."""
+def read_split(root: Path, split_file: str, fold: int | None = None) -> dict[str, list[str]]:
+    """Reads ``{"train": [...], "val": [...]}`` and checks that the two do not overlap.
+
+    ``split_file`` is relative to ``root`` unless absolute. With ``fold`` K, train and val
+    come from the file's ``folds[K]`` (``"folds": [{"train": [...], "val": [...]}, ...]``,
+    as ``scseg plan --folds`` writes), and so does test.
+    """
     path = root / split_file
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: split file not found")
+        hint = " (scseg plan --data DIR writes one)" if split_file == "split.json" else ""
+        raise FileNotFoundError(f"{path}: split file not found{hint}")
     try:
         split = json.loads(path.read_text())
+        if fold is not None:
+            folds = split.get("folds") or []
+            if fold >= len(folds):
+                have = f"folds 0..{len(folds) - 1}" if folds else "no folds"
+                raise ValueError(f"{path}: fold {fold} asked, the file has {have}")
+            split = {k: v for k, v in folds[fold].items() if k in ("train", "val")}
         train, val = list(split["train"]), list(split["val"])
-    except (ValueError, KeyError, TypeError) as err:
+    except (KeyError, TypeError, json.JSONDecodeError) as err:
         raise ValueError(f"{path}: not a split file with 'train' and 'val' lists ({err})") from None
     if overlap := sorted(set(train) & set(val)):
         raise ValueError(f"{path}: cases in both train and val: {overlap[:5]}")

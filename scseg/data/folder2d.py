@@ -103,6 +103,7 @@ class Folder2DDataModule(SegmentationDataModule):
             different sizes need ``val_batch_size=1``.
         validate: check every case before training (:mod:`scseg.data.validation`) and stop
             with a report naming the cases; ``False`` skips the checks.
+        fold: train on fold K of the split file's ``folds`` (``scseg plan --folds``).
     """
 
     def __init__(
@@ -124,8 +125,9 @@ class Folder2DDataModule(SegmentationDataModule):
         val_batch_size: int = 1,
         num_workers: int = 0,
         validate: bool = True,
+        fold: int | None = None,
     ) -> None:
-        super().__init__(root, sample, classes, class_names, in_channels, patch_size)
+        super().__init__(root, sample, classes, class_names, in_channels, patch_size, fold=fold)
         if augment not in ("microscopy", "natural", "none"):
             raise ValueError(f"augment must be microscopy, natural or none, got {augment!r}")
         self.save_hyperparameters()
@@ -157,7 +159,7 @@ class Folder2DDataModule(SegmentationDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         root = self.dataset_root()
-        split = read_split(root, self.hparams.split_file)
+        split = read_split(root, self.hparams.split_file, self.fold)
         if self.hparams.validate and stage in (None, "fit"):
             self.validate(root, split)
         common = (

@@ -75,6 +75,8 @@ class MSDSlicesDataModule(MSD3DDataModule):
             since mirroring swaps left and right structures.
         repeats: passes over the slices per epoch.
         batch_size: slices per batch.
+
+    Volumes are kept in memory (``cache`` is not an option here).
     """
 
     spatial_dims = 2
@@ -100,6 +102,7 @@ class MSDSlicesDataModule(MSD3DDataModule):
         cache_rate: float = 1.0,
         validate: bool = True,
         atlas: str | None = None,
+        fold: int | None = None,
     ) -> None:
         if slice_axis not in SLICE_PLANES:
             raise ValueError(f"slice_axis must be 0, 1 or 2, got {slice_axis}")
@@ -111,7 +114,7 @@ class MSDSlicesDataModule(MSD3DDataModule):
             spacing=spacing, intensity=intensity, ct_window=ct_window,
             foreground_ratio=foreground_ratio, repeats=repeats, flip_axes=(),
             batch_size=batch_size, num_workers=num_workers, cache_rate=cache_rate,
-            validate=validate, atlas=atlas,
+            validate=validate, atlas=atlas, fold=fold,
         )  # fmt: skip
         self.hparams["flip_axes"] = tuple(flip_axes)  # in-plane axes, not the volume's
 

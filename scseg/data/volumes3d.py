@@ -7,25 +7,29 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 from monai import transforms as T
-from monai.data import CacheDataset, DataLoader
+from monai.data import CacheDataset, DataLoader, Dataset, PersistentDataset
+from monai.data.utils import pickle_hashing
 
 from scseg.data.base import SegmentationDataModule, evaluation_sampler, read_split
 from scseg.data.nrrd import NRRD_SUFFIXES, ras_nrrd_reader
 
 INTENSITY_MODES = ("auto", "zscore", "ct", "none")
+CACHE_MODES = ("memory", "disk", "none")
+VOLUME_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr")
 
 
 def case_name(path: str | Path) -> str:
     """The file name without its volume suffix (``.nii.gz``, ``.nii``, ``.nrrd``, ``.nhdr``,
     any case) or, for other files, without its last suffix."""
     name = Path(path).name
-    for suffix in (".nii.gz", ".nii", ".nrrd", ".nhdr"):
+    for suffix in VOLUME_SUFFIXES:
         if name.lower().endswith(suffix):
             return name[: -len(suffix)]
     return Path(name).stem
@@ -47,11 +51,42 @@ def read_volume(path: Path):
     return np.asanyarray(image.dataobj), image.affine
 
 
+def is_volume_file(path: Path) -> bool:
+    return path.is_file() and path.name.lower().endswith(VOLUME_SUFFIXES)
+
+
+def pair_volume_folders(root: Path) -> dict[str, dict[str, str]]:
+    """``imagesTr/<case>.*`` with ``labelsTr/<case>.*``, for a folder without
+    ``dataset.json``.
+
+    Raises:
+        FileNotFoundError, ValueError: no ``imagesTr``, no images, or images without labels.
+    """
+    images, labels = root / "imagesTr", root / "labelsTr"
+    if not images.is_dir():
+        raise FileNotFoundError(f"{root}: no dataset.json and no imagesTr/ folder (MSD layout)")
+    found = {case_name(p): p for p in sorted(images.iterdir()) if is_volume_file(p)}
+    if not found:
+        raise ValueError(f"{images}: holds no NIfTI/NRRD volumes")
+    have = (
+        {case_name(p): p for p in labels.iterdir() if is_volume_file(p)} if labels.is_dir() else {}
+    )
+    if missing := [c for c in found if c not in have]:
+        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        raise ValueError(f"{labels}: no label for {len(missing)} of {len(found)} image(s): "
+                         f"{', '.join(missing[:5])}{more}")  # fmt: skip
+    return {
+        c: {"image": str(p.resolve()), "label": str(have[c].resolve())} for c, p in found.items()
+    }
+
+
 def read_msd_dataset(root: Path) -> tuple[dict, dict[str, dict[str, str]]]:
-    """Reads ``dataset.json``; returns it and ``{case: {"image": path, "label": path}}``."""
+    """Reads ``dataset.json``; returns it and ``{case: {"image": path, "label": path}}``.
+    Without ``dataset.json``, pairs ``imagesTr/`` and ``labelsTr/`` by file name (and the
+    returned metadata is empty)."""
     path = root / "dataset.json"
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: dataset.json not found (MSD layout expected)")
+        return {}, pair_volume_folders(root)
     try:
         meta = json.loads(path.read_text())
         pairs = {
@@ -66,8 +101,8 @@ def read_msd_dataset(root: Path) -> tuple[dict, dict[str, dict[str, str]]]:
     return meta, pairs
 
 
-class SeededCacheDataset(CacheDataset):
-    """CacheDataset whose random transforms are seeded per item from torch's RNG.
+class _SeededTransforms:
+    """Random transforms seeded per item from torch's RNG.
 
     MONAI transforms keep their own random state, which ``seed_everything`` does not
     reach (and which only worker processes would re-seed); drawing each item's seed from
@@ -77,6 +112,39 @@ class SeededCacheDataset(CacheDataset):
     def _transform(self, index: int):
         self.transform.set_random_state(seed=int(torch.randint(2**31 - 1, ())))
         return super()._transform(index)
+
+
+class SeededCacheDataset(_SeededTransforms, CacheDataset):
+    """CacheDataset (preprocessed volumes in memory) with seeded random transforms."""
+
+
+class SeededPersistentDataset(_SeededTransforms, PersistentDataset):
+    """PersistentDataset (preprocessed volumes on disk) with seeded random transforms."""
+
+
+def file_stamped_hash(item: dict) -> bytes:
+    """The cache key of a case: its paths with each file's size and modification time, so
+    a file replaced under the same name is preprocessed again."""
+    stamps = {k: (v, *_stat(v)) for k, v in item.items() if k in ("image", "label")}
+    return pickle_hashing({**item, **stamps})
+
+
+def _stat(path: str) -> tuple[int, int]:
+    info = Path(path).stat()
+    return info.st_size, info.st_mtime_ns
+
+
+def preprocessed_cache_dir(cache_dir: str | None, settings: dict) -> Path:
+    """``cache_dir`` (default ``<scseg cache>/preprocessed``) / a hash of the preprocessing
+    settings: other spacings or normalisations never read each other's files."""
+    if cache_dir is None:
+        from scseg.data.samples import data_dir
+
+        base = data_dir() / "preprocessed"
+    else:
+        base = Path(cache_dir)
+    key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+    return base / key
 
 
 class Repeated(torch.utils.data.Dataset):
@@ -155,8 +223,15 @@ class MSD3DDataModule(SegmentationDataModule):
         flip_axes: axes (0 = left-right, 1 = anterior-posterior, 2 = superior-inferior,
             after RAS orientation) mirrored at random in training. Leave out axis 0 when
             labels name a side (left/right structures): a mirrored brain swaps them.
-        batch_size, num_workers, cache_rate: loader settings; cached preprocessing makes
-            epochs after the first fast.
+        batch_size, num_workers: loader settings.
+        cache: where preprocessed volumes are kept after their first use: ``"memory"``
+            (fastest; memory grows with the dataset), ``"disk"`` (each case written once,
+            resampled and normalised, to ``cache_dir`` and read back when used: memory
+            does not grow with the number of cases) or ``"none"`` (preprocessed every time).
+        cache_dir: for ``cache="disk"``; default ``$SCSEG_DATA_DIR/preprocessed`` (or
+            ``~/.cache/scseg/preprocessed``), in a subfolder per preprocessing setting.
+        cache_rate: with ``cache="memory"``, the share of cases kept.
+        fold: train on fold K of the split file's ``folds`` (``scseg plan --folds``).
         validate: check every case before training (:mod:`scseg.data.validation`):
             geometry, label values, NaN/Inf, empty files, duplicates; ``False`` skips it.
     """
@@ -182,8 +257,14 @@ class MSD3DDataModule(SegmentationDataModule):
         cache_rate: float = 1.0,
         validate: bool = True,
         atlas: str | None = None,
+        cache: str = "memory",
+        cache_dir: str | None = None,
+        fold: int | None = None,
     ) -> None:
-        super().__init__(root, sample, classes, class_names, in_channels, patch_size, atlas)
+        super().__init__(root, sample, classes, class_names, in_channels, patch_size, atlas,
+                         fold)  # fmt: skip
+        if cache not in CACHE_MODES:
+            raise ValueError(f"cache must be one of {CACHE_MODES}, got {cache!r}")
         if bad := [a for a in flip_axes if a not in range(3)]:
             raise ValueError(f"flip_axes must be volume axes 0, 1, 2; got {bad}")
         if intensity not in INTENSITY_MODES:
@@ -203,7 +284,7 @@ class MSD3DDataModule(SegmentationDataModule):
     def setup(self, stage: str | None = None) -> None:
         root = self.dataset_root()
         meta, pairs = read_msd_dataset(root)
-        split = read_split(root, self.hparams.split_file)
+        split = read_split(root, self.hparams.split_file, self.fold)
         if missing := [c for c in split["train"] + split["val"] if c not in pairs]:
             raise ValueError(f"{root / self.hparams.split_file}: unknown cases {missing[:5]}")
         if self.hparams.validate and stage in (None, "fit"):
@@ -218,14 +299,28 @@ class MSD3DDataModule(SegmentationDataModule):
         def with_case(cases: list[str]) -> list[dict]:
             return [{**pairs[c], "case": c} for c in cases]
 
-        rate = self.hparams.cache_rate
+        self._cache_settings = {"spacing": self.hparams.spacing, "intensity": self.intensity,
+                                "ct_window": self.hparams.ct_window}  # fmt: skip
         self.train_set = self._train_set(with_case(split["train"]), pre)
-        self.val_set = CacheDataset(
-            with_case(split["val"]), T.Compose(pre), cache_rate=rate, progress=False
-        )
-        self.test_set = CacheDataset(
-            with_case(split["test"]), T.Compose(pre), cache_rate=rate, progress=False
-        )
+        self.val_set = self._dataset(with_case(split["val"]), pre)
+        same = split["test"] == split["val"]  # the usual case: validation cases, held once
+        self.test_set = self.val_set if same else self._dataset(with_case(split["test"]), pre)
+
+    def _dataset(self, items: list[dict], transforms: list, seeded: bool = False):
+        """``items`` through ``transforms``, the deterministic head of which is cached as
+        ``cache`` says; ``seeded``: the random tail is seeded per item (training)."""
+        compose = T.Compose(transforms)
+        mode = self.hparams.cache
+        if mode == "memory":
+            kind = SeededCacheDataset if seeded else CacheDataset
+            return kind(items, compose, cache_rate=self.hparams.cache_rate, progress=False)
+        if mode == "disk":
+            kind = SeededPersistentDataset if seeded else PersistentDataset
+            folder = preprocessed_cache_dir(self.hparams.cache_dir, self._cache_settings)
+            return kind(items, compose, cache_dir=folder, hash_func=file_stamped_hash)
+        if seeded:
+            return SeededPersistentDataset(items, compose, cache_dir=None)  # no cache
+        return Dataset(items, compose)
 
     def _train_set(self, items: list[dict], pre: list) -> torch.utils.data.Dataset:
         """Random patches of the training volumes, augmented."""
@@ -249,10 +344,7 @@ class MSD3DDataModule(SegmentationDataModule):
             T.RandScaleIntensityd("image", factors=0.1, prob=0.5),
             T.RandShiftIntensityd("image", offsets=0.1, prob=0.5),
         ]
-        train = SeededCacheDataset(
-            items, T.Compose(pre + augment), cache_rate=self.hparams.cache_rate, progress=False
-        )
-        return Repeated(train, self.hparams.repeats)
+        return Repeated(self._dataset(items, pre + augment, seeded=True), self.hparams.repeats)
 
     def validate(self, root: Path, split: dict, pairs: dict[str, dict[str, str]]) -> None:
         """Raises :class:`~scseg.data.validation.DataValidationError` listing bad cases."""

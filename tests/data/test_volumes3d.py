@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 
 import numpy as np
@@ -118,3 +119,73 @@ def test_repeats_visit_each_volume_again_without_loading_it_again(
     assert len(dm.train_set) == 3
     patches = [dm.train_set[i] for i in range(3)]
     assert all(p[0]["image"].shape == (1, 16, 16, 8) for p in patches)
+
+
+def _plain_folder(tmp_path, raw_samples, cases=("brain1", "brain2", "breast1")):
+    """imagesTr/labelsTr of real NRRD cases, no dataset.json."""
+    root = tmp_path / "plain"
+    for folder in ("imagesTr", "labelsTr"):
+        (root / folder).mkdir(parents=True)
+    for case in cases:
+        for kind, folder in (("image", "imagesTr"), ("label", "labelsTr")):
+            shutil.copy(
+                raw_samples / "tumour3d" / f"{case}_{kind}.nrrd", root / folder / f"{case}.nrrd"
+            )
+    return root
+
+
+def test_folds_and_a_folder_without_dataset_json(tmp_path, raw_samples) -> None:
+    root = _plain_folder(tmp_path, raw_samples)
+    split = {"train": ["brain1", "breast1"], "val": ["brain2"],
+             "folds": [{"train": ["brain1"], "val": ["brain2", "breast1"]},
+                       {"train": ["brain2", "breast1"], "val": ["brain1"]}]}  # fmt: skip
+    (root / "split.json").write_text(json.dumps(split))
+    options = dict(patch_size=(32, 32, 8), spacing=(2.0, 2.0, 6.5), validate=False)
+    dm = MSD3DDataModule(str(root), fold=1, **options)
+    dm.setup("fit")
+    assert [c["case"] for c in dm.val_set.data] == ["brain1"]
+    assert sorted(c["case"] for c in dm.train_set.dataset.data) == ["brain2", "breast1"]
+    assert dm.test_set is dm.val_set  # held once
+    with pytest.raises(ValueError, match=r"fold 2 asked, the file has folds 0..1"):
+        MSD3DDataModule(str(root), fold=2, **options).setup("fit")
+    (root / "labelsTr" / "brain2.nrrd").unlink()
+    with pytest.raises(ValueError, match=r"labelsTr: no label for 1 of 3 image\(s\): brain2"):
+        MSD3DDataModule(str(root), **options).setup("fit")
+
+
+def test_disk_cache_gives_the_memory_cache_batches(tmp_path, raw_samples) -> None:
+    """cache: disk writes each case once, preprocessed, and training then draws the same
+    patches as with the volumes in memory; a case whose file changes is redone."""
+    import lightning.pytorch as pl
+
+    root = _plain_folder(tmp_path, raw_samples)
+    (root / "split.json").write_text(
+        json.dumps({"train": ["brain1", "breast1"], "val": ["brain2"]})
+    )
+    options = dict(patch_size=(32, 32, 8), spacing=(2.0, 2.0, 6.5), samples_per_volume=2)
+    batches = {}
+    for cache in ("memory", "disk", "none"):
+        dm = MSD3DDataModule(str(root), cache=cache, cache_dir=str(tmp_path / "pre"), **options)
+        dm.setup("fit")
+        pl.seed_everything(3)
+        batches[cache] = [b["image"] for b in dm.train_dataloader()] + [dm.val_set[0]["image"]]
+    for cache in ("disk", "none"):
+        assert all(
+            torch.equal(a, b) for a, b in zip(batches["memory"], batches[cache], strict=True)
+        )
+    written = sorted((tmp_path / "pre").glob("*/*.pt"))
+    assert len(written) == 3  # each case once, in one folder for these settings
+    before = {p.name for p in written}
+    dm = MSD3DDataModule(str(root), cache="disk", cache_dir=str(tmp_path / "pre"), **options)
+    dm.setup("fit")
+    dm.val_set[0]
+    assert {p.name for p in (tmp_path / "pre").glob("*/*.pt")} == before  # read, not redone
+    stat = (root / "imagesTr" / "brain2.nrrd").stat()  # the file replaced: a new time
+    os.utime(root / "imagesTr" / "brain2.nrrd", ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    dm.val_set[0]
+    assert len(list((tmp_path / "pre").glob("*/*.pt"))) == 4  # the changed file is redone
+    other = MSD3DDataModule(str(root), cache="disk", cache_dir=str(tmp_path / "pre"),
+                            **{**options, "spacing": (3.0, 3.0, 6.5)})  # fmt: skip
+    other.setup("fit")
+    other.val_set[0]
+    assert len({p.parent for p in (tmp_path / "pre").glob("*/*.pt")}) == 2  # its own folder
