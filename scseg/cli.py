@@ -50,7 +50,11 @@ def _lightning(argv: list[str] | None) -> int:
             )
 
         def before_instantiate_classes(self) -> None:
-            trainer = self.config[self.subcommand].trainer
+            config = self.config[self.subcommand]
+            trainer = config.trainer
+            fold = getattr(config.data.init_args, "fold", None) if config.get("data") else None
+            if fold is not None:  # each fold its own checkpoints and logs
+                trainer.default_root_dir = str(Path(trainer.default_root_dir) / f"fold_{fold}")
             if trainer.precision is None and torch.cuda.is_available():
                 trainer.precision = "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
             if trainer.enable_progress_bar is not False:
@@ -168,11 +172,11 @@ def _predict(args: argparse.Namespace) -> int:
 def _prepare_prediction(args: argparse.Namespace, device: str, quiet: bool):
     """Loads the model and lists the inputs (all of them, checked against each other's
     outputs); returns them and a function that predicts a list of them."""
-    from scseg.inference import PredictOptions, collect_inputs, load_model, predict_files
+    from scseg.inference import PredictOptions, collect_inputs, load_models, predict_files
     from scseg.inference.runner import check_outputs
     from scseg.models import to_channels_last
 
-    model = load_model(args.checkpoint, device)
+    model = load_models(args.checkpoint, device)
     if args.channels_last:
         to_channels_last(model.net, model.spatial_dims)
     if args.compile:
@@ -230,6 +234,24 @@ def _report(summary, output: Path) -> int:
     return 0
 
 
+def _plan(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from scseg.planning import plan_dataset, summary_tables
+
+    _check_writable(args.out)
+    run = plan_dataset(args.data, args.out, args.memory, args.ram, args.folds, args.dims,
+                       args.seed, args.epochs, args.spacing, args.subject_pattern,
+                       None if args.device is None else args.device == "cpu",
+                       args.overwrite)  # fmt: skip
+    console = Console(width=None if sys.stdout.isatty() else 120)
+    for table in summary_tables(run):
+        console.print(table)
+    fold = " --data.init_args.fold 0" if args.folds else ""
+    print(f"wrote {run.config} and {run.split_file}\nnext: scseg fit --config {run.config}{fold}")
+    return 0
+
+
 def _evaluate(args: argparse.Namespace) -> int:
     from rich.console import Console
 
@@ -238,10 +260,15 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     refuse_existing([args.out], args.overwrite)  # before the work, not after
     _check_writable(args.out)
+    cases = None
+    if args.split is not None:
+        from scseg.data.base import read_split
+
+        cases = read_split(args.split.parent, args.split.name)["val"]
     console = Console(stderr=True)
     with console.status("scoring") as status:
         rows, names = evaluate(args.prediction, args.truth, args.classes, args.tolerance,
-                               progress=lambda case: status.update(f"scoring {case}"))  # fmt: skip
+                               lambda case: status.update(f"scoring {case}"), cases)  # fmt: skip
     write_csv(rows, args.out, args.overwrite)
     volumes = args.truth.is_dir() and any(not p.name.endswith(".png") for p in args.truth.iterdir())
     unit = "mm" if volumes else "px"
@@ -374,7 +401,10 @@ def build_parser() -> argparse.ArgumentParser:
     predict = sub.add_parser(
         "predict", help="segment NIfTI/NRRD volumes, DICOM series or 2D images"
     )
-    predict.add_argument("--checkpoint", required=True, type=Path, help="scseg .ckpt file")
+    predict.add_argument(
+        "--checkpoint", required=True, type=Path, nargs="+",
+        help="scseg .ckpt file; several (the folds of a plan): their probabilities are averaged",
+    )  # fmt: skip
     predict.add_argument(
         "--input", required=True, type=Path,
         help="a file, or a folder of files and/or DICOM series (in it or its subfolders)",
@@ -427,6 +457,54 @@ def build_parser() -> argparse.ArgumentParser:
     )
     predict.add_argument("--quiet", action="store_true", help="no progress bar")
     predict.set_defaults(func=_predict)
+    plan = sub.add_parser(
+        "plan",
+        help="fingerprint a dataset folder and write a training config and split for it",
+        description="Reads a 2D folder (images/, masks/) or an MSD-layout folder (imagesTr/, "
+        "labelsTr/, dataset.json optional), checks every case, and chooses spacing, patch, "
+        "batch, network and normalisation after nnU-Net's rules; each choice is explained "
+        "in the YAML.",
+    )
+    plan.add_argument("--data", required=True, type=Path, help="the dataset folder")
+    plan.add_argument(
+        "--out", required=True, type=Path, help="config to write (and <name>_split.json beside it)"
+    )
+    plan.add_argument(
+        "--memory",
+        type=float,
+        help="GiB for training (default: the GPU's, or 8 on a CPU as nnU-Net's reference)",
+    )
+    plan.add_argument(
+        "--ram",
+        type=float,
+        help="GiB of RAM the preprocessed data may take in "
+        "memory (default: half of this machine's); beyond half of it: on disk",
+    )
+    plan.add_argument("--folds", type=_positive_int, default=0, help="also K folds (2 or more)")
+    plan.add_argument(
+        "--dims",
+        type=int,
+        choices=(2, 3),
+        help="3: a 3D U-Net; 2: slice by slice (default: the data's own)",
+    )
+    plan.add_argument(
+        "--device",
+        choices=("cpu", "cuda"),
+        help="where training will run (default: here: cuda if present)",
+    )
+    plan.add_argument(
+        "--spacing", type=float, nargs=3, help="3D: target spacing (mm) instead of the planned one"
+    )
+    plan.add_argument("--epochs", type=_positive_int, default=100, help="of 50 steps (default 100)")
+    plan.add_argument("--seed", type=int, default=0, help="of the split (default 0)")
+    plan.add_argument(
+        "--subject-pattern",
+        default=r"(sub-[A-Za-z0-9]+)",
+        help="regex whose first group is a case's subject: a subject's cases stay "
+        "on one side of every split (default: BIDS sub-<label>)",
+    )
+    plan.add_argument("--overwrite", action="store_true", help="replace existing files")
+    plan.set_defaults(func=_plan)
     evaluate = sub.add_parser(
         "evaluate",
         help="score label maps against ground truth: Dice, IoU, HD95, MSD, NSD per case and class",
@@ -445,6 +523,9 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     evaluate.add_argument("--tolerance", type=float, default=1.0,
                           help="NSD tolerance, mm (pixels for PNG masks); default 1")  # fmt: skip
+    evaluate.add_argument(
+        "--split", type=Path, help="a split file (scseg plan's): score its validation cases only"
+    )
     evaluate.add_argument("--overwrite", action="store_true", help="replace an existing CSV")
     evaluate.set_defaults(func=_evaluate)
     attention = sub.add_parser("attention", help="figures of the sSE maps and cSE weights")

@@ -310,13 +310,13 @@ class MSD3DDataModule(SegmentationDataModule):
         """``items`` through ``transforms``, the deterministic head of which is cached as
         ``cache`` says; ``seeded``: the random tail is seeded per item (training)."""
         compose = T.Compose(transforms)
-        mode = self.hparams.cache
+        mode = self.hparams.get("cache", "memory")  # subclasses without the option: memory
         if mode == "memory":
             kind = SeededCacheDataset if seeded else CacheDataset
             return kind(items, compose, cache_rate=self.hparams.cache_rate, progress=False)
         if mode == "disk":
             kind = SeededPersistentDataset if seeded else PersistentDataset
-            folder = preprocessed_cache_dir(self.hparams.cache_dir, self._cache_settings)
+            folder = preprocessed_cache_dir(self.hparams.get("cache_dir"), self._cache_settings)
             return kind(items, compose, cache_dir=folder, hash_func=file_stamped_hash)
         if seeded:
             return SeededPersistentDataset(items, compose, cache_dir=None)  # no cache

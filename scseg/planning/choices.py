@@ -1,0 +1,262 @@
+"""The settings of a planned config, layout by layout (3D volumes, 2D slices of volumes,
+2D image folders); the rules are in :mod:`scseg.planning.rules`."""
+
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+
+from scseg.planning.fingerprint import Fingerprint
+from scseg.planning.rules import (
+    MAX_DATASET_COVERED,
+    STEPS_PER_EPOCH,
+    Plan,
+    fit_patch,
+    target_spacing,
+)
+
+SIDES = ("left", "right", "_l_", "_r_", "lh_", "rh_")
+
+
+def _common(p: Plan, fp: Fingerprint, epochs: int, cpu: bool) -> None:
+    p.set("seed_everything", 0, "the split and the training are seeded")
+    p.set(
+        "trainer.max_epochs",
+        epochs,
+        f"{STEPS_PER_EPOCH} steps each (nnU-Net: 1000 epochs of 250); raise it for a full "
+        "training, lower it for a first look",
+    )
+    p.set("trainer.log_every_n_steps", 10)
+    p.set("model.classes", fp.classes)
+    p.set("model.in_channels", fp.channels)
+    p.set(
+        "model.attention",
+        "scse",
+        "scSE after every decoder block (--model.attention cse/sse/none to compare)",
+    )
+    p.set("model.loss", "dicece", "Dice + cross-entropy, as nnU-Net")
+    p.set("model.lr", 0.003, "AdamW with a cosine schedule (nnU-Net: SGD 0.01, poly)")
+    p.set("model.scheduler", "cosine")
+    p.set("data.init_args.classes", fp.classes)
+    p.set("data.init_args.class_names", fp.class_names())
+    p.set("data.init_args.in_channels", fp.channels)
+    workers = min(4, max(0, (os.cpu_count() or 1) - 1))
+    p.set("data.init_args.num_workers", workers, "loader processes: CPU cores - 1, at most 4")
+    p.summary.append(("device", "CPU (float32)" if cpu else "GPU (mixed precision)"))
+
+
+def _sides(names: list[str]) -> bool:
+    return any(any(s in f"_{n.lower()}_" for s in SIDES) for n in names)
+
+
+def _dataset_share(fp: Fingerprint, spacing: np.ndarray) -> np.ndarray:
+    """Each case's voxels at ``spacing``."""
+    return np.array([np.prod(np.array(c.shape) * np.array(c.spacing) / spacing) for c in fp.cases])
+
+
+def plan_volumes(
+    fp: Fingerprint,
+    memory_gib: float,
+    ram_gib: float,
+    cpu: bool,
+    dims: int,
+    epochs: int,
+    spacing: list[float] | None,
+    n_train: int,
+) -> Plan:
+    p = Plan()
+    _common(p, fp, epochs, cpu)
+    if spacing is None:
+        target, why = target_spacing(fp)
+    else:
+        target, why = np.asarray(spacing, float), "given with --spacing"
+    target = np.round(target, 4)
+    median_shape = np.median(fp.shapes * fp.spacings / target, 0)
+    modalities = fp.modalities()
+    ct = all(m.upper() == "CT" for m in modalities)
+    p.set("data.init_args.spacing", [float(s) for s in target], why)
+    if ct:
+        stats = fp.intensity_stats(0)
+        window = [round(stats["p00_5"], 1), round(stats["p99_5"], 1)]
+        source = "dataset.json" if fp.meta.get("modality") else "intensities below -500 (HU)"
+        p.set(
+            "data.init_args.intensity",
+            "ct",
+            f"CT (from {source}): clip to the foreground's "
+            "0.5-99.5 percentiles (nnU-Net), then scale to [0, 1]",
+        )
+        p.set("data.init_args.ct_window", window)
+    else:
+        p.set(
+            "data.init_args.intensity",
+            "zscore",
+            f"{'/'.join(dict.fromkeys(modalities))}: z-score over non-zero voxels per image",
+        )
+    names = fp.class_names()
+    sided = _sides(names)
+    voxels = _dataset_share(fp, target)
+    cache_gib = float(voxels.sum()) * (fp.channels + 1) * 4 / 2**30
+    disk = cache_gib > ram_gib / 2
+    base = 16 if cpu else 32
+    if dims == 3:
+        patch, widths, batch = fit_patch(target, median_shape, 3, memory_gib, cpu, base)
+        sample = "data.init_args"
+        p.set("model.arch", "unet")
+        p.set("model.spatial_dims", 3)
+        p.set("data.class_path", "scseg.data.MSD3DDataModule")
+        flips = [1, 2] if sided else [0, 1, 2]
+    else:
+        axis = int(np.argmax(target)) if target.max() > target.min() * 1.01 else 2
+        plane = [a for a in range(3) if a != axis]
+        patch, widths, batch = fit_patch(
+            target[plane], median_shape[plane], 2, memory_gib, cpu, base
+        )
+        patch = [max(64, int(s) // 32 * 32) for s in patch]  # SMP encoders: divisible by 32
+        sample = "data.init_args"
+        p.set("model.arch", "smp_unet")
+        p.set("model.spatial_dims", 2)
+        p.set("data.class_path", "scseg.data.MSDSlicesDataModule")
+        p.set(
+            f"{sample}.slice_axis",
+            axis,
+            "slices across the coarsest axis (nnU-Net's 2d)"
+            if axis != 2 or target.max() > target.min() * 1.01
+            else "axial slices",
+        )
+        flips = [] if sided else [0, 1]
+    covered = max(2, int(MAX_DATASET_COVERED * voxels.sum() / np.prod(patch)))
+    batch = min(batch, covered)
+    p.set(
+        f"{sample}.patch_size",
+        patch,
+        f"as large as the median case ({' x '.join(str(round(s)) for s in median_shape)} at "
+        f"this spacing) while two fit {memory_gib:g} GiB (nnU-Net's rule)",
+    )
+    per_volume = 2 if dims == 3 and batch % 2 == 0 else 1
+    p.set(
+        f"{sample}.batch_size",
+        batch // per_volume,
+        f"{batch} patches per step ({batch // per_volume} volume(s) x samples_per_volume): "
+        "what the memory allows beyond 2, and at most 5 % of the dataset's voxels (nnU-Net)",
+    )
+    if dims == 3:
+        stages = len(widths)
+        p.set(
+            "model.model_options.channels",
+            widths,
+            f"{stages} stages: halving until the patch's shortest axis is near 4 voxels; "
+            f"widths from {base}, doubling, at most 320",
+        )
+        p.set(
+            "model.model_options.deep_supervision",
+            max(0, stages - 2),
+            "auxiliary heads on every decoder block but the coarsest (nnU-Net)",
+        )
+        p.set(f"{sample}.samples_per_volume", per_volume)
+        repeats = math.ceil(STEPS_PER_EPOCH * batch / max(1, n_train) / per_volume)
+    else:
+        p.set("model.model_options.encoder_name", "resnet18" if cpu else "resnet34")
+        p.set(
+            "model.model_options.encoder_weights",
+            None,
+            "offline; 'imagenet' to start from pretrained weights",
+        )
+        p.set("model.model_options.deep_supervision", 2)
+        repeats = math.ceil(STEPS_PER_EPOCH * batch / max(1, n_train) / max(1, median_shape[axis]))
+    p.set(
+        f"{sample}.foreground_ratio",
+        0.33,
+        "a third of the patches centred on foreground (nnU-Net's oversampling)",
+    )
+    p.set(f"{sample}.repeats", max(1, repeats), f"about {STEPS_PER_EPOCH} steps per epoch")
+    p.set(
+        f"{sample}.flip_axes",
+        flips,
+        "mirroring; not left-right, since class names name sides"
+        if sided
+        else "mirroring along every axis (nnU-Net)",
+    )
+    p.set("model.sw_overlap", 0.5, "validation windows overlap by half (nnU-Net's step 0.5)")
+    p.set("model.sw_batch_size", max(1, min(batch, 4)))
+    if dims == 3:
+        p.set(
+            f"{sample}.cache",
+            "disk" if disk else "memory",
+            f"the preprocessed cases take {cache_gib:.2f} GiB, "
+            f"{'over' if disk else 'under'} half of --ram {ram_gib:g} GiB"
+            + (": each is written once to disk and read when used" if disk else ""),
+        )
+    p.summary += [
+        ("target spacing (mm)", " x ".join(f"{s:g}" for s in target)),
+        ("median shape there", " x ".join(str(round(s)) for s in median_shape)),
+        ("normalisation", p.values["data.init_args.intensity"]),
+        ("patch x batch", f"{' x '.join(map(str, patch))} x {batch}"),
+        (
+            "network",
+            f"{p.values['model.arch']}, widths {widths}"
+            if dims == 3
+            else f"smp_unet {p.values['model.model_options.encoder_name']}",
+        ),
+        (
+            "preprocessed data",
+            f"{cache_gib:.2f} GiB, cache: {'disk' if disk else 'memory'}"
+            if dims == 3
+            else f"{cache_gib:.2f} GiB in memory",
+        ),
+    ]
+    return p
+
+
+def plan_folder2d(fp: Fingerprint, memory_gib: float, cpu: bool, epochs: int, n_train: int) -> Plan:
+    p = Plan()
+    _common(p, fp, epochs, cpu)
+    median_shape = np.median(fp.shapes, 0)
+    patch, _, batch = fit_patch((1.0, 1.0), median_shape, 2, memory_gib, cpu, 16 if cpu else 32)
+    patch = [max(64, int(s) // 32 * 32) for s in patch]
+    pixels = float(fp.shapes.prod(1).sum())
+    batch = min(batch, max(2, int(MAX_DATASET_COVERED * pixels / np.prod(patch))))
+    rgb = fp.channels == 3
+    p.set("model.arch", "smp_unet")
+    p.set("model.spatial_dims", 2)
+    p.set("model.model_options.encoder_name", "resnet18" if cpu else "resnet34")
+    p.set(
+        "model.model_options.encoder_weights",
+        None,
+        "offline; 'imagenet' to start from pretrained weights (RGB)",
+    )
+    p.set("data.class_path", "scseg.data.Folder2DDataModule")
+    p.set(
+        "data.init_args.patch_size",
+        patch,
+        f"as large as the median image ({' x '.join(str(round(s)) for s in median_shape)}) "
+        f"while two fit {memory_gib:g} GiB, divisible by 32 (SMP encoders)",
+    )
+    p.set(
+        "data.init_args.batch_size",
+        batch,
+        "what the memory allows beyond 2, and at most "
+        "5 % of the dataset's pixels per batch (nnU-Net)",
+    )
+    p.set(
+        "data.init_args.normalization",
+        "percentile",
+        "per image: 1-99.8 percentiles to [0, 1], then z-score",
+    )
+    p.set(
+        "data.init_args.augment",
+        "natural" if rgb else "microscopy",
+        "RGB: scale, rotation, horizontal flip, colour"
+        if rgb
+        else "grey: flips, 90-degree rotations, brightness",
+    )
+    per_epoch = math.ceil(STEPS_PER_EPOCH * batch / max(1, n_train))
+    p.set("data.init_args.repeats", per_epoch, f"about {STEPS_PER_EPOCH} steps per epoch")
+    p.summary += [
+        ("median size (px)", " x ".join(str(round(s)) for s in median_shape)),
+        ("normalisation", "percentile"),
+        ("patch x batch", f"{' x '.join(map(str, patch))} x {batch}"),
+        ("network", f"smp_unet {p.values['model.model_options.encoder_name']}"),
+    ]
+    return p

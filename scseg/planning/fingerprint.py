@@ -1,0 +1,237 @@
+"""A dataset's fingerprint: what planning a training needs to know about its cases.
+
+Read once over every case (with the data modules' checks): image sizes and spacings,
+channels, foreground intensity statistics per channel, the label values present and
+their voxel counts. nnU-Net's ``DatasetFingerprintExtractor`` collects the same; like it,
+intensities are sampled from foreground voxels (at most 10,000 per case and channel).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from scseg.data.validation import Report, check_intensities, validate_pairs
+
+SAMPLES_PER_CASE = 10_000
+
+
+@dataclass
+class Case:
+    name: str
+    image: Path
+    label: Path
+    shape: tuple[int, ...]  # spatial, RAS-oriented for volumes
+    spacing: tuple[float, ...]  # mm along each RAS axis (1.0 per pixel for 2D images)
+    channels: int
+    counts: dict[int, int]  # label value -> voxels
+
+
+@dataclass
+class Fingerprint:
+    """What :func:`fingerprint` found; ``layout`` is ``"msd"`` (3D) or ``"folder2d"``."""
+
+    root: Path
+    layout: str
+    cases: list[Case]
+    meta: dict = field(default_factory=dict)  # dataset.json, if any
+    foreground: list[np.ndarray] = field(default_factory=list)  # sampled, per channel
+    lowest: list[float] = field(default_factory=list)  # per channel, over all voxels
+
+    @property
+    def spatial_dims(self) -> int:
+        return len(self.cases[0].shape)
+
+    @property
+    def channels(self) -> int:
+        return self.cases[0].channels
+
+    @property
+    def classes(self) -> int:
+        return max(max(c.counts) for c in self.cases) + 1
+
+    @property
+    def spacings(self) -> np.ndarray:
+        return np.array([c.spacing for c in self.cases], dtype=float)
+
+    @property
+    def shapes(self) -> np.ndarray:
+        return np.array([c.shape for c in self.cases], dtype=float)
+
+    def modalities(self) -> list[str]:
+        """Per channel, ``dataset.json``'s modality, else ``"CT"`` where intensities reach
+        below -500 (air in Hounsfield units; MR and microscopy stay above), else ``"MR"``
+        (volumes) or ``"image"``."""
+        given = self.meta.get("channel_names") or self.meta.get("modality") or {}
+        found = []
+        for channel in range(self.channels):
+            name = given.get(str(channel))
+            if name is None:
+                ct = self.layout == "msd" and self.lowest[channel] <= -500
+                name = "CT" if ct else ("MR" if self.layout == "msd" else "image")
+            found.append(str(name))
+        return found
+
+    def class_names(self) -> list[str]:
+        labels = self.meta.get("labels") or {}
+        if isinstance(labels, dict) and labels:
+            by_value = {int(v): k for k, v in labels.items()} if _nnunet_labels(labels) else None
+            names = by_value or {int(k): v for k, v in labels.items()}
+            return [str(names.get(i, f"class_{i}")) for i in range(self.classes)]
+        return ["background", *[f"class_{i}" for i in range(1, self.classes)]]
+
+    def intensity_stats(self, channel: int) -> dict[str, float]:
+        values = self.foreground[channel]
+        if values.size == 0:
+            return dict.fromkeys(("mean", "std", "p00_5", "p99_5"), 0.0)
+        p_lo, p_hi = np.percentile(values, [0.5, 99.5])
+        return {
+            "mean": float(values.mean()),
+            "std": float(values.std()),
+            "p00_5": float(p_lo),
+            "p99_5": float(p_hi),
+        }
+
+
+def _nnunet_labels(labels: dict) -> bool:
+    """nnU-Net v2 writes ``{"background": 0, ...}``; MSD writes ``{"0": "background"}``."""
+    return all(isinstance(v, int) for v in labels.values())
+
+
+def _ras_spacing(affine: np.ndarray, shape: tuple[int, ...]) -> tuple[tuple, tuple]:
+    """Shape and spacing along the RAS axes the data modules reorient to."""
+    import nibabel as nib
+
+    ornt = nib.orientations.io_orientation(affine)
+    zooms = np.sqrt((affine[:3, :3] ** 2).sum(0))
+    order = [int(np.flatnonzero(ornt[:, 0] == axis)[0]) for axis in range(3)]
+    return tuple(int(shape[i]) for i in order), tuple(round(float(zooms[i]), 5) for i in order)
+
+
+def find_cases(root: Path) -> tuple[str, dict, dict[str, tuple[Path, Path]]]:
+    """The layout, ``dataset.json`` (or ``{}``) and ``{case: (image, label)}``.
+
+    Raises:
+        FileNotFoundError, ValueError: no known layout, no images, images without labels.
+    """
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: no such folder")
+    if (root / "images").is_dir():
+        from scseg.data.io2d import IMAGE_SUFFIXES
+
+        images = {
+            p.stem: p
+            for p in sorted((root / "images").iterdir())
+            if p.suffix.lower() in IMAGE_SUFFIXES
+        }
+        if not images:
+            raise ValueError(f"{root / 'images'}: holds no images (.png, .jpg, .tif, ...)")
+        masks = root / "masks"
+        missing = [c for c in images if not (masks / f"{c}.png").is_file()]
+        if missing:
+            raise ValueError(
+                f"{masks}: no mask <case>.png for {len(missing)} of {len(images)} "
+                f"image(s): {', '.join(missing[:5])}"
+            )
+        return "folder2d", {}, {c: (p, masks / f"{c}.png") for c, p in images.items()}
+    if not (root / "imagesTr").is_dir() and not (root / "dataset.json").is_file():
+        raise FileNotFoundError(
+            f"{root}: neither images/ + masks/ (2D) nor imagesTr/ + labelsTr/ (3D, MSD layout)"
+        )
+    from scseg.data.volumes3d import read_msd_dataset
+
+    meta, pairs = read_msd_dataset(root)
+    if not pairs:
+        raise ValueError(f"{root}: no cases")
+    return "msd", meta, {c: (Path(p["image"]), Path(p["label"])) for c, p in pairs.items()}
+
+
+def fingerprint(root: str | Path, seed: int = 0) -> Fingerprint:
+    """Reads and checks every case of a 2D folder or an MSD-layout folder.
+
+    Raises:
+        DataValidationError: listing every bad case (unreadable, image and label of
+            different shape or geometry, NaN/Inf, negative labels, channels differing).
+        FileNotFoundError, ValueError: for a folder that holds no dataset.
+    """
+    root = Path(root)
+    layout, meta, pairs = find_cases(root)
+    rng = np.random.default_rng(seed)
+    cases: dict[str, Case] = {}
+    samples: dict[str, list[np.ndarray]] = {}
+    lowest: dict[str, list[float]] = {}
+
+    def load(report: Report, case: str, image_path: Path, label_path: Path) -> None:
+        if layout == "msd":
+            image, label, shape, spacing = _read_volume_pair(report, case, image_path, label_path)
+        else:
+            image, label, shape, spacing = _read_image_pair(report, case, image_path, label_path)
+        if image is None:
+            return
+        check_intensities(report, case, image)
+        values, counts = np.unique(label, return_counts=True)
+        if values.size and values.min() < 0:
+            report.add(case, f"negative label value {int(values.min())}")
+            return
+        mask = label > 0
+        channels = image.shape[-1]
+        picks = []
+        for channel in range(channels):
+            voxels = image[..., channel][mask]
+            if voxels.size > SAMPLES_PER_CASE:
+                voxels = rng.choice(voxels, SAMPLES_PER_CASE, replace=False)
+            picks.append(voxels.astype(np.float64))
+        samples[case] = picks
+        lowest[case] = [float(image[..., c].min()) for c in range(channels)]
+        counts = {int(v): int(n) for v, n in zip(values, counts, strict=True)}
+        cases[case] = Case(case, image_path, label_path, shape, spacing, channels, counts)
+
+    names = sorted(pairs)
+    validate_pairs(root, {"train": names, "val": []}, lambda c: pairs[c], load)
+    found = [cases[c] for c in names]
+    if len({c.channels for c in found}) > 1:
+        report = Report(root)
+        first = found[0].channels
+        for c in found:
+            if c.channels != first:
+                report.add(c.name, f"{c.channels} channel(s), {found[0].name} has {first}")
+        report.raise_if_any()
+    channels = found[0].channels
+    return Fingerprint(
+        root,
+        layout,
+        found,
+        meta,
+        [np.concatenate([samples[c][ch] for c in names]) for ch in range(channels)],
+        [min(lowest[c][ch] for c in names) for ch in range(channels)],
+    )
+
+
+def _read_volume_pair(report: Report, case: str, image_path: Path, label_path: Path):
+    from scseg.data.volumes3d import read_volume
+
+    image, image_affine = read_volume(image_path)
+    label, label_affine = read_volume(label_path)
+    image, label = np.asarray(image), np.asarray(label)
+    if image.shape[:3] != label.shape[:3]:
+        report.add(case, f"image {image.shape[:3]} and label {label.shape[:3]} differ in shape")
+        return None, None, None, None
+    if not np.allclose(image_affine, label_affine, atol=1e-3):
+        report.add(case, "image and label geometry (affine) differ")
+        return None, None, None, None
+    if image.ndim == 3:
+        image = image[..., None]
+    shape, spacing = _ras_spacing(image_affine, image.shape[:3])
+    return image, label, shape, spacing
+
+
+def _read_image_pair(report: Report, case: str, image_path: Path, mask_path: Path):
+    from scseg.data.io2d import read_image, read_mask
+
+    image, mask = read_image(image_path), read_mask(mask_path)
+    if image.shape[:2] != mask.shape:
+        report.add(case, f"image {image.shape[:2]} and mask {mask.shape} differ in size")
+        return None, None, None, None
+    return image, mask, tuple(int(s) for s in mask.shape), (1.0, 1.0)

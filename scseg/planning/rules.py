@@ -1,0 +1,141 @@
+"""From a fingerprint and a memory budget to training settings, after nnU-Net v2's
+``ExperimentPlanner`` (``nnunetv2/experiment_planning/experiment_planners/
+default_experiment_planner.py``), each choice with the reason it was made.
+
+Where ours differ, and why:
+
+* **Pooling is isotropic.** Our ``unet`` halves every axis per stage; nnU-Net stops pooling
+  an axis while its spacing is over twice the finest. So the number of stages follows
+  the patch's shortest axis (down to 4 voxels), and anisotropic data gets a shallower
+  network than nnU-Net's.
+* **Memory is estimated, not measured.** nnU-Net instantiates its network and sums its
+  convolution outputs; we sum the same for our U-Net from its widths (two convolutions
+  per encoder stage, upsampling, two convolutions and the attention gate per decoder
+  block) and compare with nnU-Net's references (560e6 units for 8 GB at batch 2 in 3D,
+  85e6 at batch 12 in 2D), doubled on a CPU, which trains in float32.
+* **CT normalisation** clips to the foreground's 0.5-99.5 percentiles, as nnU-Net, then
+  scales to [0, 1] instead of a z-score with the foreground's mean and std. MR is z-scored
+  over non-zero voxels per image.
+* **Training length** is counted in steps (batches), 50 per epoch, where nnU-Net runs 1000
+  epochs of 250; AdamW with a cosine schedule instead of SGD with a poly one.
+* **On a CPU**, widths start at 16 instead of 32: compute, not memory, is the limit there.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from scseg.planning.fingerprint import Fingerprint
+
+ANISOTROPY = 3.0  # nnU-Net's anisotropy_threshold
+MIN_EDGE = 4  # nnU-Net's UNet_featuremap_min_edge_length
+REFERENCE = {3: (560e6, 2), 2: (85e6, 12)}  # units at 8 GB, at this batch size
+MAX_WIDTH = {3: 320, 2: 512}
+MAX_DATASET_COVERED = 0.05  # nnU-Net: a batch sees at most 5 % of the dataset's voxels
+STEPS_PER_EPOCH = 50
+
+
+@dataclass
+class Plan:
+    """Settings by config key (``model.lr``, ``data.init_args.spacing``, ...) and why."""
+
+    values: dict = field(default_factory=dict)
+    reasons: dict = field(default_factory=dict)
+    summary: list[tuple[str, str]] = field(default_factory=list)  # for the printed table
+
+    def set(self, key: str, value, reason: str | None = None) -> None:
+        self.values[key] = value
+        if reason:
+            self.reasons[key] = reason
+
+
+def target_spacing(fp: Fingerprint) -> tuple[np.ndarray, str]:
+    """nnU-Net's ``determine_fullres_target_spacing``: the median spacing; where one axis
+    is over 3x coarser than the others and has under a third of their voxels, its 10th
+    percentile instead (but no finer than the other axes)."""
+    spacings, shapes = fp.spacings, fp.shapes
+    target = np.median(spacings, 0)
+    sizes = np.median(shapes, 0)
+    worst = int(np.argmax(target))
+    others = [i for i in range(len(target)) if i != worst]
+    if target[worst] > ANISOTROPY * max(target[others]) and sizes[worst] * ANISOTROPY < min(
+        sizes[others]
+    ):
+        finer = max(float(np.percentile(spacings[:, worst], 10)), float(max(target[others])))
+        target[worst] = finer
+        return target, (
+            f"median spacing, but axis {worst} is over {ANISOTROPY:g}x coarser "
+            "with under a third of the voxels: its 10th percentile (nnU-Net)"
+        )
+    return target, "median spacing of the cases (nnU-Net)"
+
+
+def feature_units(patch, widths) -> float:
+    """Convolution outputs of our U-Net for one sample (nnU-Net's unit of memory)."""
+    units = 0.0
+    for stage, width in enumerate(widths):
+        voxels = float(np.prod([max(1, p // 2**stage) for p in patch]))
+        units += 2 * width * voxels  # encoder: two convolutions
+        if stage < len(widths) - 1:
+            units += 4 * width * voxels  # decoder: upsampling, two convolutions, attention
+    return units
+
+
+def stages_for(patch) -> int:
+    """Stages (resolutions) until the shortest axis is down to 4 voxels; 3 to 6."""
+    return int(min(6, max(3, 1 + math.floor(math.log2(min(patch) / MIN_EDGE)))))
+
+
+def widths_for(stages: int, dims: int, base: int) -> list[int]:
+    return [min(MAX_WIDTH[dims], base * 2**s) for s in range(stages)]
+
+
+def fit_patch(spacing, median_shape, dims: int, memory_gib: float, cpu: bool, base: int):
+    """nnU-Net's search: a patch of the data's aspect in mm, as large as the median case,
+    shrunk along the axis largest relative to that case until two samples fit; then the
+    batch size the memory allows (at least 2, at most 5 % of the dataset)."""
+    aspect = 1 / np.asarray(spacing, float)
+    volume = 256.0**3 if dims == 3 else 2048.0**2
+    patch = np.round(aspect * (volume / np.prod(aspect)) ** (1 / dims)).astype(int)
+    patch = np.minimum(patch, np.maximum(np.asarray(median_shape, int), MIN_EDGE * 2))
+    ref_units, ref_batch = REFERENCE[dims]
+    budget = ref_units * memory_gib / 8 / (2 if cpu else 1)
+    while True:
+        stages = stages_for(patch)
+        step = 2 ** (stages - 1)
+        patch = np.maximum(patch // step * step, step)
+        widths = widths_for(stages, dims, base)
+        units = feature_units(patch, widths)
+        if units / ref_batch * 2 <= budget or np.all(patch <= MIN_EDGE * 2):
+            break
+        axis = int(np.argmax(patch / np.asarray(median_shape, float)))
+        patch[axis] -= step if patch[axis] > step else 0
+        if patch[axis] < MIN_EDGE * 2:
+            patch[axis] = MIN_EDGE * 2
+    batch = max(2, int(budget / units * ref_batch))
+    return [int(p) for p in patch], widths, batch
+
+
+def plan(
+    fp: Fingerprint,
+    memory_gib: float,
+    ram_gib: float,
+    cpu: bool,
+    dims: int | None = None,
+    epochs: int = 100,
+    spacing: list[float] | None = None,
+    n_train: int = 1,
+) -> Plan:
+    """Settings for a training of ``fp`` in ``dims`` (default: the data's own) with
+    ``n_train`` training cases."""
+    from scseg.planning.choices import plan_folder2d, plan_volumes
+
+    dims = dims or fp.spatial_dims
+    if fp.layout == "folder2d":
+        if dims != 2:
+            raise ValueError(f"{fp.root}: 2D images cannot be trained in 3D (--dims 2)")
+        return plan_folder2d(fp, memory_gib, cpu, epochs, n_train)
+    return plan_volumes(fp, memory_gib, ram_gib, cpu, dims, epochs, spacing, n_train)

@@ -1,0 +1,205 @@
+"""``scseg plan``: fingerprint, rules, split, the written config, and bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import nibabel as nib
+import numpy as np
+import pytest
+import yaml
+
+from scseg.cli import main
+from scseg.planning.fingerprint import Case, Fingerprint
+from scseg.planning.rules import target_spacing
+from scseg.planning.split import make_split
+
+from ..data.test_scripts import _script
+
+
+@pytest.fixture(scope="module")
+def own_scans(data_env, tmp_path_factory):
+    """data_scripts/own_scans.py's folder: eight blocks of the real T1, no dataset.json,
+    no split."""
+    return _script("own_scans").prepare(tmp_path_factory.mktemp("data"), quiet=True)
+
+
+def _plan(data, out, *extra) -> int:
+    return main(["plan", "--data", str(data), "--out", str(out), *map(str, extra)])
+
+
+def _fit(config, root, *extra) -> int:
+    return main(["fit", "--config", str(config), "--trainer.default_root_dir", str(root),
+                 "--data.init_args.num_workers", "0", *extra])  # fmt: skip
+
+
+def test_3d_plan_explains_each_choice_and_trains(own_scans, tmp_path, capsys) -> None:
+    out = tmp_path / "mine.yaml"
+    assert _plan(own_scans, out, "--memory", "0.5", "--folds", "3", "--device", "cpu") == 0
+    printed = capsys.readouterr().out
+    for seen in ("dataset:", "8 cases", "1 x 1 x 1", "12.57 %", "6 train, 2 val; 3 folds",
+                 f"wrote {out} and {tmp_path / 'mine_split.json'}",
+                 f"next: scseg fit --config {out} --data.init_args.fold 0"):  # fmt: skip
+        assert seen in printed, seen
+    text = out.read_text()
+    config = yaml.safe_load(text)
+    init = config["data"]["init_args"]
+    assert config["model"]["arch"] == "unet" and init["spacing"] == [1.0, 1.0, 1.0]
+    assert init["intensity"] == "zscore" and init["cache"] == "memory"
+    assert "# median spacing of the cases (nnU-Net)" in text
+    assert "# MR: z-score over non-zero voxels per image" in text
+    # half a GiB: a smaller patch than the median case, of four stages at least
+    assert all(p <= s for p, s in zip(init["patch_size"], (197, 116, 47), strict=True))
+    assert len(config["model"]["model_options"]["channels"]) >= 3
+    split = json.loads((tmp_path / "mine_split.json").read_text())
+    cases = sorted(split["train"] + split["val"])
+    assert len(cases) == 8 and len(split["folds"]) == 3
+    assert sorted(c for f in split["folds"] for c in f["val"]) == cases  # each validates once
+    assert _fit(out, tmp_path / "run", "--trainer.fast_dev_run", "true") == 0
+    # one fold: its own run folder, its validation cases
+    code = _fit(
+        out,
+        tmp_path / "run",
+        "--data.init_args.fold",
+        "1",
+        "--trainer.max_epochs",
+        "1",
+        "--trainer.limit_train_batches",
+        "1",
+        "--trainer.limit_val_batches",
+        "1",
+    )
+    assert code == 0 and (tmp_path / "run" / "fold_1" / "checkpoints" / "last.ckpt").is_file()
+    assert "--folds: between 2" not in capsys.readouterr().err
+
+
+def test_2d_plans_train(data_env, own_scans, tmp_path) -> None:
+    """The nuclei sample (2D folder, its split.json kept) and the volumes slice by slice."""
+    from scseg.data.samples import prepare_sample
+
+    nuclei = prepare_sample("nuclei2d")
+    assert _plan(nuclei, tmp_path / "n.yaml", "--memory", "1", "--device", "cpu") == 0
+    config = yaml.safe_load((tmp_path / "n.yaml").read_text())
+    assert config["data"]["class_path"] == "scseg.data.Folder2DDataModule"
+    assert config["data"]["init_args"]["augment"] == "microscopy"
+    kept = json.loads((nuclei / "split.json").read_text())
+    assert json.loads((tmp_path / "n_split.json").read_text()) == kept
+    assert _fit(tmp_path / "n.yaml", tmp_path / "n", "--trainer.fast_dev_run", "true") == 0
+    assert _plan(own_scans, tmp_path / "s.yaml", "--dims", "2", "--memory", "1") == 0
+    config = yaml.safe_load((tmp_path / "s.yaml").read_text())
+    assert config["data"]["class_path"] == "scseg.data.MSDSlicesDataModule"
+    assert all(p % 32 == 0 for p in config["data"]["init_args"]["patch_size"])
+    assert _fit(tmp_path / "s.yaml", tmp_path / "s", "--trainer.fast_dev_run", "true") == 0
+
+
+def test_ct_detected_and_disk_cache_beyond_the_ram(own_scans, tmp_path) -> None:
+    """Intensities below -500 are CT (air in HU): clipped at the foreground's percentiles;
+    a dataset over half of --ram is cached on disk."""
+    ct = tmp_path / "ct"
+    shutil.copytree(own_scans, ct)
+    for path in (ct / "imagesTr").iterdir():
+        image = nib.load(path)
+        data = np.asarray(image.dataobj, np.float32) * 8 - 1000
+        nib.save(nib.Nifti1Image(data, image.affine), path)
+    assert _plan(ct, tmp_path / "ct.yaml", "--ram", "0.05") == 0
+    text = (tmp_path / "ct.yaml").read_text()
+    init = yaml.safe_load(text)["data"]["init_args"]
+    assert init["intensity"] == "ct" and -100 < init["ct_window"][0] < init["ct_window"][1] < 1000
+    assert init["cache"] == "disk" and "over half of --ram 0.05 GiB" in text
+
+
+def _fingerprint(spacings, shapes) -> Fingerprint:
+    cases = [Case(f"c{i}", None, None, tuple(sh), tuple(sp), 1, {0: 1, 1: 1})
+             for i, (sp, sh) in enumerate(zip(spacings, shapes, strict=True))]  # fmt: skip
+    return Fingerprint(None, "msd", cases)
+
+
+def test_target_spacing_follows_nnunet() -> None:
+    iso = _fingerprint([(1.0, 1.0, 1.2), (0.8, 0.8, 1.0), (1.0, 1.0, 1.0)], [(100, 100, 90)] * 3)
+    assert target_spacing(iso)[0].tolist() == [1.0, 1.0, 1.0]  # the median
+    # ACDC-like: z over 3x coarser with under a third of the voxels: its 10th percentile
+    aniso = _fingerprint([(1.5, 1.5, z) for z in (10, 10, 10, 5, 6)], [(200, 200, 10)] * 5)
+    spacing, why = target_spacing(aniso)
+    assert spacing[:2].tolist() == [1.5, 1.5] and spacing[2] == pytest.approx(5.4)
+    assert "10th percentile" in why
+
+
+def test_split_keeps_subjects_together() -> None:
+    cases = [f"sub-{s:02d}_ses-{t}" for s in range(1, 7) for t in (1, 2)]
+    split = make_split(cases, seed=3, folds=3)
+    subject = {c: c.split("_")[0] for c in cases}
+    for part in [split, *split["folds"]]:
+        assert not {subject[c] for c in part["train"]} & {subject[c] for c in part["val"]}
+        assert sorted(part["train"] + part["val"]) == sorted(cases)
+    assert make_split(cases, seed=3, folds=3) == split  # seeded
+    assert make_split(cases, seed=4, folds=3) != split
+
+
+def _error(capsys, *args) -> str:
+    assert main(["plan", *map(str, args)]) != 0
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("scseg: error: ") and "Traceback" not in err, err
+    return err
+
+
+def test_bad_input(own_scans, tmp_path, capsys) -> None:
+    out = tmp_path / "p.yaml"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert "neither images/ + masks/ (2D) nor imagesTr/" in _error(
+        capsys, "--data", empty, "--out", out
+    )
+    # images without labels
+    unlabelled = tmp_path / "unlabelled"
+    shutil.copytree(own_scans, unlabelled)
+    for name in ("block1_anterior", "block2_posterior"):
+        (unlabelled / "labelsTr" / f"{name}.nii.gz").unlink()
+    err = _error(capsys, "--data", unlabelled, "--out", out)
+    assert "no label for 2 of 8 image(s): block1_anterior, block2_posterior" in err
+    # mismatched geometry, named by case
+    mismatched = tmp_path / "mismatched"
+    shutil.copytree(own_scans, mismatched)
+    label = nib.load(mismatched / "labelsTr" / "block3_anterior.nii.gz")
+    nib.save(nib.Nifti1Image(np.asarray(label.dataobj)[:, :, :40], label.affine),
+             mismatched / "labelsTr" / "block3_anterior.nii.gz")  # fmt: skip
+    shifted = nib.load(mismatched / "labelsTr" / "block4_anterior.nii.gz")
+    affine = shifted.affine.copy()
+    affine[0, 3] += 5
+    nib.save(nib.Nifti1Image(np.asarray(shifted.dataobj), affine),
+             mismatched / "labelsTr" / "block4_anterior.nii.gz")  # fmt: skip
+    err = _error(capsys, "--data", mismatched, "--out", out)
+    assert "block3_anterior: image (197, 117, 48) and label (197, 117, 40) differ in shape" in err
+    assert "block4_anterior: image and label geometry (affine) differ" in err
+    # a single case
+    single = tmp_path / "single"
+    for folder in ("imagesTr", "labelsTr"):
+        (single / folder).mkdir(parents=True)
+        shutil.copy(own_scans / folder / "block1_anterior.nii.gz", single / folder)
+    assert "one case: no split possible" in _error(capsys, "--data", single, "--out", out)
+    # unknown classes: dataset.json names two, a label holds 2; and a gap in the values
+    named = tmp_path / "named"
+    shutil.copytree(own_scans, named)
+    (named / "dataset.json").write_text(json.dumps({
+        "labels": {"0": "background", "1": "grey"}, "modality": {"0": "MR"},
+        "training": [{"image": f"./imagesTr/{p.name}", "label": f"./labelsTr/{p.name}"}
+                     for p in sorted((named / "imagesTr").iterdir())]}))  # fmt: skip
+    err = _error(capsys, "--data", named, "--out", out)
+    assert "holds label value 2, but dataset.json names 2 classes (0..1)" in err
+    gap = tmp_path / "gap"
+    shutil.copytree(own_scans, gap)
+    path = gap / "labelsTr" / "block2_anterior.nii.gz"
+    label = nib.load(path)
+    data = np.asarray(label.dataobj).copy()
+    data[data == 2] = 5
+    nib.save(nib.Nifti1Image(data, label.affine), path)
+    err = _error(capsys, "--data", gap, "--out", out)
+    assert "label values [0, 1, 2, 5] skip [3, 4] (e.g. block2_anterior holds 5)" in err
+    assert not out.exists()
+    # unwritable output; an existing one is kept
+    blocked = tmp_path / "a_file"
+    blocked.write_text("")
+    assert "cannot write here" in _error(capsys, "--data", own_scans, "--out", blocked / "p.yaml")
+    out.write_text("mine")
+    assert "exists; pass --overwrite" in _error(capsys, "--data", own_scans, "--out", out)
+    assert out.read_text() == "mine" and not (tmp_path / "p_split.json").exists()
