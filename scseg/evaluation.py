@@ -88,8 +88,11 @@ def read_label_map(path: Path) -> LabelMap:
     return LabelMap(data.astype(np.int64, copy=False), spacing, affine)
 
 
-def pair_files(prediction: Path, truth: Path) -> list[tuple[str, Path, Path]]:
-    """``(case, prediction file, truth file)`` for every truth file, matched by case name.
+def pair_files(
+    prediction: Path, truth: Path, cases: set[str] | None = None
+) -> list[tuple[str, Path, Path]]:
+    """``(case, prediction file, truth file)`` for every truth file (of ``cases``, if
+    given), matched by case name.
 
     Raises:
         EvaluationError: a folder is missing or empty, or a truth case has no prediction.
@@ -98,6 +101,10 @@ def pair_files(prediction: Path, truth: Path) -> list[tuple[str, Path, Path]]:
         if not folder.is_dir():
             raise EvaluationError(f"{folder}: {what} folder not found")
     truths = sorted(p for p in truth.iterdir() if p.is_file() and (_is_volume(p) or _is_mask(p)))
+    if cases is not None:
+        if unknown := sorted(cases - {case_name(p) for p in truths}):
+            raise EvaluationError(f"{truth}: no truth for case(s) {', '.join(unknown[:5])}")
+        truths = [p for p in truths if case_name(p) in cases]
     if not truths:
         raise EvaluationError(f"{truth}: holds no label maps (NIfTI/NRRD volumes or PNG masks)")
     if {_is_volume(p) for p in truths} == {True, False}:
@@ -195,6 +202,7 @@ def evaluate(
     class_names: Sequence[str] | None = None,
     tolerance: float = 1.0,
     progress=None,
+    cases: Sequence[str] | None = None,
 ) -> tuple[list[dict], list[str]]:
     """Scores every truth case against the prediction of the same name.
 
@@ -204,6 +212,7 @@ def evaluate(
             prediction's ``.tsv`` label tables or ``dataset.json``, else the values.
         tolerance: NSD's tolerance, in mm (volumes) or pixels (PNG masks).
         progress: called with each case name as it is scored.
+        cases: score only these (default: every truth file).
 
     Returns:
         ``(rows, class_names)``: a row per case and foreground class (:data:`COLUMNS`).
@@ -215,7 +224,7 @@ def evaluate(
     prediction, truth = Path(prediction), Path(truth)
     if not tolerance > 0:
         raise EvaluationError(f"--tolerance must be positive, got {tolerance}")
-    pairs = pair_files(prediction, truth)
+    pairs = pair_files(prediction, truth, None if cases is None else set(cases))
     names = list(class_names) if class_names else class_names_for(prediction, truth, pairs)
     if names is not None and len(names) < 2:
         raise EvaluationError(f"give a name for background and each class, got {names}")

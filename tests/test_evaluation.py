@@ -256,3 +256,15 @@ def test_bad_input_one_line_each(folders, tmp_path, capsys) -> None:
         capsys, "--prediction", pred, "--truth", truth, "--out", out
     )
     assert out.read_text() == "mine"
+
+
+def test_split_scores_its_validation_cases_only(folders, tmp_path, capsys) -> None:
+    split = tmp_path / "split.json"
+    split.write_text(json.dumps({"train": ["a"], "val": ["b"]}))
+    out = tmp_path / "s.csv"
+    assert _evaluate(folders, "--out", str(out), "--split", str(split)) == 0
+    assert {r["case"] for r in _rows(out)} == {"b"}
+    split.write_text(json.dumps({"train": ["a"], "val": ["c"]}))
+    assert "no truth for case(s) c" in _error(capsys, "--prediction", folders / "pred", "--truth",
+                                              folders / "truth", "--out", tmp_path / "t.csv",
+                                              "--split", split)  # fmt: skip

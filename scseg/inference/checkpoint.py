@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from scseg.models import create_model
-from scseg.models.slabs import SlabStream, whole
+from scseg.models.slabs import SlabStream, pad_predict, whole
 
 MODEL_KEYS = ("arch", "spatial_dims", "in_channels", "classes", "attention")
 
@@ -129,6 +129,58 @@ def read_checkpoint(path: str | Path) -> dict:
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as err:
         first = (str(err).strip().splitlines() or [type(err).__name__])[0]
         raise CheckpointError(f"{path}: not a readable checkpoint (truncated?): {first}") from None
+
+
+class Ensemble(nn.Module):
+    """Several networks as one: the log of their mean softmax. Inference takes a softmax of
+    what a network returns, so each window's probabilities are the mean of the members'
+    (folds of one plan, as nnU-Net ensembles them; nnU-Net averages logits instead).
+
+    forward: ``(B, C_in, *spatial) -> (B, classes, *spatial)`` log-probabilities.
+    """
+
+    def __init__(self, nets: list[nn.Module]) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(nets)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        total = None
+        for net in self.members:  # each padded to its own encoder's divisor, if any
+            probabilities = torch.softmax(pad_predict(net, x).float(), 1)
+            total = probabilities if total is None else total.add_(probabilities)
+        # tiny floor: log(0) would be -inf, and -inf - -inf is NaN in the window blending
+        return total.div_(len(self.members)).clamp_min_(1e-12).log_()
+
+
+# What makes two checkpoints' inputs and outputs the same: they can be averaged.
+SAME_DATA = ("spacing", "intensity", "ct_window", "normalization", "slice_axis", "class_names")
+
+
+def load_models(paths, device: str | torch.device = "cpu") -> LoadedModel:
+    """One checkpoint, or several (the folds of a plan) whose probabilities are averaged.
+
+    Raises:
+        CheckpointError: naming the checkpoint whose classes, channels, dimensions or
+            preprocessing differ from the first one's.
+    """
+    paths = [Path(p) for p in ([paths] if isinstance(paths, (str, Path)) else paths)]
+    models = [load_model(p, device) for p in paths]
+    first = models[0]
+    if len(models) == 1:
+        return first
+    for path, model in zip(paths[1:], models[1:], strict=True):
+        for what, a, b in (
+            ("spatial_dims", first.spatial_dims, model.spatial_dims),
+            ("in_channels", first.in_channels, model.in_channels),
+            ("classes", first.classes, model.classes),
+            *[(k, first.data_info.get(k), model.data_info.get(k)) for k in SAME_DATA],
+        ):
+            if a != b:
+                raise CheckpointError(f"{path}: {what} {b} differs from {paths[0]}'s {a}; only "
+                                      "checkpoints of one plan can be averaged")  # fmt: skip
+    net = Ensemble([m.net for m in models]).to(device).eval()
+    return LoadedModel(net, first.spatial_dims, first.in_channels, first.classes,
+                       first.hparams, first.data_info)  # fmt: skip
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
