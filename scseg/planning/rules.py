@@ -109,12 +109,14 @@ def fit_patch(spacing, median_shape, dims: int, memory_gib: float, cpu: bool, ba
         patch = np.maximum(patch // step * step, step)
         widths = widths_for(stages, dims, base)
         units = feature_units(patch, widths)
-        if units / ref_batch * 2 <= budget or np.all(patch <= MIN_EDGE * 2):
+        if units / ref_batch * 2 <= budget:
             break
-        axis = int(np.argmax(patch / np.asarray(median_shape, float)))
-        patch[axis] -= step if patch[axis] > step else 0
-        if patch[axis] < MIN_EDGE * 2:
-            patch[axis] = MIN_EDGE * 2
+        reducible = patch > MIN_EDGE * 2
+        if not reducible.any():
+            break
+        ratios = np.where(reducible, patch / np.asarray(median_shape, float), -np.inf)
+        axis = int(np.argmax(ratios))
+        patch[axis] = max(MIN_EDGE * 2, patch[axis] - step)
     batch = max(2, int(budget / units * ref_batch))
     return [int(p) for p in patch], widths, batch
 

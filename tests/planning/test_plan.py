@@ -203,3 +203,13 @@ def test_bad_input(own_scans, tmp_path, capsys) -> None:
     out.write_text("mine")
     assert "exists; pass --overwrite" in _error(capsys, "--data", own_scans, "--out", out)
     assert out.read_text() == "mine" and not (tmp_path / "p_split.json").exists()
+
+
+def test_patch_search_ends_at_any_budget() -> None:
+    from scseg.planning.rules import fit_patch
+
+    big, widths, batch = fit_patch((1.0, 1.0, 1.0), (200, 200, 200), 3, 80.0, False, 32)
+    small, _, _ = fit_patch((1.0, 1.0, 1.0), (200, 200, 200), 3, 2.0, False, 32)
+    assert np.prod(small) < np.prod(big) and len(widths) >= 5 and batch >= 2
+    tiny, _, batch = fit_patch((0.8, 0.8, 5.0), (300, 300, 12), 3, 1e-4, True, 16)
+    assert min(tiny) >= 8 and batch == 2  # the smallest patch, never an endless search
