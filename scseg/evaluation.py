@@ -26,9 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from scseg.data.volumes3d import case_name
+from scseg.data.volumes3d import VOLUME_SUFFIXES, case_name
 
-VOLUME_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr")
 METRICS = ("dice", "iou", "hd95", "msd", "nsd")
 COLUMNS = ("case", "class", "name", *METRICS, "truth_voxels", "predicted_voxels")
 
