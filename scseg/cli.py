@@ -267,11 +267,9 @@ def _evaluate(args: argparse.Namespace) -> int:
         cases = read_split(args.split.parent, args.split.name)["val"]
     console = Console(stderr=True)
     with console.status("scoring") as status:
-        rows, names = evaluate(args.prediction, args.truth, args.classes, args.tolerance,
+        rows, names, unit = evaluate(args.prediction, args.truth, args.classes, args.tolerance,
                                lambda case: status.update(f"scoring {case}"), cases)  # fmt: skip
     write_csv(rows, args.out, args.overwrite)
-    volumes = args.truth.is_dir() and any(not p.name.endswith(".png") for p in args.truth.iterdir())
-    unit = "mm" if volumes else "px"
     # piped output (a log) gets the whole table, not one cut to 80 columns
     wide = Console(width=None if sys.stdout.isatty() else 200)
     wide.print(summary_table(summarise(rows), unit, args.tolerance))

@@ -202,7 +202,7 @@ def evaluate(
     tolerance: float = 1.0,
     progress=None,
     cases: Sequence[str] | None = None,
-) -> tuple[list[dict], list[str]]:
+) -> tuple[list[dict], list[str], str]:
     """Scores every truth case against the prediction of the same name.
 
     Args:
@@ -214,7 +214,8 @@ def evaluate(
         cases: score only these (default: every truth file).
 
     Returns:
-        ``(rows, class_names)``: a row per case and foreground class (:data:`COLUMNS`).
+        ``(rows, class_names, unit)``: a row per case and foreground class
+        (:data:`COLUMNS`), and the unit of the distances (``"mm"`` or ``"px"``).
 
     Raises:
         EvaluationError: for missing predictions, differing grids, unreadable files and
@@ -259,7 +260,7 @@ def evaluate(
         for c in range(1, len(names)):
             empty = {**dict.fromkeys(METRICS, math.nan), "truth_voxels": 0, "predicted_voxels": 0}
             rows.append({"case": case, "class": c, "name": names[c], **scores[case].get(c, empty)})
-    return rows, names
+    return rows, names, "mm" if _is_volume(pairs[0][2]) else "px"
 
 
 def write_csv(rows: Sequence[dict], path: Path, overwrite: bool = False) -> Path:

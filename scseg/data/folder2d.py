@@ -175,7 +175,12 @@ class Folder2DDataModule(SegmentationDataModule):
 
     def validate(self, root: Path, split: dict[str, list[str]]) -> None:
         """Raises :class:`~scseg.data.validation.DataValidationError` listing bad cases."""
-        from scseg.data.validation import check_intensities, check_labels, validate_pairs
+        from scseg.data.validation import (
+            check_image_mask,
+            check_intensities,
+            check_labels,
+            validate_pairs,
+        )
 
         hp = self.hparams
 
@@ -184,8 +189,7 @@ class Folder2DDataModule(SegmentationDataModule):
 
         def load(report, case: str, image_path: Path, mask_path: Path) -> None:
             image, mask = read_image(image_path), read_mask(mask_path)
-            if image.shape[:2] != mask.shape:
-                report.add(case, f"image {image.shape[:2]} and mask {mask.shape} differ in size")
+            check_image_mask(report, case, image, mask)
             if image.shape[-1] != self.in_channels:
                 report.add(
                     case, f"{image.shape[-1]} channel(s), the config says {self.in_channels}"

@@ -52,6 +52,25 @@ def check_labels(report: Report, case: str, labels: np.ndarray, classes: int, ig
         report.add(case, f"label values {bad[:10]} outside 0..{classes - 1}")
 
 
+def check_volume_pair(report: Report, case: str, image, image_affine, label, label_affine) -> bool:
+    """Reports a 3D image and label of different shape or geometry; ``True`` if they match."""
+    if image.shape[:3] != label.shape[:3]:
+        report.add(case, f"image {image.shape[:3]} and label {label.shape[:3]} differ in shape")
+        return False
+    if not np.allclose(image_affine, label_affine, atol=1e-3):
+        report.add(case, "image and label geometry (affine) differ")
+        return False
+    return True
+
+
+def check_image_mask(report: Report, case: str, image: np.ndarray, mask: np.ndarray) -> bool:
+    """Reports a 2D image and mask of different size; ``True`` if they match."""
+    if image.shape[:2] != mask.shape:
+        report.add(case, f"image {image.shape[:2]} and mask {mask.shape} differ in size")
+        return False
+    return True
+
+
 def check_intensities(report: Report, case: str, image: np.ndarray) -> None:
     if np.issubdtype(image.dtype, np.floating) and not np.isfinite(image).all():
         report.add(case, f"{int((~np.isfinite(image)).sum())} NaN/Inf intensity value(s)")

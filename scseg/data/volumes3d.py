@@ -348,9 +348,12 @@ class MSD3DDataModule(SegmentationDataModule):
 
     def validate(self, root: Path, split: dict, pairs: dict[str, dict[str, str]]) -> None:
         """Raises :class:`~scseg.data.validation.DataValidationError` listing bad cases."""
-        import numpy as np
-
-        from scseg.data.validation import check_intensities, check_labels, validate_pairs
+        from scseg.data.validation import (
+            check_intensities,
+            check_labels,
+            check_volume_pair,
+            validate_pairs,
+        )
 
         def files(case: str) -> tuple[Path, Path]:
             return Path(pairs[case]["image"]), Path(pairs[case]["label"])
@@ -358,10 +361,7 @@ class MSD3DDataModule(SegmentationDataModule):
         def load(report, case: str, image_path: Path, label_path: Path) -> None:
             image, image_affine = read_volume(image_path)
             label, label_affine = read_volume(label_path)
-            if image.shape[:3] != label.shape[:3]:
-                report.add(case, f"image {image.shape[:3]} and label {label.shape[:3]} differ")
-            elif not np.allclose(image_affine, label_affine, atol=1e-3):
-                report.add(case, "image and label geometry (affine) differ")
+            check_volume_pair(report, case, image, image_affine, label, label_affine)
             channels = image.shape[3] if image.ndim == 4 else 1
             if channels != self.in_channels:
                 report.add(case, f"{channels} channel(s), the config says {self.in_channels}")

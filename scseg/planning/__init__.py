@@ -14,8 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
+from scseg.planning.choices import plan
 from scseg.planning.fingerprint import Fingerprint, fingerprint
-from scseg.planning.rules import Plan, plan
+from scseg.planning.rules import Plan
 from scseg.planning.split import SUBJECT_PATTERN, make_split
 
 __all__ = ["PlannedRun", "plan_dataset", "summary_tables"]
@@ -91,8 +92,6 @@ def plan_dataset(
         OutputExistsError: if either exists and not ``overwrite`` (checked first).
         DataValidationError, ValueError, FileNotFoundError: bad data, naming the cases.
     """
-    import json
-
     from scseg.inference.writing import refuse_existing
     from scseg.planning.config import to_yaml, write_config
     from scseg.planning.split import write_split
@@ -142,7 +141,6 @@ def plan_dataset(
     text = to_yaml(p, header)
     write_split(split, split_path, overwrite)
     write_config(text, out, overwrite)
-    json.loads(split_path.read_text())  # written and readable
     return PlannedRun(out, split_path, fp, p, split)
 
 

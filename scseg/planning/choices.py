@@ -17,6 +17,7 @@ from scseg.planning.rules import (
     target_spacing,
 )
 
+DATA = "data.init_args"  # where the data module's settings go
 SIDES = ("left", "right", "_l_", "_r_", "lh_", "rh_")
 
 
@@ -102,7 +103,6 @@ def plan_volumes(
     base = 16 if cpu else 32
     if dims == 3:
         patch, widths, batch = fit_patch(target, median_shape, 3, memory_gib, cpu, base)
-        sample = "data.init_args"
         p.set("model.arch", "unet")
         p.set("model.spatial_dims", 3)
         p.set("data.class_path", "scseg.data.MSD3DDataModule")
@@ -114,12 +114,11 @@ def plan_volumes(
             target[plane], median_shape[plane], 2, memory_gib, cpu, base
         )
         patch = [max(64, int(s) // 32 * 32) for s in patch]  # SMP encoders: divisible by 32
-        sample = "data.init_args"
         p.set("model.arch", "smp_unet")
         p.set("model.spatial_dims", 2)
         p.set("data.class_path", "scseg.data.MSDSlicesDataModule")
         p.set(
-            f"{sample}.slice_axis",
+            f"{DATA}.slice_axis",
             axis,
             "slices across the coarsest axis (nnU-Net's 2d)"
             if axis != 2 or target.max() > target.min() * 1.01
@@ -129,14 +128,14 @@ def plan_volumes(
     covered = max(2, int(MAX_DATASET_COVERED * voxels.sum() / np.prod(patch)))
     batch = min(batch, covered)
     p.set(
-        f"{sample}.patch_size",
+        f"{DATA}.patch_size",
         patch,
         f"as large as the median case ({' x '.join(str(round(s)) for s in median_shape)} at "
         f"this spacing) while two fit {memory_gib:g} GiB (nnU-Net's rule)",
     )
     per_volume = 2 if dims == 3 and batch % 2 == 0 else 1
     p.set(
-        f"{sample}.batch_size",
+        f"{DATA}.batch_size",
         batch // per_volume,
         f"{batch} patches per step ({batch // per_volume} volume(s) x samples_per_volume): "
         "what the memory allows beyond 2, and at most 5 % of the dataset's voxels (nnU-Net)",
@@ -154,7 +153,7 @@ def plan_volumes(
             max(0, stages - 2),
             "auxiliary heads on every decoder block but the coarsest (nnU-Net)",
         )
-        p.set(f"{sample}.samples_per_volume", per_volume)
+        p.set(f"{DATA}.samples_per_volume", per_volume)
         repeats = math.ceil(STEPS_PER_EPOCH * batch / max(1, n_train) / per_volume)
     else:
         p.set("model.model_options.encoder_name", "resnet18" if cpu else "resnet34")
@@ -166,13 +165,13 @@ def plan_volumes(
         p.set("model.model_options.deep_supervision", 2)
         repeats = math.ceil(STEPS_PER_EPOCH * batch / max(1, n_train) / max(1, median_shape[axis]))
     p.set(
-        f"{sample}.foreground_ratio",
+        f"{DATA}.foreground_ratio",
         0.33,
         "a third of the patches centred on foreground (nnU-Net's oversampling)",
     )
-    p.set(f"{sample}.repeats", max(1, repeats), f"about {STEPS_PER_EPOCH} steps per epoch")
+    p.set(f"{DATA}.repeats", max(1, repeats), f"about {STEPS_PER_EPOCH} steps per epoch")
     p.set(
-        f"{sample}.flip_axes",
+        f"{DATA}.flip_axes",
         flips,
         "mirroring; not left-right, since class names name sides"
         if sided
@@ -182,7 +181,7 @@ def plan_volumes(
     p.set("model.sw_batch_size", max(1, min(batch, 4)))
     if dims == 3:
         p.set(
-            f"{sample}.cache",
+            f"{DATA}.cache",
             "disk" if disk else "memory",
             f"the preprocessed cases take {cache_gib:.2f} GiB, "
             f"{'over' if disk else 'under'} half of --ram {ram_gib:g} GiB"
@@ -260,3 +259,23 @@ def plan_folder2d(fp: Fingerprint, memory_gib: float, cpu: bool, epochs: int, n_
         ("network", f"smp_unet {p.values['model.model_options.encoder_name']}"),
     ]
     return p
+
+
+def plan(
+    fp: Fingerprint,
+    memory_gib: float,
+    ram_gib: float,
+    cpu: bool,
+    dims: int | None = None,
+    epochs: int = 100,
+    spacing: list[float] | None = None,
+    n_train: int = 1,
+) -> Plan:
+    """Settings for a training of ``fp`` in ``dims`` (default: the data's own) with
+    ``n_train`` training cases."""
+    dims = dims or fp.spatial_dims
+    if fp.layout == "folder2d":
+        if dims != 2:
+            raise ValueError(f"{fp.root}: 2D images cannot be trained in 3D (--dims 2)")
+        return plan_folder2d(fp, memory_gib, cpu, epochs, n_train)
+    return plan_volumes(fp, memory_gib, ram_gib, cpu, dims, epochs, spacing, n_train)

@@ -13,7 +13,13 @@ from pathlib import Path
 
 import numpy as np
 
-from scseg.data.validation import Report, check_intensities, validate_pairs
+from scseg.data.validation import (
+    Report,
+    check_image_mask,
+    check_intensities,
+    check_volume_pair,
+    validate_pairs,
+)
 
 SAMPLES_PER_CASE = 10_000
 
@@ -215,11 +221,7 @@ def _read_volume_pair(report: Report, case: str, image_path: Path, label_path: P
     image, image_affine = read_volume(image_path)
     label, label_affine = read_volume(label_path)
     image, label = np.asarray(image), np.asarray(label)
-    if image.shape[:3] != label.shape[:3]:
-        report.add(case, f"image {image.shape[:3]} and label {label.shape[:3]} differ in shape")
-        return None, None, None, None
-    if not np.allclose(image_affine, label_affine, atol=1e-3):
-        report.add(case, "image and label geometry (affine) differ")
+    if not check_volume_pair(report, case, image, image_affine, label, label_affine):
         return None, None, None, None
     if image.ndim == 3:
         image = image[..., None]
@@ -231,7 +233,6 @@ def _read_image_pair(report: Report, case: str, image_path: Path, mask_path: Pat
     from scseg.data.io2d import read_image, read_mask
 
     image, mask = read_image(image_path), read_mask(mask_path)
-    if image.shape[:2] != mask.shape:
-        report.add(case, f"image {image.shape[:2]} and mask {mask.shape} differ in size")
+    if not check_image_mask(report, case, image, mask):
         return None, None, None, None
     return image, mask, tuple(int(s) for s in mask.shape), (1.0, 1.0)

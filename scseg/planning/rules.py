@@ -119,25 +119,3 @@ def fit_patch(spacing, median_shape, dims: int, memory_gib: float, cpu: bool, ba
         patch[axis] = max(MIN_EDGE * 2, patch[axis] - step)
     batch = max(2, int(budget / units * ref_batch))
     return [int(p) for p in patch], widths, batch
-
-
-def plan(
-    fp: Fingerprint,
-    memory_gib: float,
-    ram_gib: float,
-    cpu: bool,
-    dims: int | None = None,
-    epochs: int = 100,
-    spacing: list[float] | None = None,
-    n_train: int = 1,
-) -> Plan:
-    """Settings for a training of ``fp`` in ``dims`` (default: the data's own) with
-    ``n_train`` training cases."""
-    from scseg.planning.choices import plan_folder2d, plan_volumes
-
-    dims = dims or fp.spatial_dims
-    if fp.layout == "folder2d":
-        if dims != 2:
-            raise ValueError(f"{fp.root}: 2D images cannot be trained in 3D (--dims 2)")
-        return plan_folder2d(fp, memory_gib, cpu, epochs, n_train)
-    return plan_volumes(fp, memory_gib, ram_gib, cpu, dims, epochs, spacing, n_train)
