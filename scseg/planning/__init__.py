@@ -124,7 +124,10 @@ def plan_dataset(
         "checkpoints and logs; with --data.init_args.fold K, in fold_K/ below it",
     )
     p.set("data.init_args.root", str(data))
+    # relative where it sits inside the data folder (both move together), else absolute
     split_file = os.path.relpath(split_path.resolve(), data.resolve())
+    if split_file.startswith(".."):
+        split_file = str(split_path.resolve())
     p.set(
         "data.init_args.split_file",
         split_file,

@@ -52,6 +52,8 @@ def test_3d_plan_explains_each_choice_and_trains(own_scans, tmp_path, capsys) ->
     # half a GiB: a smaller patch than the median case, of four stages at least
     assert all(p <= s for p, s in zip(init["patch_size"], (197, 116, 47), strict=True))
     assert len(config["model"]["model_options"]["channels"]) >= 3
+    # the config sits outside the data folder: the split is named by its absolute path
+    assert init["split_file"] == str((tmp_path / "mine_split.json").resolve())
     split = json.loads((tmp_path / "mine_split.json").read_text())
     cases = sorted(split["train"] + split["val"])
     assert len(cases) == 8 and len(split["folds"]) == 3
