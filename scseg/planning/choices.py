@@ -131,7 +131,9 @@ def plan_volumes(
         f"{DATA}.patch_size",
         patch,
         f"as large as the median case ({' x '.join(str(round(s)) for s in median_shape)} at "
-        f"this spacing) while two fit {memory_gib:g} GiB (nnU-Net's rule)",
+        f"this spacing, rounded up to what the poolings divide) while two fit "
+        f"{memory_gib:g} GiB (nnU-Net's rule)"
+        + ("" if dims == 3 else "; then down to a multiple of 32 for SMP's encoders"),
     )
     per_volume = 2 if dims == 3 and batch % 2 == 0 else 1
     p.set(

@@ -94,8 +94,10 @@ def widths_for(stages: int, dims: int, base: int) -> list[int]:
 
 
 def fit_patch(spacing, median_shape, dims: int, memory_gib: float, cpu: bool, base: int):
-    """nnU-Net's search: a patch of the data's aspect in mm, as large as the median case,
-    shrunk along the axis largest relative to that case until two samples fit; then the
+    """nnU-Net's search: a patch of the data's aspect in mm, as large as the median case
+    and rounded up to what the network's poolings divide (``pad_shape`` in nnU-Net's
+    ``get_pool_and_conv_props``: a 47-slice case gets 48, not 40), shrunk one step at a
+    time along the axis largest relative to that case until two samples fit; then the
     batch size the memory allows (at least 2, at most 5 % of the dataset)."""
     aspect = 1 / np.asarray(spacing, float)
     volume = 256.0**3 if dims == 3 else 2048.0**2
@@ -106,7 +108,7 @@ def fit_patch(spacing, median_shape, dims: int, memory_gib: float, cpu: bool, ba
     while True:
         stages = stages_for(patch)
         step = 2 ** (stages - 1)
-        patch = np.maximum(patch // step * step, step)
+        patch = -(-patch // step) * step  # rounded up, as nnU-Net's pad_shape
         widths = widths_for(stages, dims, base)
         units = feature_units(patch, widths)
         if units / ref_batch * 2 <= budget:

@@ -215,3 +215,18 @@ def test_patch_search_ends_at_any_budget() -> None:
     assert np.prod(small) < np.prod(big) and len(widths) >= 5 and batch >= 2
     tiny, _, batch = fit_patch((0.8, 0.8, 5.0), (300, 300, 12), 3, 1e-4, True, 16)
     assert min(tiny) >= 8 and batch == 2  # the smallest patch, never an endless search
+
+
+def test_patch_is_rounded_up_to_cover_the_median_case() -> None:
+    """nnU-Net's pad_shape: with memory to spare, the patch covers the whole median case
+    (47 slices get 48, where rounding down would cut them to 40) and every axis divides
+    by the deepest pooling."""
+    from scseg.planning.rules import fit_patch
+
+    patch, widths, _ = fit_patch((2.0, 2.0, 2.0), (98, 116, 47), 3, 3.0, True, 16)
+    step = 2 ** (len(widths) - 1)
+    assert all(p >= s for p, s in zip(patch, (98, 116, 47), strict=True))
+    assert all(p % step == 0 and p - s < step for p, s in zip(patch, (98, 116, 47), strict=True))
+    # with less memory, the axis largest relative to the median case shrinks first
+    smaller, _, _ = fit_patch((2.0, 2.0, 2.0), (98, 116, 47), 3, 1.0, True, 16)
+    assert np.prod(smaller) < np.prod(patch)
