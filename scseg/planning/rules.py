@@ -20,9 +20,9 @@ Where ours differ, and why:
   epochs of 250; AdamW with a cosine schedule instead of SGD with a poly one.
 * **On a CPU**, widths start at 16 instead of 32: compute, not memory, is the limit there.
 * **Augmentation is mirroring only**, where nnU-Net also rotates, scales and changes
-  intensities. So a patch as large as the whole case (what memory allows on small data)
-  sees the same view at every step: on the brain tissue sample's single training case,
-  104 x 120 x 48 scores below 64 x 64 x 48 (README, "Your own data").
+  intensities. On the brain tissue sample's single training case, the whole-case patch
+  (104 x 120 x 48) scores below 64 x 64 x 48 (README, "Your own data"); our reading, not
+  yet tested, is that a whole-case patch mirrored only sees nearly one view.
 """
 
 from __future__ import annotations
