@@ -125,12 +125,12 @@ def plan_dataset(
     )
     p.set("data.init_args.root", str(data))
     # relative where it sits inside the data folder (both move together), else absolute
-    split_file = os.path.relpath(split_path.resolve(), data.resolve())
-    if split_file.startswith(".."):
-        split_file = str(split_path.resolve())
+    split_file = split_path.resolve()
+    if split_file.is_relative_to(data.resolve()):
+        split_file = split_file.relative_to(data.resolve())
     p.set(
         "data.init_args.split_file",
-        split_file,
+        str(split_file),
         f"{'split.json kept' if given else 'seeded split'}"
         f"{f', and {folds} folds grouped by subject' if folds else ''}: {split_path}",
     )

@@ -227,6 +227,6 @@ def test_patch_is_rounded_up_to_cover_the_median_case() -> None:
     step = 2 ** (len(widths) - 1)
     assert all(p >= s for p, s in zip(patch, (98, 116, 47), strict=True))
     assert all(p % step == 0 and p - s < step for p, s in zip(patch, (98, 116, 47), strict=True))
-    # with less memory, the axis largest relative to the median case shrinks first
+    # with less memory, a smaller patch
     smaller, _, _ = fit_patch((2.0, 2.0, 2.0), (98, 116, 47), 3, 1.0, True, 16)
     assert np.prod(smaller) < np.prod(patch)
