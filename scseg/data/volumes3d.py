@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -223,6 +224,13 @@ class MSD3DDataModule(SegmentationDataModule):
         flip_axes: axes (0 = left-right, 1 = anterior-posterior, 2 = superior-inferior,
             after RAS orientation) mirrored at random in training. Leave out axis 0 when
             labels name a side (left/right structures): a mirrored brain swaps them.
+        rotation: largest random rotation in radians about axes 0, 1 and 2, each angle
+            drawn in +-that; default a small in-plane turn (+-15 degrees about the
+            superior-inferior axis). nnU-Net turns up to 30 degrees (0.52) about every axis.
+        zoom: range of one random isotropic zoom factor (over 1 enlarges the content),
+            ``(1, 1)`` for none (the default). nnU-Net scales by 0.7 to 1.4.
+        spatial_prob: chance that a patch is rotated, and separately that it is zoomed
+            (nnU-Net: 0.2 each).
         batch_size, num_workers: loader settings.
         cache: where preprocessed volumes are kept after their first use: ``"memory"``
             (fastest; memory grows with the dataset), ``"disk"`` (each case written once,
@@ -252,6 +260,9 @@ class MSD3DDataModule(SegmentationDataModule):
         foreground_ratio: float = 0.5,
         repeats: int = 1,
         flip_axes: tuple[int, ...] = (0, 1, 2),
+        rotation: tuple[float, float, float] = (0.0, 0.0, 0.26),
+        zoom: tuple[float, float] = (1.0, 1.0),
+        spatial_prob: float = 0.2,
         batch_size: int = 2,
         num_workers: int = 0,
         cache_rate: float = 1.0,
@@ -267,6 +278,12 @@ class MSD3DDataModule(SegmentationDataModule):
             raise ValueError(f"cache must be one of {CACHE_MODES}, got {cache!r}")
         if bad := [a for a in flip_axes if a not in range(3)]:
             raise ValueError(f"flip_axes must be volume axes 0, 1, 2; got {bad}")
+        if len(rotation) != 3 or not all(0.0 <= a <= math.pi for a in rotation):
+            raise ValueError(f"rotation must be 3 angles in [0, pi] radians, got {rotation}")
+        if len(zoom) != 2 or not 0.0 < zoom[0] <= zoom[1]:
+            raise ValueError(f"zoom must be (low, high) with 0 < low <= high, got {zoom}")
+        if not 0.0 <= spatial_prob <= 1.0:
+            raise ValueError(f"spatial_prob must be in [0, 1], got {spatial_prob}")
         if intensity not in INTENSITY_MODES:
             raise ValueError(f"intensity must be one of {INTENSITY_MODES}, got {intensity!r}")
         if not 0.0 <= foreground_ratio <= 1.0:
@@ -337,14 +354,26 @@ class MSD3DDataModule(SegmentationDataModule):
                 num_samples=self.hparams.samples_per_volume,
             ),
             *[T.RandFlipd(keys, prob=0.5, spatial_axis=a) for a in self.hparams.flip_axes],
-            # Small in-plane rotations; shape-preserving, so non-cubic patches still batch.
-            T.RandRotated(
-                keys, range_z=0.26, prob=0.2, mode=("bilinear", "nearest"), padding_mode="zeros"
-            ),
+            *self._spatial(keys),
             T.RandScaleIntensityd("image", factors=0.1, prob=0.5),
             T.RandShiftIntensityd("image", offsets=0.1, prob=0.5),
         ]
         return Repeated(self._dataset(items, pre + augment, seeded=True), self.hparams.repeats)
+
+    def _spatial(self, keys: tuple[str, ...]) -> list:
+        """Random rotation and zoom of a patch, each with ``spatial_prob``; both keep the
+        patch's shape, so non-cubic patches still batch. The zoom is left out when its
+        range is (1, 1), which keeps the random stream of configs without it unchanged."""
+        prob, (ax0, ax1, ax2) = self.hparams.spatial_prob, self.hparams.rotation
+        low, high = self.hparams.zoom
+        # MONAI's range_x turns about axis 0, range_y about axis 1, range_z about axis 2.
+        turn = T.RandRotated(keys, range_x=ax0, range_y=ax1, range_z=ax2, prob=prob,
+                             mode=("bilinear", "nearest"), padding_mode="zeros")  # fmt: skip
+        if (low, high) == (1.0, 1.0):
+            return [turn]
+        zoom = T.RandZoomd(keys, prob=prob, min_zoom=low, max_zoom=high, keep_size=True,
+                           mode=("trilinear", "nearest"), padding_mode="constant")  # fmt: skip
+        return [turn, zoom]
 
     def validate(self, root: Path, split: dict, pairs: dict[str, dict[str, str]]) -> None:
         """Raises :class:`~scseg.data.validation.DataValidationError` listing bad cases."""

@@ -189,3 +189,62 @@ def test_disk_cache_gives_the_memory_cache_batches(tmp_path, raw_samples) -> Non
     other.setup("fit")
     other.val_set[0]
     assert len({p.parent for p in (tmp_path / "pre").glob("*/*.pt")}) == 2  # its own folder
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        ({"rotation": (0.5, 0.5)}, "rotation must be 3 angles"),
+        ({"rotation": (0.0, -0.1, 0.0)}, "rotation must be 3 angles"),
+        ({"zoom": (1.4, 0.7)}, "zoom must be"),
+        ({"zoom": (0.0, 1.4)}, "zoom must be"),
+        ({"spatial_prob": 1.5}, "spatial_prob must be"),
+    ],
+)
+def test_bad_spatial_augmentation_is_refused(option, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        MSD3DDataModule(sample="brain_tissue3d", **option)
+
+
+def _rod_patch(seed: int = 0) -> dict:
+    """A patch whose image and label do not vary along axis 2."""
+    plane = torch.from_numpy(np.random.default_rng(seed).random((24, 20))).float()
+    image = plane[None, :, :, None].expand(1, 24, 20, 10).clone()
+    return {"image": image, "label": (image > 0.5).float()}
+
+
+def test_rotation_turns_about_the_axes_asked() -> None:
+    """rotation=(0, 0, a) turns each slice across axis 2 alike (a turn about that axis);
+    a turn about axis 0 mixes the slices. The patch keeps its shape either way."""
+    keys = ("image", "label")
+    for angles, slices_alike in (((0.0, 0.0, 0.5), True), ((0.5, 0.0, 0.0), False)):
+        dm = MSD3DDataModule(sample="brain_tissue3d", rotation=angles, spatial_prob=1.0)
+        (turn,) = dm._spatial(keys)
+        turn.set_random_state(0)
+        patch = _rod_patch()
+        out = turn(patch)
+        assert out["image"].shape == patch["image"].shape
+        assert not torch.equal(out["image"], patch["image"])  # it was turned
+        alike = all(torch.equal(out["label"][..., k], out["label"][..., 0]) for k in range(10))
+        assert alike == slices_alike, angles
+
+
+def test_zoom_enlarges_the_patch_centre() -> None:
+    """zoom=(2, 2) at spatial_prob 1 shows the centre half of the patch at twice the size
+    (labels by nearest neighbour); spatial_prob 0 leaves the patch as it was; the default
+    adds no zoom at all (hand-written configs draw the same patches as before)."""
+    keys = ("image", "label")
+    dm = MSD3DDataModule(sample="brain_tissue3d", rotation=(0.0, 0.0, 0.0), zoom=(2.0, 2.0),
+                         spatial_prob=1.0)  # fmt: skip
+    _, zoom = dm._spatial(keys)
+    patch = _rod_patch(1)
+    out = zoom(patch)["label"]
+    centre = patch["label"][:, 6:18, 5:15, 2:8]
+    twice = centre.repeat_interleave(2, 1).repeat_interleave(2, 2).repeat_interleave(2, 3)
+    assert out.shape == patch["label"].shape
+    assert torch.equal(out, twice[:, :, :, 1:11])
+    dm = MSD3DDataModule(sample="brain_tissue3d", zoom=(2.0, 2.0), spatial_prob=0.0)
+    _, zoom = dm._spatial(keys)
+    assert torch.equal(zoom(patch)["label"], patch["label"])
+    (turn,) = MSD3DDataModule(sample="brain_tissue3d")._spatial(keys)
+    assert (turn.rand_rotate.range_x, turn.rand_rotate.range_z) == ((0.0, 0.0), (-0.26, 0.26))
