@@ -10,6 +10,7 @@ import numpy as np
 
 from scseg.planning.fingerprint import Fingerprint
 from scseg.planning.rules import (
+    ANISOTROPY,
     MAX_DATASET_COVERED,
     STEPS_PER_EPOCH,
     Plan,
@@ -55,6 +56,28 @@ def _sides(names: list[str]) -> bool:
 def _dataset_share(fp: Fingerprint, spacing: np.ndarray) -> np.ndarray:
     """Each case's voxels at ``spacing``."""
     return np.array([np.prod(np.array(c.shape) * np.array(c.spacing) / spacing) for c in fp.cases])
+
+
+def _spatial_augmentation(p: Plan, target: np.ndarray, patch: list[int], sided: bool) -> None:
+    """nnU-Net's rotation and scaling (``configure_rotation_dummyDA_mirroring_and_inital_
+    patch_size``): up to 30 degrees about every axis, or, where the patch is over 3x
+    shorter along the coarsest axis, up to 180 degrees about that axis only; a zoom of
+    0.7-1.4; each with probability 0.2. Sided labels keep turns within 30 degrees: a
+    half turn would swap left and right, as mirroring does."""
+    coarse = int(np.argmax(target))
+    flat = target.max() > target.min() * 1.01 and max(patch) > ANISOTROPY * patch[coarse]
+    angle = round(math.pi / 6 if sided or not flat else math.pi, 4)
+    rotation = [angle if (a == coarse or not flat) else 0.0 for a in range(3)]
+    p.set(
+        f"{DATA}.rotation",
+        rotation,
+        (f"turns of up to {math.degrees(angle):.0f} degrees about axis {coarse} only: the "
+         f"patch is over {ANISOTROPY:g}x shorter along it (nnU-Net)" if flat
+         else "turns of up to 30 degrees about every axis (nnU-Net)")
+        + ("; no more, since class names name sides" if sided and flat else ""),
+    )  # fmt: skip
+    p.set(f"{DATA}.zoom", [0.7, 1.4], "zoomed by 0.7-1.4 (nnU-Net's scaling)")
+    p.set(f"{DATA}.spatial_prob", 0.2, "each turn and zoom with probability 0.2 (nnU-Net)")
 
 
 def plan_volumes(
@@ -179,6 +202,8 @@ def plan_volumes(
         if sided
         else "mirroring along every axis (nnU-Net)",
     )
+    if dims == 3:
+        _spatial_augmentation(p, target, patch, sided)
     p.set("model.sw_overlap", 0.5, "validation windows overlap by half (nnU-Net's step 0.5)")
     p.set("model.sw_batch_size", max(1, min(batch, 4)))
     if dims == 3:

@@ -19,10 +19,12 @@ Where ours differ, and why:
 * **Training length** is counted in steps (batches), 50 per epoch, where nnU-Net runs 1000
   epochs of 250; AdamW with a cosine schedule instead of SGD with a poly one.
 * **On a CPU**, widths start at 16 instead of 32: compute, not memory, is the limit there.
-* **Augmentation is mirroring only**, where nnU-Net also rotates, scales and changes
-  intensities. On the brain tissue sample's single training case, the whole-case patch
-  (104 x 120 x 48) scores below 64 x 64 x 48 (README, "Your own data"); our reading, not
-  yet tested, is that a whole-case patch mirrored only sees nearly one view.
+* **Augmentation** in 3D takes nnU-Net's spatial settings (turns up to 30 degrees, or 180
+  about the coarsest axis of a flat patch; zoom 0.7-1.4; each with probability 0.2; and
+  mirroring), applied by MONAI to the cropped patch, where nnU-Net transforms a larger
+  region and crops after, so our turned patches have zero-filled corners. For intensities
+  we scale and shift at random; nnU-Net adds noise, blur, contrast, gamma and simulated low
+  resolution.
 """
 
 from __future__ import annotations

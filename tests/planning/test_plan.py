@@ -49,6 +49,9 @@ def test_3d_plan_explains_each_choice_and_trains(own_scans, tmp_path, capsys) ->
     assert init["intensity"] == "zscore" and init["cache"] == "memory"
     assert "# median spacing of the cases (nnU-Net)" in text
     assert "# MR: z-score over non-zero voxels per image" in text
+    # nnU-Net's rotation and scaling, which the fast_dev_run below trains with
+    assert init["rotation"] == [0.5236] * 3 and init["zoom"] == [0.7, 1.4]
+    assert "# turns of up to 30 degrees about every axis (nnU-Net)" in text
     # half a GiB: a smaller patch than the median case, of four stages at least
     assert all(p <= s for p, s in zip(init["patch_size"], (197, 116, 47), strict=True))
     assert len(config["model"]["model_options"]["channels"]) >= 3
@@ -230,3 +233,24 @@ def test_patch_is_rounded_up_to_cover_the_median_case() -> None:
     # with less memory, a smaller patch
     smaller, _, _ = fit_patch((2.0, 2.0, 2.0), (98, 116, 47), 3, 1.0, True, 16)
     assert np.prod(smaller) < np.prod(patch)
+
+
+def test_rotation_follows_the_patch_shape_and_the_sides() -> None:
+    """nnU-Net turns a patch up to 30 degrees about every axis, but a patch over 3x
+    shorter along its coarsest axis up to 180 degrees about that axis only; sided labels
+    keep that turn within 30 degrees (a half turn swaps left and right)."""
+    from scseg.planning.choices import _spatial_augmentation
+    from scseg.planning.rules import Plan
+
+    def rotation(spacing, patch, sided=False):
+        plan = Plan()
+        _spatial_augmentation(plan, np.asarray(spacing), patch, sided)
+        assert plan.values["data.init_args.zoom"] == [0.7, 1.4]
+        return plan.values["data.init_args.rotation"], plan.reasons["data.init_args.rotation"]
+
+    assert rotation((1.0, 1.0, 1.0), [128, 128, 128])[0] == [0.5236] * 3
+    assert rotation((1.0, 1.0, 1.0), [160, 160, 40])[0] == [0.5236] * 3  # no coarsest axis
+    turns, why = rotation((0.8, 0.8, 5.0), [192, 160, 24])
+    assert turns == [0.0, 0.0, 3.1416] and "180 degrees about axis 2 only" in why
+    turns, why = rotation((0.8, 5.0, 0.8), [192, 24, 160], sided=True)
+    assert turns == [0.0, 0.5236, 0.0] and "class names name sides" in why
