@@ -144,15 +144,23 @@ def _models(args: argparse.Namespace) -> int:
     return 0
 
 
-def _quiet_optional_decoder() -> None:
-    """MONAI tries an optional GPU decoder (nvImageCodec) for pydicom wherever pydicom is
-    installed, and says it is absent: a log line on import and a warning from every
-    ``LoadImage`` (every training and prediction case). Nothing a user can act on."""
+def _quiet_dependency_noise() -> None:
+    """Silence what our dependencies print that no user can act on:
+
+    * MONAI tries an optional GPU decoder (nvImageCodec) for pydicom wherever pydicom is
+      installed, and says it is absent: a log line on import and a warning from every
+      ``LoadImage`` (every training and prediction case).
+    * timm (imported by SMP) declares a ``torch.jit.interface`` at import, which torch 2.13
+      deprecates: a FutureWarning before every command's output, even a one-line error.
+    """
     import logging
     import warnings
 
     logging.getLogger("monai.data.nvimgcodec_pydicom_plugin").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", message="NvImgCodecPydicomReader: nvImageCodec decoder")
+    warnings.filterwarnings(
+        "ignore", message=r"`torch\.jit\.interface` is deprecated", category=FutureWarning
+    )
 
 
 def _predict(args: argparse.Namespace) -> int:
@@ -570,7 +578,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     words = list(sys.argv[1:] if argv is None else argv)
-    _quiet_optional_decoder()
+    _quiet_dependency_noise()
     try:
         if words and words[0] in LIGHTNING_COMMANDS:
             return _lightning(argv)

@@ -26,3 +26,17 @@ def test_help_and_usage_errors_print_without_a_model() -> None:
         "scseg predict: error: the following arguments are required: --checkpoint, --input, "
         "--output (see scseg predict --help)"
     ]
+
+
+def test_an_error_is_one_line_after_the_heavy_imports(tmp_path) -> None:
+    """scseg evaluate imports torch, MONAI and SMP before it finds the truth folder empty;
+    nothing they warn about (timm's deprecated torch.jit.interface) comes before the error."""
+    (tmp_path / "pred").mkdir()
+    (tmp_path / "truth").mkdir()
+    run = [sys.executable, "-m", "scseg.cli", "evaluate", "--prediction", str(tmp_path / "pred"),
+           "--truth", str(tmp_path / "truth"), "--out", str(tmp_path / "s.csv")]  # fmt: skip
+    out = subprocess.run(run, capture_output=True, text=True)
+    assert out.returncode == 1
+    assert out.stderr.strip().splitlines() == [
+        f"scseg: error: {tmp_path / 'truth'}: holds no label maps (NIfTI/NRRD volumes or PNG masks)"
+    ]
