@@ -125,9 +125,9 @@ def plan_dataset(
     )
     p.set("data.init_args.root", str(data))
     # relative where it sits inside the data folder (both move together), else absolute
-    split_file = split_path.resolve()
-    if split_file.is_relative_to(data.resolve()):
-        split_file = split_file.relative_to(data.resolve())
+    split_file, folder = split_path.resolve(), data.resolve()
+    if split_file.is_relative_to(folder):
+        split_file = split_file.relative_to(folder)
     p.set(
         "data.init_args.split_file",
         str(split_file),

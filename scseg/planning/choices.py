@@ -58,14 +58,19 @@ def _dataset_share(fp: Fingerprint, spacing: np.ndarray) -> np.ndarray:
     return np.array([np.prod(np.array(c.shape) * np.array(c.spacing) / spacing) for c in fp.cases])
 
 
+def _coarsest_axis(target: np.ndarray) -> int | None:
+    """The axis of the largest spacing; ``None`` where all are within 1 % (isotropic)."""
+    return int(np.argmax(target)) if target.max() > target.min() * 1.01 else None
+
+
 def _spatial_augmentation(p: Plan, target: np.ndarray, patch: list[int], sided: bool) -> None:
     """nnU-Net's rotation and scaling (``configure_rotation_dummyDA_mirroring_and_inital_
     patch_size``): up to 30 degrees about every axis, or, where the patch is over 3x
     shorter along the coarsest axis, up to 180 degrees about that axis only; a zoom of
     0.7-1.4; each with probability 0.2. Sided labels keep turns within 30 degrees: a
     half turn would swap left and right, as mirroring does."""
-    coarse = int(np.argmax(target))
-    flat = target.max() > target.min() * 1.01 and max(patch) > ANISOTROPY * patch[coarse]
+    coarse = _coarsest_axis(target)
+    flat = coarse is not None and max(patch) > ANISOTROPY * patch[coarse]
     angle = round(math.pi / 6 if sided or not flat else math.pi, 4)
     rotation = [angle if (a == coarse or not flat) else 0.0 for a in range(3)]
     p.set(
@@ -131,7 +136,8 @@ def plan_volumes(
         p.set("data.class_path", "scseg.data.MSD3DDataModule")
         flips = [1, 2] if sided else [0, 1, 2]
     else:
-        axis = int(np.argmax(target)) if target.max() > target.min() * 1.01 else 2
+        coarse = _coarsest_axis(target)
+        axis = 2 if coarse is None else coarse
         plane = [a for a in range(3) if a != axis]
         patch, widths, batch = fit_patch(
             target[plane], median_shape[plane], 2, memory_gib, cpu, base
@@ -144,7 +150,7 @@ def plan_volumes(
             f"{DATA}.slice_axis",
             axis,
             "slices across the coarsest axis (nnU-Net's 2d)"
-            if axis != 2 or target.max() > target.min() * 1.01
+            if coarse is not None
             else "axial slices",
         )
         flips = [] if sided else [0, 1]
