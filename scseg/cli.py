@@ -63,6 +63,13 @@ def _lightning(argv: list[str] | None) -> int:
                     RichProgressBar(leave=True),
                 ]
 
+        def instantiate_classes(self) -> None:
+            # a class that refuses a value while it is built: name the key
+            try:
+                super().instantiate_classes()
+            except ValueError as err:
+                raise ValueError(_instantiation_error(str(err))) from None
+
         def instantiate_trainer(self, **kwargs):
             trainer = super().instantiate_trainer(**kwargs)
             root = Path(trainer.default_root_dir)
@@ -110,6 +117,42 @@ def _lightning(argv: list[str] | None) -> int:
         )
         return 143
     return 0
+
+
+_UNION_FAILED = "Does not validate against any of the Union subtypes"
+
+
+def _instantiation_error(message: str) -> str:
+    """One line for a class that refused a value while LightningCLI built it, prefixed by
+    the key where the message's first word is one of the class's arguments
+    (``data.init_args.rotation: rotation must be ...``, ``model.scheduler: scheduler must
+    be ...``). The data module's errors come wrapped in jsonargparse's listing of the
+    Union's subtypes, with the whole Namespace; the model's come as they are."""
+    import importlib
+    import inspect
+    import re
+
+    from scseg.training import SegmentationModule
+
+    lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
+    if not lines or not lines[0].startswith(_UNION_FAILED):
+        owner, prefix, text = SegmentationModule, "model", " ".join(lines)
+    else:
+        errors = [ln[2:] for ln in lines if ln.startswith("- ") and "NoneType" not in ln]
+        text = "; ".join(errors) or lines[0]
+        found = re.search(r"class_path='([\w.]+)'", message)
+        module, _, name = found.group(1).rpartition(".") if found else ("", "", "")
+        try:
+            owner = getattr(importlib.import_module(module), name)
+        except (ImportError, AttributeError, ValueError):
+            owner = None
+        prefix = "data.init_args"
+        text += f" ({found.group(1)})" if found else ""
+    first = re.match(r"\w+", text)
+    params = inspect.signature(owner).parameters if owner is not None else {}
+    if first and first.group(0) in params:
+        return f"{prefix}.{first.group(0)}: {text}"
+    return text if prefix == "model" else f"data: {text}"
 
 
 def _one_line(message: str) -> str:

@@ -71,7 +71,8 @@ def _spatial_augmentation(p: Plan, target: np.ndarray, patch: list[int], sided: 
     half turn would swap left and right, as mirroring does."""
     coarse = _coarsest_axis(target)
     flat = coarse is not None and max(patch) > ANISOTROPY * patch[coarse]
-    angle = round(math.pi / 6 if sided or not flat else math.pi, 4)
+    # 4 decimals, rounded down: pi rounded to 3.1416 lies above the data module's [0, pi]
+    angle = math.floor((math.pi / 6 if sided or not flat else math.pi) * 1e4) / 1e4
     rotation = [angle if (a == coarse or not flat) else 0.0 for a in range(3)]
     p.set(
         f"{DATA}.rotation",

@@ -50,7 +50,7 @@ def test_3d_plan_explains_each_choice_and_trains(own_scans, tmp_path, capsys) ->
     assert "# median spacing of the cases (nnU-Net)" in text
     assert "# MR: z-score over non-zero voxels per image" in text
     # nnU-Net's rotation and scaling, which the fast_dev_run below trains with
-    assert init["rotation"] == [0.5236] * 3 and init["zoom"] == [0.7, 1.4]
+    assert init["rotation"] == [0.5235] * 3 and init["zoom"] == [0.7, 1.4]
     assert "# turns of up to 30 degrees about every axis (nnU-Net)" in text
     # half a GiB: a smaller patch than the median case, of four stages at least
     assert all(p <= s for p, s in zip(init["patch_size"], (197, 116, 47), strict=True))
@@ -248,9 +248,69 @@ def test_rotation_follows_the_patch_shape_and_the_sides() -> None:
         assert plan.values["data.init_args.zoom"] == [0.7, 1.4]
         return plan.values["data.init_args.rotation"], plan.reasons["data.init_args.rotation"]
 
-    assert rotation((1.0, 1.0, 1.0), [128, 128, 128])[0] == [0.5236] * 3
-    assert rotation((1.0, 1.0, 1.0), [160, 160, 40])[0] == [0.5236] * 3  # no coarsest axis
+    assert rotation((1.0, 1.0, 1.0), [128, 128, 128])[0] == [0.5235] * 3
+    assert rotation((1.0, 1.0, 1.0), [160, 160, 40])[0] == [0.5235] * 3  # no coarsest axis
     turns, why = rotation((0.8, 0.8, 5.0), [192, 160, 24])
-    assert turns == [0.0, 0.0, 3.1416] and "180 degrees about axis 2 only" in why
+    assert turns == [0.0, 0.0, 3.1415] and "180 degrees about axis 2 only" in why
     turns, why = rotation((0.8, 5.0, 0.8), [192, 24, 160], sided=True)
-    assert turns == [0.0, 0.5236, 0.0] and "class names name sides" in why
+    assert turns == [0.0, 0.5235, 0.0] and "class names name sides" in why
+
+
+def _anisotropic_blocks(own_scans, root):
+    """The blocks with every second voxel along axis 0: spacing 2 x 1 x 1, under 3x
+    anisotropic, so the patch is not flat and turns stay within 30 degrees."""
+    for folder in ("imagesTr", "labelsTr"):
+        (root / folder).mkdir(parents=True)
+        for path in (own_scans / folder).iterdir():
+            image = nib.load(path)
+            affine = image.affine @ np.diag([2.0, 1.0, 1.0, 1.0])
+            nib.save(
+                nib.Nifti1Image(np.asarray(image.dataobj)[::2], affine), root / folder / path.name
+            )
+    return root
+
+
+@pytest.mark.parametrize(
+    ("branch", "rotation"),
+    [("flat", [0.0, 0.0, 3.1415]), ("sided", [0.0, 0.0, 0.5235]), ("anisotropic", [0.5235] * 3)],
+)
+def test_defect1_every_rotation_branch_plans_a_config_that_trains(
+    data_env, own_scans, tmp_path, branch, rotation
+) -> None:
+    """Review defect 1: on the anisotropic tumour sample the plan wrote the half turn as
+    3.1416, above pi, and its config did not train. Each branch of the rotation rule
+    (isotropic: test_3d_plan_explains_each_choice_and_trains) plans and trains."""
+    from scseg.data.samples import prepare_sample
+
+    data = tmp_path / "data"
+    if branch == "anisotropic":
+        _anisotropic_blocks(own_scans, data)
+    else:
+        shutil.copytree(prepare_sample("tumour3d"), data)
+    if branch == "sided":
+        meta = json.loads((data / "dataset.json").read_text())
+        meta["labels"] = {"0": "background", "1": "left_tumour"}
+        (data / "dataset.json").write_text(json.dumps(meta))
+    out = tmp_path / "plan.yaml"
+    assert _plan(data, out, "--memory", "0.05", "--device", "cpu") == 0
+    init = yaml.safe_load(out.read_text())["data"]["init_args"]
+    assert init["rotation"] == rotation
+    assert _fit(out, tmp_path / "run", "--trainer.fast_dev_run", "true") == 0
+
+
+def test_defect1_a_refused_value_is_one_line_naming_the_key(own_scans, tmp_path, capsys) -> None:
+    """A value the data module or the model refuses while LightningCLI builds it: one line
+    naming the key, not jsonargparse's listing of the Union with the whole Namespace."""
+    out = tmp_path / "plan.yaml"
+    assert _plan(own_scans, out, "--memory", "0.05", "--device", "cpu") == 0
+    capsys.readouterr()
+    for key, value, says in [
+        ("data.init_args.rotation", "[0, 0, 4]", "rotation must be 3 angles in [0, pi]"),
+        ("data.init_args.zoom", "[2, 1]", "zoom must be (low, high)"),
+        ("model.scheduler", "sometimes", "scheduler must be one of"),
+    ]:
+        assert _fit(out, tmp_path / "run", f"--{key}", value) != 0
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1, err
+        assert err.startswith(f"scseg: error: {key}: {says}"), err
+        assert "Namespace(" not in err and "Union" not in err
