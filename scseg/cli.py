@@ -7,6 +7,7 @@ subcommands are plain argparse.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -315,7 +316,14 @@ def _evaluate(args: argparse.Namespace) -> int:
     if args.split is not None:
         from scseg.data.base import read_split
 
-        cases = read_split(args.split.parent, args.split.name)["val"]
+        cases = read_split(args.split.parent, args.split.name, args.fold)["val"]
+        if args.fold is None and json.loads(args.split.read_text()).get("folds"):
+            raise ValueError(
+                f"{args.split}: has folds; name the one the model trained on with --fold K "
+                "(its validation cases are not the top-level 'val')"
+            )
+    elif args.fold is not None:
+        raise ValueError("--fold needs --split (the split file that holds the folds)")
     console = Console(stderr=True)
     with console.status("scoring") as status:
         rows, names, unit = evaluate(args.prediction, args.truth, args.classes, args.tolerance,
@@ -412,14 +420,23 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+def _at_least(low: int):
+    """An argparse type: a whole number of at least ``low``."""
+
+    def whole(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+        return value
+
+    return whole
+
+
+_positive_int = _at_least(1)
+_non_negative_int = _at_least(0)
 
 
 def _overlap(text: str) -> float:
@@ -575,6 +592,10 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--split", type=Path, help="a split file (scseg plan's): score its validation cases only"
     )
+    evaluate.add_argument(
+        "--fold", type=_non_negative_int, help="with --split: score fold K's validation cases "
+        "(a split with folds needs it: each fold validates on other cases)"
+    )  # fmt: skip
     evaluate.add_argument("--overwrite", action="store_true", help="replace an existing CSV")
     evaluate.set_defaults(func=_evaluate)
     attention = sub.add_parser("attention", help="figures of the sSE maps and cSE weights")

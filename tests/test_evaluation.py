@@ -268,3 +268,28 @@ def test_split_scores_its_validation_cases_only(folders, tmp_path, capsys) -> No
     assert "no truth for case(s) c" in _error(capsys, "--prediction", folders / "pred", "--truth",
                                               folders / "truth", "--out", tmp_path / "t.csv",
                                               "--split", split)  # fmt: skip
+
+
+def test_defect3_a_split_with_folds_scores_the_named_fold(folders, tmp_path, capsys) -> None:
+    """Review defect 3: --split scored the top-level 'val' list, which scseg plan --folds
+    draws apart from the folds, so a fold's model was scored on cases it trained on."""
+    from scseg.planning.split import make_split
+
+    split = make_split(["a", "b"], seed=0, folds=2)
+    assert split["folds"][1]["val"] != split["val"]  # the trap: top level differs from fold 1
+    path = tmp_path / "split.json"
+    path.write_text(json.dumps(split))
+    for fold in (0, 1):
+        out = tmp_path / f"fold{fold}.csv"
+        assert _evaluate(folders, "--out", str(out), "--split", str(path), "--fold", str(fold)) == 0
+        scored = {r["case"] for r in _rows(out)}
+        assert scored == set(split["folds"][fold]["val"])
+        assert not scored & set(split["folds"][fold]["train"])
+    err = _error(capsys, "--prediction", folders / "pred", "--truth", folders / "truth",
+                 "--out", tmp_path / "none.csv", "--split", path)  # fmt: skip
+    assert "has folds; name the one the model trained on with --fold K" in err
+    assert "fold 2 asked, the file has folds 0..1" in _error(
+        capsys, "--prediction", folders / "pred", "--truth", folders / "truth",
+        "--out", tmp_path / "none.csv", "--split", path, "--fold", 2,
+    )  # fmt: skip
+    assert not (tmp_path / "none.csv").exists()
