@@ -565,9 +565,8 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--seed", type=int, default=0, help="of the split (default 0)")
     plan.add_argument(
         "--subject-pattern",
-        default=r"(sub-[A-Za-z0-9]+)",
-        help="regex whose first group is a case's subject: a subject's cases stay "
-        "on one side of every split (default: BIDS sub-<label>)",
+        help="regex whose first group (or whole match) is a case's subject: a subject's "
+        "cases stay on one side of every split (default: BIDS sub-<label> where names carry it)",
     )
     plan.add_argument("--overwrite", action="store_true", help="replace existing files")
     plan.set_defaults(func=_plan)

@@ -17,7 +17,7 @@ import numpy as np
 from scseg.planning.choices import plan
 from scseg.planning.fingerprint import Fingerprint, fingerprint
 from scseg.planning.rules import Plan
-from scseg.planning.split import SUBJECT_PATTERN, make_split
+from scseg.planning.split import make_split, subjects
 
 __all__ = ["PlannedRun", "plan_dataset", "summary_tables"]
 
@@ -29,6 +29,7 @@ class PlannedRun:
     fingerprint: Fingerprint
     plan: Plan
     split: dict
+    subjects: int = 0
 
 
 def check_classes(fp: Fingerprint) -> None:
@@ -82,7 +83,7 @@ def plan_dataset(
     seed: int = 0,
     epochs: int = 100,
     spacing: list[float] | None = None,
-    subject_pattern: str = SUBJECT_PATTERN,
+    subject_pattern: str | None = None,
     cpu: bool | None = None,
     overwrite: bool = False,
 ) -> PlannedRun:
@@ -144,7 +145,7 @@ def plan_dataset(
     text = to_yaml(p, header)
     write_split(split, split_path, overwrite)
     write_config(text, out, overwrite)
-    return PlannedRun(out, split_path, fp, p, split)
+    return PlannedRun(out, split_path, fp, p, split, len(subjects(names, subject_pattern)))
 
 
 def _ordered(values: dict) -> dict:
@@ -218,7 +219,8 @@ def summary_tables(run: PlannedRun) -> list:
     planned.add_row(
         "split",
         f"{len(split['train'])} train, {len(split['val'])} val"
-        + (f"; {len(split['folds'])} folds" if "folds" in split else ""),
+        + (f"; {len(split['folds'])} folds" if "folds" in split else "")
+        + f"; {run.subjects} subject(s)",
     )
     planned.add_row("epochs", str(run.plan.values["trainer.max_epochs"]))
     return [data, classes, planned]

@@ -12,30 +12,62 @@ from pathlib import Path
 SUBJECT_PATTERN = r"(sub-[A-Za-z0-9]+)"
 
 
-def subject_of(case: str, pattern: str = SUBJECT_PATTERN) -> str:
-    """The first group ``pattern`` finds in the case name, else the name itself."""
+def subject_of(case: str, pattern: str | re.Pattern = SUBJECT_PATTERN) -> str | None:
+    """The subject in a case name: the pattern's first group, or its whole match where it
+    has no group; ``None`` where it does not match."""
     found = re.search(pattern, case)
-    return found.group(1) if found and found.groups() else case
+    if found is None:
+        return None
+    return found.group(1) if found.groups() else found.group(0)
+
+
+def subjects(cases: Sequence[str], pattern: str | None = None) -> dict[str, list[str]]:
+    """The cases grouped by subject, in sorted order. ``pattern`` ``None``: BIDS
+    ``sub-<label>``, where names carry it. A case the pattern does not match is a subject
+    of its own.
+
+    Raises:
+        ValueError: a pattern that is not a regular expression, or (given explicitly) one
+            that matches no case: grouping would silently be off.
+    """
+    try:
+        compiled = re.compile(pattern or SUBJECT_PATTERN)
+    except re.error as err:
+        raise ValueError(
+            f"--subject-pattern {pattern!r}: not a regular expression ({err})"
+        ) from None
+    groups: dict[str, list[str]] = {}
+    matched = 0
+    for case in sorted(cases):
+        subject = subject_of(case, compiled)
+        matched += subject is not None
+        groups.setdefault(case if subject is None else subject, []).append(case)
+    if pattern is not None and not matched:
+        raise ValueError(
+            f"--subject-pattern {pattern!r} matches none of the {len(cases)} case names "
+            f"(e.g. {sorted(cases)[0]}): subjects cannot be grouped"
+        )
+    return groups
 
 
 def make_split(
     cases: Sequence[str],
     seed: int = 0,
     folds: int = 0,
-    pattern: str = SUBJECT_PATTERN,
+    pattern: str | None = None,
     val_share: float = 0.2,
     given: dict | None = None,
 ) -> dict:
     """``{"train", "val"[, "folds"]}``: a seeded share of the subjects validates, and with
     ``folds`` K each subject validates in exactly one of K folds. A subject's cases always
-    stay together. ``given``: an existing split whose train and val are kept.
+    stay together (:func:`subjects`). ``given``: an existing split whose train and val
+    are kept.
 
     Raises:
-        ValueError: fewer than two subjects (no split possible), or fewer than K.
+        ValueError: fewer than two subjects (no split possible), or fewer than K; a
+            pattern that matches no case.
     """
-    groups: dict[str, list[str]] = {}
-    for case in sorted(cases):
-        groups.setdefault(subject_of(case, pattern), []).append(case)
+    groups = subjects(cases, pattern)
     if len(groups) < 2:
         what = "one case" if len(cases) == 1 else f"{len(cases)} cases of one subject"
         raise ValueError(

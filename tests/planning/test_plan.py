@@ -314,3 +314,38 @@ def test_defect1_a_refused_value_is_one_line_naming_the_key(own_scans, tmp_path,
         assert len(err.splitlines()) == 1, err
         assert err.startswith(f"scseg: error: {key}: {says}"), err
         assert "Namespace(" not in err and "Union" not in err
+
+
+def test_defect4_a_pattern_without_a_group_keeps_subjects_together(
+    own_scans, tmp_path, capsys
+) -> None:
+    """Review defect 4: a --subject-pattern without a capture group made every case its
+    own subject (sessions of one subject on both sides of the split), and a pattern that
+    matches nothing was accepted silently."""
+    from scseg.planning.split import subjects
+
+    cases = [f"sub-{s:02d}_ses-{t}" for s in range(1, 7) for t in (1, 2)]
+    for pattern in ("sub-[0-9]+", "(sub-[0-9]+)"):
+        assert sorted(subjects(cases, pattern)) == [f"sub-{s:02d}" for s in range(1, 7)]
+        split = make_split(cases, seed=3, folds=3, pattern=pattern)
+        for part in [split, *split["folds"]]:
+            train = {c.split("_")[0] for c in part["train"]}
+            assert not train & {c.split("_")[0] for c in part["val"]}
+    with pytest.raises(ValueError, match="matches none of the 12 case names"):
+        make_split(cases, pattern="patient[0-9]+")
+    # through scseg plan: the subjects are counted, a pattern matching nothing is refused
+    out = tmp_path / "p.yaml"
+    assert _plan(own_scans, out, "--subject-pattern", "block[0-9]") == 0
+    printed = capsys.readouterr().out
+    assert "4 subject(s)" in printed
+    split = json.loads((tmp_path / "p_split.json").read_text())
+    assert not {c[:6] for c in split["train"]} & {c[:6] for c in split["val"]}
+    err = _error(capsys, "--data", own_scans, "--out", tmp_path / "q.yaml",
+                 "--subject-pattern", "sub-[0-9]+")  # fmt: skip
+    assert "--subject-pattern 'sub-[0-9]+' matches none of the 8 case names" in err
+    assert "not a regular expression" in _error(
+        capsys, "--data", own_scans, "--out", tmp_path / "q.yaml", "--subject-pattern", "(sub"
+    )
+    assert not (tmp_path / "q.yaml").exists()
+    assert _plan(own_scans, tmp_path / "r.yaml") == 0  # no pattern: each block its own subject
+    assert "8 subject(s)" in capsys.readouterr().out
