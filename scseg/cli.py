@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import sys
+import warnings
 from pathlib import Path
 
 LIGHTNING_COMMANDS = ("fit", "validate", "test")
@@ -198,7 +199,6 @@ def _quiet_dependency_noise() -> None:
       deprecates: a FutureWarning before every command's output, even a one-line error.
     """
     import logging
-    import warnings
 
     logging.getLogger("monai.data.nvimgcodec_pydicom_plugin").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", message="NvImgCodecPydicomReader: nvImageCodec decoder")
@@ -639,9 +639,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Our own warnings (about the user's data) as one line each, like our errors; the
+    dependencies' keep Python's format."""
+    if category.__module__.startswith("scseg."):
+        print(f"scseg: warning: {message}", file=sys.stderr if file is None else file)
+    else:
+        _python_show_warning(message, category, filename, lineno, file, line)
+
+
+_python_show_warning = warnings.showwarning
+
+
 def main(argv: list[str] | None = None) -> int:
     words = list(sys.argv[1:] if argv is None else argv)
     _quiet_dependency_noise()
+    warnings.showwarning = _show_warning
     try:
         if words and words[0] in LIGHTNING_COMMANDS:
             return _lightning(argv)

@@ -34,6 +34,10 @@ class SeriesError(ValueError):
     """A DICOM series cannot be read as a volume; the message names its folder."""
 
 
+class SeriesWarning(UserWarning):
+    """A DICOM series was read, but lacks something a user should know of."""
+
+
 @dataclass(frozen=True)
 class DicomSeries:
     """One series found on disk.
@@ -139,13 +143,55 @@ def _gaps(datasets: Sequence) -> str:
     return ", ".join(f"{g:g}" for g in gaps[:4]) + (" ..." if len(gaps) > 4 else "")
 
 
+def _gantry_tilt(datasets: Sequence) -> float | None:
+    """The angle (degrees) between the slice normal and the step from slice to slice,
+    where the slices are evenly spaced but step off their normal (a CT gantry tilted
+    during the scan); ``None`` for any other layout."""
+    row, col = np.asarray(datasets[0].ImageOrientationPatient, float).reshape(2, 3)
+    normal = np.cross(row, col)
+    positions = np.array([np.asarray(d.ImagePositionPatient, float) for d in datasets])
+    positions = positions[np.argsort(positions @ normal)]
+    steps = np.diff(positions, axis=0)
+    mean = steps.mean(0)
+    if np.linalg.norm(mean) == 0 or np.abs(steps - mean).max() > 0.01 * np.linalg.norm(mean):
+        return None  # uneven: a missing slice, not a tilt
+    angle = float(np.degrees(np.arccos(abs(mean @ normal) / np.linalg.norm(mean))))
+    return angle if angle > 0.01 else None
+
+
+def _frame_of_reference(datasets: list, series: DicomSeries) -> None:
+    """Anonymisers and some exporters drop the Frame of Reference UID, which highdicom
+    needs to place the slices; ITK and dcm2niix read such series from the image position
+    and orientation alone, and so do we: one UID, derived from the series', is given to
+    the files in memory (and to a DICOM-SEG made from them), with a warning."""
+    if all("FrameOfReferenceUID" in d for d in datasets):
+        return
+    import warnings
+
+    from pydicom.uid import generate_uid
+
+    warnings.warn(
+        f"{series}: no Frame of Reference UID (0020,0052) in the header; the slices are "
+        "placed by Image Position and Orientation (Patient) alone",
+        SeriesWarning,
+        stacklevel=3,
+    )
+    uid = generate_uid(entropy_srcs=[series.uid, "FrameOfReferenceUID"])
+    for ds in datasets:
+        ds.FrameOfReferenceUID = ds.get("FrameOfReferenceUID") or uid
+
+
 def read_series(series: DicomSeries) -> DicomVolume:
     """Reads one series as a volume, after checking that it is one.
 
     Raises:
         SeriesError: naming the series and the problem: files that are not images, a
             multi-frame object, one slice, mixed slice sizes or orientations, slices not
-            evenly spaced (a missing slice), or pixel data that cannot be decoded.
+            evenly spaced (a missing slice), a gantry tilt, or pixel data that cannot be
+            decoded.
+
+    Warns:
+        SeriesWarning: no Frame of Reference UID (the series is read all the same).
     """
     import highdicom as hd
     import pydicom
@@ -191,9 +237,16 @@ def read_series(series: DicomSeries) -> DicomVolume:
     except Exception as err:
         raise SeriesError(f"{where}: slice positions do not form a volume ({err})") from None
     if positions is None:
+        if (tilt := _gantry_tilt(datasets)) is not None:
+            raise SeriesError(
+                f"{where}: gantry tilt of {tilt:.1f} degrees (slice positions step off the "
+                "slice normal); scseg reads untilted series only: resample it first, e.g. "
+                "with dcm2niix, which corrects the tilt"
+            )
         raise SeriesError(f"{where}: slices not evenly spaced along their normal (spacings "
                           f"{_gaps(datasets)} mm): a missing or duplicated slice?")  # fmt: skip
     ordered = [datasets[positions.index(i)] for i in range(len(datasets))]
+    _frame_of_reference(ordered, series)
     try:
         volume = hd.get_volume_from_series(ordered, dtype=np.float32)
     except Exception as err:  # undecodable pixel data, missing plugin, ...

@@ -11,7 +11,7 @@ import numpy as np
 import pydicom
 import pytest
 
-from scseg.data.dicom import SeriesError, find_series, read_series
+from scseg.data.dicom import SeriesError, SeriesWarning, find_series, read_series
 
 from ..conftest import SHARED_SAMPLES
 from ..dicom_series import keep_locale, rotation, write_series
@@ -172,3 +172,55 @@ def test_real_series_that_are_not_volumes(folder, message) -> None:
 def test_dicomdir_index_files_are_not_series() -> None:
     found = find_series(PYDICOM_SERIES / "TINY_ALPHA")
     assert [s.name for s in found] == ["PT000000_ST000000_SE000000"]
+
+
+def _edit_files(folder: Path, edit) -> None:
+    """Rewrites every file of a series, ``edit(dataset, index)`` changing it in place."""
+    for i, path in enumerate(sorted(folder.iterdir())):
+        ds = pydicom.dcmread(path)
+        edit(ds, i)
+        ds.save_as(path)
+
+
+def test_defect6_a_series_without_frame_of_reference_is_read_with_a_warning(tmp_path) -> None:
+    """Review defect 6: a series whose Frame of Reference UID an anonymiser dropped was
+    refused ("Dataset should exist in the patient coordinate_system"), though its pixels
+    and positions are fine; ITK and dcm2niix read it."""
+    data, affine = geometries(*sample_crop())["oblique"]
+    folder = write_series(data, affine, tmp_path / "anonymised")
+    _edit_files(folder, lambda ds, _: delattr(ds, "FrameOfReferenceUID"))
+    [series] = find_series(folder)
+    with pytest.warns(SeriesWarning, match=r"no Frame of Reference UID \(0020,0052\)") as caught:
+        volume = read_series(series)
+    assert str(caught[0].message).startswith(f"{folder}: ")
+    same_volume((volume.array, volume.affine), (data, affine))
+    uids = {ds.FrameOfReferenceUID for ds in volume.datasets}
+    assert len(uids) == 1 and uids == {
+        ds.FrameOfReferenceUID for ds in read_series(series).datasets
+    }
+
+
+def test_defect8_gantry_tilt_is_named(tmp_path) -> None:
+    """Review defect 8: a gantry-tilted CT (slices evenly spaced along the normal, each
+    shifted along the rows) was reported as unevenly spaced, "missing slice?"."""
+    data, affine = sample_crop()
+    folder = write_series(data, affine, tmp_path / "tilted", modality="CT")
+
+    def tilt(ds, i):  # 12 degrees: each slice 1 mm up shifts tan(12) mm along y (LPS)
+        ipp = np.asarray(ds.ImagePositionPatient, float)
+        k = int(ds.InstanceNumber) - 1
+        ds.ImagePositionPatient = [
+            f"{v:.6f}" for v in ipp + np.array([0, k * np.tan(np.radians(12)), 0])
+        ]
+
+    _edit_files(folder, tilt)
+    [series] = find_series(folder)
+    with pytest.raises(SeriesError) as err:
+        read_series(series)
+    text = str(err.value)
+    assert text.startswith(f"{folder}: gantry tilt of 12.0 degrees"), text
+    assert "dcm2niix" in text and "missing" not in text
+    # a missing slice is still a missing slice, not a tilt
+    (folder / "IM0010.dcm").unlink()
+    with pytest.raises(SeriesError, match="not evenly spaced"):
+        read_series(find_series(folder)[0])

@@ -161,3 +161,31 @@ def test_one_dicom_file_asks_for_its_folder(ckpt_3d, scans, tmp_path, capsys) ->
     assert _predict("--checkpoint", ckpt_3d, "--input", one, "--output", tmp_path) == 1
     err = capsys.readouterr().err
     assert err.strip() == f"scseg: error: {one}: one DICOM file; give the folder of its series"
+
+
+def test_defect6_series_without_frame_of_reference_predicts(
+    ckpt_3d, scans, tmp_path, capsys
+) -> None:
+    """Review defect 6 through the CLI: the series is predicted as its copy with the UID,
+    with one warning line that names the missing attribute; its DICOM-SEG reads back."""
+    import pydicom
+
+    source = tmp_path / "anonymised"
+    shutil.copytree(scans / "dicom" / "ras", source)
+    for path in source.iterdir():
+        ds = pydicom.dcmread(path)
+        del ds.FrameOfReferenceUID
+        ds.save_as(path)
+    out = tmp_path / "out"
+    assert _predict("--checkpoint", ckpt_3d, "--input", source, "--output", out,
+                    "--format", "nifti", "dicom-seg") == 0  # fmt: skip
+    err = capsys.readouterr().err
+    assert err.strip() == (f"scseg: warning: {source}: no Frame of Reference UID (0020,0052) in "
+                           "the header; the slices are placed by Image Position and "
+                           "Orientation (Patient) alone")  # fmt: skip
+    assert _predict("--checkpoint", ckpt_3d, "--input", scans / "dicom" / "ras",
+                    "--output", tmp_path / "ref") == 0  # fmt: skip
+    ours, reference = nib.load(out / "anonymised.nii.gz"), nib.load(tmp_path / "ref" / "ras.nii.gz")
+    np.testing.assert_array_equal(np.asarray(ours.dataobj), np.asarray(reference.dataobj))
+    seg = hd.seg.segread(out / "anonymised_seg.dcm")
+    assert seg.FrameOfReferenceUID
