@@ -212,7 +212,7 @@ def _predict(args: argparse.Namespace) -> int:
 
     devices, nodes = launch_layout(args.devices, args.num_nodes)
     if devices * nodes == 1 and not is_launched():
-        inputs, predict = _prepare_prediction(args, args.device, args.quiet)
+        inputs, predict = _prepare_prediction(args, args.device, args.quiet, True)
         summary = predict(inputs)
     else:
         summary = _predict_spread(args, devices, nodes)
@@ -221,9 +221,10 @@ def _predict(args: argparse.Namespace) -> int:
     return _report(summary, args.output)
 
 
-def _prepare_prediction(args: argparse.Namespace, device: str, quiet: bool):
-    """Loads the model and lists the inputs (all of them, checked against each other's
-    outputs); returns them and a function that predicts a list of them."""
+def _prepare_prediction(args: argparse.Namespace, device: str, quiet: bool, listing: bool):
+    """Loads the model and, with ``listing``, lists the inputs (all of them, checked
+    against each other's outputs); returns them (else ``None``) and a function that
+    predicts a list of them."""
     from scseg.inference import PredictOptions, collect_inputs, load_models, predict_files
     from scseg.inference.runner import check_outputs
     from scseg.models import to_channels_last
@@ -233,7 +234,6 @@ def _prepare_prediction(args: argparse.Namespace, device: str, quiet: bool):
         to_channels_last(model.net, model.spatial_dims)
     if args.compile:
         model.net.compile()
-    inputs = collect_inputs(args.input, model.input_dims)
     options = PredictOptions(
         formats=tuple(dict.fromkeys(args.format)),
         overwrite=args.overwrite,
@@ -245,7 +245,10 @@ def _prepare_prediction(args: argparse.Namespace, device: str, quiet: bool):
         overlap=args.overlap,
         sw_batch_size=args.sw_batch_size,
     )
-    check_outputs(inputs, args.output, model.input_dims, options)
+    inputs = None
+    if listing:
+        inputs = collect_inputs(args.input, model.input_dims)
+        check_outputs(inputs, args.output, model.input_dims, options)
 
     def predict(part):
         return predict_files(model, part, args.output, options, quiet=quiet, check=False)
@@ -261,8 +264,8 @@ def _predict_spread(args: argparse.Namespace, devices: int, nodes: int):
         raise ValueError(f"--device {args.device}: with several processes give cpu or cuda "
                          "(each process takes its own GPU)")  # fmt: skip
 
-    def run(process_device: str, quiet: bool):
-        return _prepare_prediction(args, process_device, quiet)
+    def run(process_device: str, quiet: bool, listing: bool):
+        return _prepare_prediction(args, process_device, quiet, listing)
 
     try:
         return predict_spread(run, args.device, devices, nodes, args.quiet)

@@ -21,8 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-# DICOMDIR files are an index of the media, not objects to segment
+# not objects to segment: DICOMDIR files (an index of the media), and Segmentation objects
+# (scseg predict's own DICOM-SEG outputs among them, when the output folder lies in the input)
 _MEDIA_DIRECTORY = "1.2.840.10008.1.3.10"
+_SEGMENTATION = "1.2.840.10008.5.1.4.1.1.66.4"
 _HEADER_TAGS = ["SeriesInstanceUID", "SeriesNumber", "SOPClassUID", "Modality", "Rows",
                 "Columns", "NumberOfFrames", "ImagePositionPatient"]  # fmt: skip
 # (slice, row, col) -> (col, row, slice)
@@ -92,7 +94,8 @@ def find_series(folder: str | Path) -> list[DicomSeries]:
     """Every DICOM series in ``folder`` and its subfolders, sorted by folder then number.
 
     Files of one series in one folder are one series; a series split over folders counts
-    once per folder. Files that are not DICOM (and DICOMDIR index files) are ignored.
+    once per folder. Files that are not DICOM, DICOMDIR index files and Segmentation
+    objects (DICOM-SEG, such as our own outputs) are ignored.
 
     A DICOM file whose header cannot be read (or has no ``SeriesInstanceUID``) becomes a
     series of its own, so that reading it reports the file (and the others still run).
@@ -109,6 +112,8 @@ def find_series(folder: str | Path) -> list[DicomSeries]:
             ds = None
         meta = getattr(ds, "file_meta", None)
         if str(getattr(meta, "MediaStorageSOPClassUID", "")) == _MEDIA_DIRECTORY:
+            continue
+        if ds is not None and str(ds.get("SOPClassUID", "")) == _SEGMENTATION:
             continue
         uid = str(ds.get("SeriesInstanceUID", "")) if ds is not None else ""
         if not uid:  # damaged: a series of its own, reported when read

@@ -62,8 +62,13 @@ def share(inputs: Sequence[Source], rank: int, world_size: int) -> list[Source]:
     return list(inputs[rank::world_size])
 
 
+Prepare = Callable[
+    [str, bool, bool], tuple[Sequence[Source] | None, Callable[[list[Source]], PredictSummary]]
+]
+
+
 def predict_spread(
-    run: Callable[[str, bool], tuple[Sequence[Source], Callable[[list[Source]], PredictSummary]]],
+    run: Prepare,
     accelerator: str,
     devices: int,
     num_nodes: int,
@@ -71,10 +76,16 @@ def predict_spread(
 ) -> PredictSummary | None:
     """Starts (or joins) the processes and predicts this one's share.
 
+    Process 0 alone lists the inputs, before any process writes, and sends the list to the
+    others: each listing the folder itself, a slower process could see outputs a faster
+    one had just written there (a DICOM-SEG in the input tree) as new inputs, and the
+    shares would no longer be disjoint and complete.
+
     Args:
-        run: called in every process with its device and whether to stay quiet; loads the
-            model, lists and checks all inputs, and returns them with a function that
-            predicts a list of them.
+        run: called in every process with its device, whether to stay quiet and whether
+            to list the inputs (process 0); loads the model and returns the inputs, listed
+            and checked (``None`` where not listed), with a function that predicts a list
+            of them.
         accelerator: ``"cpu"`` or ``"cuda"`` (``"gpu"``).
         devices, num_nodes: the layout (:func:`launch_layout`).
         quiet: no progress bar at all (otherwise process 0 shows its own).
@@ -89,7 +100,18 @@ def predict_spread(
                     strategy="ddp")  # fmt: skip
     fabric.launch()
     rank, world = fabric.global_rank, fabric.world_size
-    inputs, predict = run(str(fabric.device), quiet or rank != 0)
+    failure: Exception | None = None
+    try:
+        inputs, predict = run(str(fabric.device), quiet or rank != 0, rank == 0)
+    except Exception as err:  # raised below, once every process knows (none waits forever)
+        failure, inputs = err, None
+    sent = [inputs if failure is None else None, failure is not None]
+    dist.broadcast_object_list(sent, src=0)
+    if failure is not None:
+        raise failure
+    if sent[1]:  # process 0 says why
+        raise RuntimeError("process 0 could not prepare the prediction")
+    inputs = sent[0]
     mine = predict(share(inputs, rank, world))
     gathered: list[PredictSummary | None] = [None] * world
     dist.all_gather_object(gathered, mine)

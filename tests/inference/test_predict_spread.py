@@ -144,3 +144,26 @@ def test_several_processes_need_a_device_kind(ckpt_3d, tmp_path, capsys) -> None
     err = capsys.readouterr().err.strip()
     assert err == ("scseg: error: --device cuda:1: with several processes give cpu or cuda "
                    "(each process takes its own GPU)")  # fmt: skip
+
+
+def test_defect5_outputs_in_the_input_tree_are_not_inputs(ckpt_3d, tmp_path) -> None:
+    """Review defect 5: with the output folder inside the input tree and DICOM-SEG out,
+    each process listed the inputs itself, and a slower one could take a SEG that a faster
+    one had just written for a new series. Process 0 now lists once for all, and
+    find_series skips Segmentation objects: a rerun finds the same two inputs."""
+    from scseg.data.dicom import find_series
+
+    inputs = tmp_path / "study"
+    write_series(*sample_crop((74, 90, 40)), inputs / "a")
+    write_series(*sample_crop((74, 90, 100)), inputs / "b")
+    out = inputs / "segmentations"
+    args = ("predict", "--quiet", "--checkpoint", ckpt_3d, "--input", inputs, "--output", out,
+            "--format", "dicom-seg", "--devices", "2")  # fmt: skip
+    done = _scseg(*args)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"2 of 2 input(s) predicted into {out}" in done.stdout
+    assert sorted(p.name for p in out.iterdir()) == ["a_seg.dcm", "b_seg.dcm"]
+    assert [s.name for s in find_series(inputs)] == ["a", "b"]  # the SEGs are not series
+    done = _scseg(*args)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "0 of 2 input(s) predicted" in done.stdout and "2 kept" in done.stdout
