@@ -29,9 +29,9 @@ def keep_locale() -> Iterator[None]:
         locale.setlocale(locale.LC_ALL, saved)
 
 
-def _ds(values) -> str:
+def _ds(values, precision: int = 8) -> str:
     """A DS (decimal string) value list: at most 16 characters per number."""
-    return "\\".join(np.format_float_positional(float(v), precision=8, trim="-")[:16]
+    return "\\".join(np.format_float_positional(float(v), precision=precision, trim="-")[:16]
                      for v in values)  # fmt: skip
 
 
@@ -45,6 +45,7 @@ def write_series(
     modality: str = "MR",
     order: np.ndarray | None = None,
     prefix: str = "IM",
+    cosine_decimals: int = 8,
 ) -> Path:
     """Writes ``array`` (int16-castable, ``(X, Y, Z)``) as a series of ``Z`` files.
 
@@ -52,6 +53,7 @@ def write_series(
         order: file ``i`` holds slice ``order[i]`` (and its InstanceNumber is ``i + 1``),
             for series stored out of slice order.
         prefix: of the file names (``<prefix>0000.dcm``, ...).
+        cosine_decimals: of the orientation cosines (many scanners and converters write 6).
 
     Returns:
         the folder.
@@ -79,7 +81,7 @@ def write_series(
         "0020|0011": str(series_number),
         "0008|0060": modality,
         "0008|0016": _SOP_CLASSES[modality],
-        "0020|0037": _ds([*direction[:, 0], *direction[:, 1]]),
+        "0020|0037": _ds([*direction[:, 0], *direction[:, 1]], cosine_decimals),
         "0018|0050": _ds([spacing[2]]),
         "0028|0030": _ds([spacing[1], spacing[0]]),  # row spacing (along Y), column spacing
     }

@@ -19,6 +19,7 @@ from monai.data import CacheDataset, DataLoader, Dataset, PersistentDataset
 from monai.data.utils import pickle_hashing
 
 from scseg.data.base import SegmentationDataModule, evaluation_sampler, read_split
+from scseg.data.geometry import OrthonormalAffined
 from scseg.data.nrrd import NRRD_SUFFIXES, ras_nrrd_reader
 
 INTENSITY_MODES = ("auto", "zscore", "ct", "none")
@@ -174,7 +175,8 @@ def preprocessing(
     """The deterministic steps shared by training, validation and prediction.
 
     Load (unless ``load`` is false: the data is already a MetaTensor) -> channel first ->
-    RAS orientation -> resample to ``spacing`` (linear for the image, nearest for labels)
+    direction cosines snapped to orthonormal (:mod:`scseg.data.geometry`) -> RAS
+    orientation -> resample to ``spacing`` (linear for the image, nearest for labels)
     -> intensity: ``"zscore"`` over non-zero voxels per channel (MR), ``"ct"`` clip to
     ``ct_window`` then scale to [0, 1], or ``"none"``.
     ``track_meta=True`` keeps the geometry record that inference needs to invert the steps.
@@ -185,6 +187,7 @@ def preprocessing(
     ops: list = [T.LoadImaged(keys, reader=ras_nrrd_reader(), image_only=True)] if load else []
     ops += [
         T.EnsureChannelFirstd(keys),
+        OrthonormalAffined(keys),  # the same grid for the same scan in any format
         T.Orientationd(keys, axcodes="RAS", labels=(("L", "R"), ("P", "A"), ("I", "S"))),
     ]
     if spacing is not None:
@@ -317,7 +320,8 @@ class MSD3DDataModule(SegmentationDataModule):
             return [{**pairs[c], "case": c} for c in cases]
 
         self._cache_settings = {"spacing": self.hparams.spacing, "intensity": self.intensity,
-                                "ct_window": self.hparams.ct_window}  # fmt: skip
+                                "ct_window": self.hparams.ct_window,
+                                "grid": "orthonormal"}  # fmt: skip
         self.train_set = self._train_set(with_case(split["train"]), pre)
         self.val_set = self._dataset(with_case(split["val"]), pre)
         same = split["test"] == split["val"]  # the usual case: validation cases, held once

@@ -144,9 +144,9 @@ def preprocess_volume(
                                   load=dicom is None))  # fmt: skip
     if dicom is not None:
         meta = {"filename_or_obj": str(path), "original_channel_dim": "no_channel"}
-        # As a NIfTI file stores it (float32): MONAI's Spacing aligns its output grid to a
-        # corner or to the centre by a 1e-8 test on the affine, so an oblique series and
-        # its NIfTI conversion would otherwise resample to grids half a voxel apart.
+        # As a NIfTI file stores it (float32), so that a series and its NIfTI conversion
+        # give the same labels to the last bit; scseg.data.geometry keeps other formats of
+        # the same scan on the same grid to within their precision.
         affine = torch.from_numpy(dicom.affine.astype(np.float32).astype(np.float64))
         image = MetaTensor(torch.from_numpy(dicom.array), affine=affine, meta=meta)
         return pre, pre({"image": image})
