@@ -84,11 +84,45 @@ def plot_cse_weights(maps: AttentionMaps, index: int = 0) -> plt.Figure:
 
 # RAS axis each plane is taken across; slices are shown transposed, origin lower
 _PLANES = {"axial": 2, "coronal": 1, "sagittal": 0}
+# each plane's (column axis, row axis) and the letters at its (left, right, bottom, top)
+# edges in the neurological convention (the patient's right on the screen's right)
+_VIEW = {
+    "axial": ((0, 1), ("L", "R", "P", "A")),
+    "coronal": ((0, 2), ("L", "R", "I", "S")),
+    "sagittal": ((1, 2), ("P", "A", "I", "S")),
+}
+CONVENTIONS = ("neurological", "radiological")
 
 
-def _cut(array: np.ndarray, plane: str, position: int) -> np.ndarray:
-    """One plane of an ``(X, Y, Z)`` RAS array, as ``imshow(..., origin="lower")`` shows it."""
-    return np.take(array, position, axis=_PLANES[plane]).T
+def _cut(array: np.ndarray, plane: str, position: int, radiological: bool = False) -> np.ndarray:
+    """One plane of an ``(X, Y, Z)`` RAS array, as ``imshow(..., origin="lower")`` shows it;
+    ``radiological``: mirrored left-right where the columns run across the patient (the
+    patient's right on the screen's left, as radiology viewers show it)."""
+    cut = np.take(array, position, axis=_PLANES[plane]).T
+    return cut[:, ::-1] if radiological and _VIEW[plane][0][0] == 0 else cut
+
+
+def _orient(ax: plt.Axes, plane: str, spacing: Sequence[float] | None, radiological: bool) -> None:
+    """Draws the plane to scale (its voxels' aspect from ``spacing``) and puts the
+    orientation letters at its edges."""
+    (col, row), (left, right, bottom, top) = _VIEW[plane]
+    if spacing is not None:
+        ax.set_aspect(float(spacing[row]) / float(spacing[col]))
+    if radiological and col == 0:
+        left, right = right, left
+    style = {"transform": ax.transAxes, "color": "#ffd84d", "fontsize": 9, "fontweight": "bold"}
+    for text, x, y, ha, va in ((left, 0.02, 0.5, "left", "center"),
+                               (right, 0.98, 0.5, "right", "center"),
+                               (bottom, 0.5, 0.02, "center", "bottom"),
+                               (top, 0.5, 0.98, "center", "top")):  # fmt: skip
+        ax.text(x, y, text, ha=ha, va=va, gid=f"orientation-{text}", **style)
+
+
+def _convention(name: str) -> bool:
+    """Whether ``name`` is the radiological convention; ValueError for an unknown one."""
+    if name not in CONVENTIONS:
+        raise ValueError(f"unknown convention {name!r}; choose from {list(CONVENTIONS)}")
+    return name == "radiological"
 
 
 def plot_sse_planes(
@@ -96,17 +130,25 @@ def plot_sse_planes(
     maps: AttentionMaps,
     slices: Sequence[int] | None = None,
     index: int = 0,
+    spacing: Sequence[float] | None = None,
+    convention: str = "neurological",
 ) -> plt.Figure:
-    """For a 3D input: each block's sSE map in axial, coronal and sagittal planes.
+    """For a 3D input: each block's sSE map in axial, coronal and sagittal planes, each
+    with its orientation letters.
 
     Args:
         volume: ``(B, C, X, Y, Z)`` input (RAS order: X left-right, Y back-front, Z up).
         maps: from :func:`capture` with ``upsample=True``.
         slices: ``(x, y, z)`` indices of the planes (default: the centre).
+        spacing: voxel size (mm) along X, Y, Z, so anisotropic planes are drawn to scale
+            (default: cubic voxels).
+        convention: ``"neurological"`` (the patient's right on the screen's right) or
+            ``"radiological"`` (on the left, as radiology viewers show it).
     """
+    radiological = _convention(convention)
     vol = _np(volume)[index, 0]
     centre = slices or [s // 2 for s in vol.shape]
-    planes = {name: partial(_cut, plane=name, position=centre[axis])
+    planes = {name: partial(_cut, plane=name, position=centre[axis], radiological=radiological)
               for name, axis in _PLANES.items()}  # fmt: skip
     blocks = _present(maps.sse)
     rows = 1 + len(blocks)
@@ -122,9 +164,10 @@ def plot_sse_planes(
             )  # fmt: skip
             if col == 0:
                 axes[row, col].set_ylabel(f"sSE block {i}")
-    for ax in axes.flat:
+    for ax, name in zip(axes.flat, list(planes) * rows, strict=True):
         ax.set_xticks([])
         ax.set_yticks([])
+        _orient(ax, name, spacing, radiological)
     return fig
 
 
@@ -136,6 +179,8 @@ def plot_volume_slice(
     position: int | None = None,
     block: int | None = None,
     index: int = 0,
+    spacing: Sequence[float] | None = None,
+    convention: str = "neurological",
 ) -> plt.Figure:
     """One slice of a volume: the image, the prediction over it, one decoder block's sSE
     gate over it and that block's cSE weights (the view behind the notebooks' slider).
@@ -147,9 +192,11 @@ def plot_volume_slice(
         plane: ``"axial"``, ``"coronal"`` or ``"sagittal"``.
         position: slice index along the plane's axis (default: the middle).
         block: decoder block (default: the last one that has sSE).
+        spacing, convention: as :func:`plot_sse_planes`.
     """
     if plane not in _PLANES:
         raise ValueError(f"unknown plane {plane!r}; choose from {sorted(_PLANES)}")
+    radiological = _convention(convention)
     blocks = _present(maps.sse)
     block = blocks[-1] if block is None and blocks else block
     vol = _np(volume)[index, 0]
@@ -158,7 +205,7 @@ def plot_volume_slice(
     if not 0 <= position < vol.shape[axis]:
         raise ValueError(f"slice {position} is outside 0..{vol.shape[axis] - 1} ({plane})")
 
-    cut = partial(_cut, plane=plane, position=position)
+    cut = partial(_cut, plane=plane, position=position, radiological=radiological)
 
     has_cse = block is not None and maps.cse[block] is not None
     fig, axes = plt.subplots(1, 3 + has_cse, figsize=(3.2 * (3 + has_cse), 3.4),
@@ -178,6 +225,8 @@ def plot_volume_slice(
         shown = axes[2].imshow(cut(_np(maps.sse[block])[index, 0]), cmap="inferno", alpha=0.6,
                                vmin=0, vmax=1, origin="lower")  # fmt: skip
         fig.colorbar(shown, ax=axes[2], shrink=0.8, label="sSE gate")
+    for ax in axes[:3]:  # after every imshow, which sets its own aspect
+        _orient(ax, plane, spacing, radiological)
     if has_cse:
         weights = _np(maps.cse[block])[index]
         axes[3].bar(np.arange(len(weights)), weights, width=1.0, color="#3b7dd8")

@@ -16,13 +16,29 @@ from collections.abc import Sequence
 import numpy as np
 
 # (name, slice axis, column axis, row axis, rows bottom-up) of a RAS volume (X, Y, Z):
-# the planes of scseg.attention_plots.plot_sse_planes, as radiology viewers show them
+# the planes of scseg.attention_plots.plot_sse_planes, in the neurological convention
+# (the patient's right on the screen's right; radiological=True mirrors the columns
+# that run across the patient), with the letters at their (left, right, bottom, top)
 VOLUME_PLANES = (
     ("axial", 2, 0, 1, True),
     ("coronal", 1, 0, 2, True),
     ("sagittal", 0, 1, 2, True),
 )
+PLANE_LETTERS = {"axial": "LRPA", "coronal": "LRIS", "sagittal": "PAIS"}
 IMAGE_PLANES = (("image", 2, 1, 0, False),)  # (H, W) as (H, W, 1): rows top-down
+
+
+def _plane(plane: tuple, radiological: bool) -> dict:
+    """One plane as the page draws it: axes, row and column flips, edge letters."""
+    info = dict(zip(("name", "slice", "col", "row", "flip"), plane, strict=True))
+    letters = PLANE_LETTERS.get(info["name"])
+    info["mirror"] = bool(radiological and letters and info["col"] == 0)
+    if letters:
+        left, right, bottom, top = letters
+        if info["mirror"]:
+            left, right = right, left
+        info["letters"] = {"left": left, "right": right, "bottom": bottom, "top": top}
+    return info
 
 
 def _b64(array: np.ndarray) -> str:
@@ -75,6 +91,7 @@ def report_html(
     class_names: Sequence[str] | None = None,
     spacing: Sequence[float] | None = None,
     notes: Sequence[str] = (),
+    radiological: bool = False,
 ) -> str:
     """The report as one HTML page.
 
@@ -87,6 +104,9 @@ def report_html(
         class_names: for the legend (default ``class 0``, ``class 1``, ...).
         spacing: voxel size in mm, so anisotropic planes are drawn to scale.
         notes: lines shown under the heading (checkpoint, input, preprocessing).
+        radiological: volumes with the patient's right on the screen's left (radiology
+            viewers' convention); by default on the right (neurological). Each plane
+            carries its orientation letters either way.
     """
     image = np.asarray(image)
     if image.ndim not in (2, 3):
@@ -113,10 +133,7 @@ def report_html(
     payload = {
         "shape": list(shape3),
         "spacing": voxel,
-        "planes": [
-            dict(zip(("name", "slice", "col", "row", "flip"), p, strict=True))
-            for p in (VOLUME_PLANES if volume else IMAGE_PLANES)
-        ],
+        "planes": [_plane(p, radiological) for p in (VOLUME_PLANES if volume else IMAGE_PLANES)],
         "image": _b64(_window(image)),
         "prediction": _b64(prediction.astype(np.int64) % 256),
         "classColours": colours,
@@ -159,6 +176,13 @@ ul.notes {{ color: #555; margin-top: 0; }}
 figure {{ margin: 0; }}
 figcaption {{ text-align: center; color: #444; font-size: 0.9em; }}
 canvas {{ image-rendering: pixelated; background: #000; display: block; }}
+.view {{ position: relative; }}
+.letter {{ position: absolute; color: #ffd84d; font: bold 13px system-ui, sans-serif;
+  text-shadow: 0 0 2px #000; pointer-events: none; }}
+.letter.left {{ left: 3px; top: 50%; transform: translateY(-50%); }}
+.letter.right {{ right: 3px; top: 50%; transform: translateY(-50%); }}
+.letter.top {{ top: 2px; left: 50%; transform: translateX(-50%); }}
+.letter.bottom {{ bottom: 2px; left: 50%; transform: translateX(-50%); }}
 ul.legend {{ list-style: none; padding: 0; display: flex; flex-wrap: wrap; gap: 0.3em 1em; }}
 .swatch {{ display: inline-block; width: 0.9em; height: 0.9em; margin-right: 0.3em;
   vertical-align: middle; }}
@@ -205,13 +229,22 @@ ul.legend {{ list-style: none; padding: 0; display: flex; flex-wrap: wrap; gap: 
   const panels = document.getElementById("panels");
   data.planes.forEach((p, i) => planeSelect.add(new Option(p.name, i)));
   if (data.planes.length < 2) document.getElementById("plane-control").hidden = true;
+  const edges = ["left", "right", "top", "bottom"];
   const canvases = layers.map(layer => {{
     const figure = document.createElement("figure");
+    const view = document.createElement("div");
+    view.className = "view";
     const canvas = document.createElement("canvas");
     canvas.dataset.layer = layer.name;
+    view.append(canvas);
+    edges.forEach(edge => {{
+      const letter = document.createElement("span");
+      letter.className = "letter " + edge;
+      view.append(letter);
+    }});
     const caption = document.createElement("figcaption");
     caption.textContent = layer.name;
-    figure.append(canvas, caption);
+    figure.append(view, caption);
     panels.append(figure);
     return canvas;
   }});
@@ -223,6 +256,10 @@ ul.legend {{ list-style: none; padding: 0; display: flex; flex-wrap: wrap; gap: 
     sliceValue.textContent = s + " / " + (shape[p.slice] - 1);
     layers.forEach((layer, k) => {{
       const canvas = canvases[k];
+      edges.forEach(edge => {{
+        canvas.parentNode.querySelector(".letter." + edge).textContent =
+          p.letters ? p.letters[edge] : "";
+      }});
       canvas.width = cols; canvas.height = rows;
       canvas.style.width = Math.round(cols * data.spacing[p.col] * scale) + "px";
       canvas.style.height = Math.round(rows * data.spacing[p.row] * scale) + "px";
@@ -230,7 +267,8 @@ ul.legend {{ list-style: none; padding: 0; display: flex; flex-wrap: wrap; gap: 
       for (let r = 0; r < rows; r++) {{
         const row = p.flip ? rows - 1 - r : r;
         for (let c = 0; c < cols; c++) {{
-          const index = s * strides[p.slice] + c * strides[p.col] + row * strides[p.row];
+          const col = p.mirror ? cols - 1 - c : c;
+          const index = s * strides[p.slice] + col * strides[p.col] + row * strides[p.row];
           const grey = image[index], at = 4 * (r * cols + c);
           let colour = null;  // the overlay's colour here, if any
           if (layer.kind === "classes" && layer.values[index] > 0) {{

@@ -357,7 +357,7 @@ def _attention(args: argparse.Namespace) -> int:
 
     model = load_model(args.checkpoint)
     for path in attention_figures(model, args.input, args.output, args.overwrite, args.html,
-                                  args.checkpoint):  # fmt: skip
+                                  args.checkpoint, args.radiological):  # fmt: skip
         print(path)
     return 0
 
@@ -607,6 +607,10 @@ def build_parser() -> argparse.ArgumentParser:
     attention.add_argument("--html", action="store_true",
                            help="also write <name>_attention.html: one self-contained page "
                            "with slice slider, overlays and cSE bar charts")  # fmt: skip
+    attention.add_argument(
+        "--radiological", action="store_true", help="volumes with the patient's right on the "
+        "screen's left, as radiology viewers show them (default: on the right, neurological)"
+    )  # fmt: skip
     attention.add_argument("--overwrite", action="store_true", help="replace existing figures")
     attention.set_defaults(func=_attention)
     ablate = sub.add_parser(

@@ -207,3 +207,50 @@ def test_volume_slice_view_and_class_plot() -> None:
         plot_volume_slice(v, maps, plane="axial", position=v.shape[4])
     rows = gate_by_class(maps, prediction)
     assert len(plot_gate_by_class(rows).axes) == 2  # one per decoder block
+
+
+def _marker_side(fig, ax) -> float:
+    """Where the bright marker lands in the rendered figure: its mean x across the axes'
+    box, 0 at the box's left edge, 1 at its right."""
+    fig.canvas.draw()
+    pixels = np.asarray(fig.canvas.buffer_rgba())[..., :3].astype(int)
+    box = ax.get_window_extent()
+    height = pixels.shape[0]
+    x0, x1 = int(box.x0), int(box.x1)
+    y0, y1 = height - int(box.y1), height - int(box.y0)
+    inside = pixels[y0:y1, x0:x1]
+    white = np.argwhere(inside.min(-1) > 240)
+    return float(white[:, 1].mean()) / inside.shape[1]
+
+
+@pytest.mark.parametrize("convention", ["neurological", "radiological"])
+def test_defect7_volume_views_carry_orientation_and_scale(convention: str) -> None:
+    """Review defect 7: views had no orientation letters, drew the patient's right on the
+    screen's right while the code called it the radiology convention, and ignored the
+    voxel spacing (anisotropic planes squashed)."""
+    from scseg.attention_plots import plot_volume_slice
+
+    model = _model("unet", 3, "sse")
+    v = torch.zeros(1, 1, 32, 32, 16)
+    v[0, 0, 26:30, 14:18, :] = 1.0  # on the patient's right (high X in RAS)
+    maps = capture(model, v, upsample=True)
+    right_side = convention == "neurological"
+    for plane, letters, ratio in (("axial", "PA", 1.0), ("coronal", "IS", 3.0)):
+        fig = plot_volume_slice(v, maps, plane=plane, spacing=(1.0, 1.0, 3.0),
+                                convention=convention)  # fmt: skip
+        ax = fig.axes[0]
+        found = {(t.get_text(), round(t.get_position()[0], 2)) for t in ax.texts}
+        left, right = ("L", "R") if right_side else ("R", "L")
+        assert {(left, 0.02), (right, 0.98), (letters[0], 0.5), (letters[1], 0.5)} <= found
+        assert ax.get_aspect() == pytest.approx(ratio)
+        side = _marker_side(fig, ax)
+        assert (side > 0.6) if right_side else (side < 0.4), (plane, side)
+        box = ax.get_window_extent()
+        shape = ax.images[0].get_array().shape  # (rows, columns)
+        assert box.height / box.width == pytest.approx(ratio * shape[0] / shape[1], rel=0.05)
+    fig = plot_sse_planes(v, maps, spacing=(1.0, 1.0, 3.0), convention=convention)
+    sagittal = fig.axes[2]
+    assert {t.get_text() for t in sagittal.texts} == {"P", "A", "I", "S"}
+    assert sagittal.get_aspect() == pytest.approx(3.0)
+    with pytest.raises(ValueError, match="unknown convention"):
+        plot_sse_planes(v, maps, convention="upside-down")

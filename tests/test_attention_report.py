@@ -135,3 +135,76 @@ def test_html_report_in_a_browser(browser, ckpt_2d, ckpt_3d, data_env, tmp_path,
     assert (sagittal[0]["width"], sagittal[0]["height"]) == (shape[1], shape[2])
     assert all(c["std"] > 1 for c in sagittal)
     assert _severe(browser) == []
+
+
+def _letters(browser) -> dict[str, str]:
+    """The orientation letters around the first canvas, by edge."""
+    return browser.execute_script(
+        """const view = document.querySelector('.view'), out = {};
+           for (const edge of ['left', 'right', 'top', 'bottom'])
+             out[edge] = view.querySelector('.letter.' + edge).textContent;
+           return out;"""
+    )
+
+
+def _css_ratio(browser) -> float:
+    return browser.execute_script(
+        "const c = document.querySelector('canvas');"
+        "return parseFloat(c.style.height) / parseFloat(c.style.width);"
+    )
+
+
+def _pixels(browser) -> np.ndarray:
+    data = browser.execute_script(
+        """const c = document.querySelector('canvas');
+           return [c.width, c.height,
+                   Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data)];"""
+    )
+    return np.asarray(data[2], np.uint8).reshape(data[1], data[0], 4)
+
+
+def test_defect7_report_orientation_letters_convention_and_own_spacing(
+    browser, ckpt_3d, data_env, tmp_path
+) -> None:
+    """Review defect 7 in the page: each plane carries its orientation letters, the
+    radiological convention mirrors across the patient, and a model trained with
+    ``spacing: null`` shows the volume at its own voxel size (it was drawn with cubic
+    voxels)."""
+    import nibabel as nib
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    from scseg.inference import load_model
+    from scseg.inference.figures import attention_figures
+
+    source = data_env / "datasets" / "brain_tissue3d" / "imagesTr" / "icbm_superior.nii.gz"
+    image = nib.load(source)
+    thick = np.asarray(image.dataobj)[40:88, 50:98, ::3]  # 1 x 1 x 3 mm slices
+    path = tmp_path / "thick.nii.gz"
+    nib.save(nib.Nifti1Image(thick, image.affine @ np.diag([1.0, 1.0, 3.0, 1.0])), path)
+    model = load_model(ckpt_3d)
+    model.data_info["spacing"] = None  # as trained with spacing: null
+    pages = {}
+    for radiological in (False, True):
+        out = tmp_path / ("radiological" if radiological else "neurological")
+        attention_figures(model, path, out, html=True, radiological=radiological)
+        pages[radiological] = out / "thick_attention.html"
+    data = _payload(pages[False].read_text())
+    spacing = data["spacing"]
+    assert spacing == pytest.approx([1.0, 1.0, 3.0])  # the volume's own, not cubic
+    shown = {}
+    for radiological, page in pages.items():
+        browser.get(page.as_uri())
+        side = ("R", "L") if radiological else ("L", "R")
+        assert _letters(browser) == {"left": side[0], "right": side[1], "top": "A", "bottom": "P"}
+        shown[radiological] = _pixels(browser)
+        Select(browser.find_element(By.ID, "plane")).select_by_visible_text("coronal")
+        assert _letters(browser)["top"] == "S" and _letters(browser)["left"] == side[0]
+        rows, cols = data["shape"][2], data["shape"][0]
+        assert _css_ratio(browser) == pytest.approx(
+            rows * spacing[2] / (cols * spacing[0]), rel=0.02
+        )
+        Select(browser.find_element(By.ID, "plane")).select_by_visible_text("sagittal")
+        assert _letters(browser) == {"left": "P", "right": "A", "top": "S", "bottom": "I"}
+        assert _severe(browser) == []
+    np.testing.assert_array_equal(shown[True], shown[False][:, ::-1])  # mirrored across

@@ -23,16 +23,23 @@ def _centre_crop(x: torch.Tensor, size: list[int]) -> torch.Tensor:
     return x[(..., *[slice(a, a + c) for a, c in zip(starts, size, strict=True)])]
 
 
-def _captured(model: LoadedModel, path: Path) -> tuple[torch.Tensor, AttentionMaps, torch.Tensor]:
+def _captured(
+    model: LoadedModel, path: Path
+) -> tuple[torch.Tensor, AttentionMaps, torch.Tensor, list[float] | None]:
     """The input as the model sees it ``(1, C, *spatial)`` (3D: RAS at the training
     spacing, whole if it is at most 8 training patches, else its central region of twice
-    the patch size), its captured attention (maps resized to it) and the predicted classes.
+    the patch size), its captured attention (maps resized to it), the predicted classes
+    and (3D) the voxel size it is shown at: the training spacing, or for a model trained
+    with ``spacing: null`` the volume's own.
     """
     net = model.net
+    spacing = None
     if model.spatial_dims == 3:
         if not is_volume(path):
             raise InputError(f"{path}: a 3D model needs a NIfTI or NRRD volume")
-        x = preprocess_volume(model, path)[1]["image"].as_tensor()[None].float()
+        image = preprocess_volume(model, path)[1]["image"]
+        spacing = [float(v) for v in torch.linalg.norm(image.affine[:3, :3].double(), dim=0)]
+        x = image.as_tensor()[None].float()
         patch = model.data_info.get("patch_size") or list(x.shape[2:])
         if x[0, 0].numel() > MAX_VOXELS_FACTOR * torch.tensor(patch).prod():
             x = _centre_crop(x, [2 * p for p in patch])
@@ -47,7 +54,7 @@ def _captured(model: LoadedModel, path: Path) -> tuple[torch.Tensor, AttentionMa
     maps.sse = [m[crop] if m is not None else None for m in maps.sse]
     if not any(m is not None for m in maps.sse + maps.cse):
         raise InputError(f"{path}: the model has no attention to show (attention 'none')")
-    return x, maps, maps.output[crop].argmax(1)
+    return x, maps, maps.output[crop].argmax(1), spacing
 
 
 def attention_figures(
@@ -57,6 +64,7 @@ def attention_figures(
     overwrite: bool = False,
     html: bool = False,
     checkpoint: str | Path | None = None,
+    radiological: bool = False,
 ) -> list[Path]:
     """Writes ``<stem>_sse.png`` (and ``<stem>_cse.png`` where the model has cSE), and with
     ``html`` ``<stem>_attention.html`` (:func:`scseg.attention_report.report_html`, one
@@ -65,7 +73,9 @@ def attention_figures(
     2D: the whole image (padded for the encoder, maps cropped back). 3D: the volume after
     the training preprocessing (RAS, training spacing), whole if it is at most 8 training
     patches, else its central region of twice the patch size; planes through its centre.
-    Every output is checked before any is written.
+    Every output is checked before any is written. Volumes are drawn to scale with
+    orientation letters, the patient's right on the screen's right unless
+    ``radiological``.
 
     Raises:
         InputError: for an input the model cannot take; OutputExistsError without overwrite.
@@ -79,15 +89,17 @@ def attention_figures(
     targets = {"sse": out_dir / f"{stem}_sse.png", "cse": out_dir / f"{stem}_cse.png"}
     page = out_dir / f"{stem}_attention.html"
     refuse_existing([*targets.values(), *([page] if html else [])], overwrite)
-    x, maps, prediction = _captured(model, path)
+    x, maps, prediction, spacing = _captured(model, path)
     written = []
     if html:
-        text = _report(model, path, x, maps, prediction, checkpoint)
+        text = _report(model, path, x, maps, prediction, checkpoint, spacing, radiological)
         written.append(atomic_write(page, lambda t: Path(t).write_text(text, "utf-8"), True))
     figures = {}
     if any(m is not None for m in maps.sse):
         figures["sse"] = (
-            plot_sse_planes(x, maps) if model.spatial_dims == 3
+            plot_sse_planes(x, maps, spacing=spacing,
+                            convention="radiological" if radiological else "neurological")
+            if model.spatial_dims == 3
             else plot_sse_grid(x, maps, prediction=prediction)
         )  # fmt: skip
     if any(w is not None for w in maps.cse):
@@ -108,20 +120,26 @@ def _report(
     maps: AttentionMaps,
     prediction: torch.Tensor,
     checkpoint: str | Path | None,
+    spacing: list[float] | None,
+    radiological: bool,
 ) -> str:
     """The HTML report of one capture, with notes on what is shown."""
     volume = model.spatial_dims == 3
     notes = [f"input: {path.name}"]
     if checkpoint is not None:
         notes.insert(0, f"checkpoint: {Path(checkpoint).name}")
-    spacing = model.data_info.get("spacing") if volume else None
     if volume:
-        where = "RAS" + (f", resampled to {tuple(spacing)} mm" if spacing else "")
-        notes.append(f"shown as the model sees it: {where}, {tuple(x.shape[2:])} voxels")
+        trained = model.data_info.get("spacing")
+        own = " x ".join(f"{v:.3g}" for v in spacing)
+        where = f"RAS, resampled to {tuple(trained)} mm" if trained else f"RAS, its own {own} mm"
+        side = "left (radiological)" if radiological else "right (neurological)"
+        notes.append(f"shown as the model sees it: {where}, {tuple(x.shape[2:])} voxels; "
+                     f"the patient's right on the screen's {side}")  # fmt: skip
     sse = [m[0, 0].numpy() if m is not None else None for m in maps.sse]
     cse = [w[0].numpy() if w is not None else None for w in maps.cse]
     return report_html(
         x[0].mean(0).numpy(), prediction[0].numpy(), sse, cse,
         title=f"scseg attention: {case_name(path)}",
         class_names=model.data_info.get("class_names"), spacing=spacing, notes=notes,
+        radiological=radiological,
     )  # fmt: skip
