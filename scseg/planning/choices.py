@@ -86,18 +86,11 @@ def _spatial_augmentation(p: Plan, target: np.ndarray, patch: list[int], sided: 
     p.set(f"{DATA}.spatial_prob", 0.2, "each turn and zoom with probability 0.2 (nnU-Net)")
 
 
-def plan_volumes(
-    fp: Fingerprint,
-    memory_gib: float,
-    ram_gib: float,
-    cpu: bool,
-    dims: int,
-    epochs: int,
-    spacing: list[float] | None,
-    n_train: int,
-) -> Plan:
-    p = Plan()
-    _common(p, fp, epochs, cpu)
+def _spacing_and_intensity(
+    p: Plan, fp: Fingerprint, spacing: list[float] | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The target spacing (nnU-Net's rule unless given) and the intensity normalisation;
+    returns the spacing and the median case's shape at it."""
     if spacing is None:
         target, why = target_spacing(fp)
     else:
@@ -124,11 +117,20 @@ def plan_volumes(
             "zscore",
             f"{'/'.join(dict.fromkeys(modalities))}: z-score over non-zero voxels per image",
         )
-    names = fp.class_names()
-    sided = _sides(names)
-    voxels = _dataset_share(fp, target)
-    cache_gib = float(voxels.sum()) * (fp.channels + 1) * 4 / 2**30
-    disk = cache_gib > ram_gib / 2
+    return target, median_shape
+
+
+def _architecture(
+    p: Plan,
+    target: np.ndarray,
+    median_shape: np.ndarray,
+    dims: int,
+    memory_gib: float,
+    cpu: bool,
+    sided: bool,
+) -> tuple[list[int], list[int], int, list[int]]:
+    """The patch, the network's widths, the batch and the mirrored axes: a 3D U-Net, or
+    SMP's 2D U-Net on slices across the coarsest axis."""
     base = 16 if cpu else 32
     if dims == 3:
         patch, widths, batch = fit_patch(target, median_shape, 3, memory_gib, cpu, base)
@@ -138,7 +140,7 @@ def plan_volumes(
         flips = [1, 2] if sided else [0, 1, 2]
     else:
         coarse = _coarsest_axis(target)
-        axis = 2 if coarse is None else coarse
+        axis = _slice_axis(target)
         plane = [a for a in range(3) if a != axis]
         patch, widths, batch = fit_patch(
             target[plane], median_shape[plane], 2, memory_gib, cpu, base
@@ -155,23 +157,23 @@ def plan_volumes(
             else "axial slices",
         )
         flips = [] if sided else [0, 1]
-    covered = max(2, int(MAX_DATASET_COVERED * voxels.sum() / np.prod(patch)))
-    batch = min(batch, covered)
-    p.set(
-        f"{DATA}.patch_size",
-        patch,
-        f"as large as the median case ({' x '.join(str(round(s)) for s in median_shape)} at "
-        f"this spacing, rounded up to what the poolings divide) while two fit "
-        f"{memory_gib:g} GiB (nnU-Net's rule)"
-        + ("" if dims == 3 else "; then down to a multiple of 32 for SMP's encoders"),
-    )
-    per_volume = 2 if dims == 3 and batch % 2 == 0 else 1
-    p.set(
-        f"{DATA}.batch_size",
-        batch // per_volume,
-        f"{batch} patches per step ({batch // per_volume} volume(s) x samples_per_volume): "
-        "what the memory allows beyond 2, and at most 5 % of the dataset's voxels (nnU-Net)",
-    )
+    return patch, widths, batch, flips
+
+
+def _network(
+    p: Plan,
+    widths: list[int],
+    batch: int,
+    per_volume: int,
+    dims: int,
+    cpu: bool,
+    n_train: int,
+    median_shape: np.ndarray,
+    target: np.ndarray,
+) -> int:
+    """Stages, widths and deep supervision (3D) or the SMP encoder (2D); returns how
+    often each training case is visited per epoch."""
+    base = 16 if cpu else 32
     if dims == 3:
         stages = len(widths)
         p.set(
@@ -195,7 +197,87 @@ def plan_volumes(
             "offline; 'imagenet' to start from pretrained weights",
         )
         p.set("model.model_options.deep_supervision", 2)
-        repeats = math.ceil(STEPS_PER_EPOCH * batch / max(1, n_train) / max(1, median_shape[axis]))
+        repeats = math.ceil(
+            STEPS_PER_EPOCH * batch / max(1, n_train) / max(1, median_shape[_slice_axis(target)])
+        )
+    return repeats
+
+
+def _slice_axis(target: np.ndarray) -> int:
+    """The axis 2D slices are taken across: the coarsest, else the axial one."""
+    coarse = _coarsest_axis(target)
+    return 2 if coarse is None else coarse
+
+
+def _summary(
+    p: Plan,
+    target: np.ndarray,
+    median_shape: np.ndarray,
+    patch: list[int],
+    batch: int,
+    widths: list[int],
+    dims: int,
+    cache_gib: float,
+    disk: bool,
+) -> None:
+    p.summary += [
+        ("target spacing (mm)", " x ".join(f"{s:g}" for s in target)),
+        ("median shape there", " x ".join(str(round(s)) for s in median_shape)),
+        ("normalisation", p.values["data.init_args.intensity"]),
+        ("patch x batch", f"{' x '.join(map(str, patch))} x {batch}"),
+        (
+            "network",
+            f"{p.values['model.arch']}, widths {widths}"
+            if dims == 3
+            else f"smp_unet {p.values['model.model_options.encoder_name']}",
+        ),
+        (
+            "preprocessed data",
+            f"{cache_gib:.2f} GiB, cache: {'disk' if disk else 'memory'}"
+            if dims == 3
+            else f"{cache_gib:.2f} GiB in memory",
+        ),
+    ]
+
+
+def plan_volumes(
+    fp: Fingerprint,
+    memory_gib: float,
+    ram_gib: float,
+    cpu: bool,
+    dims: int,
+    epochs: int,
+    spacing: list[float] | None,
+    n_train: int,
+) -> Plan:
+    p = Plan()
+    _common(p, fp, epochs, cpu)
+    target, median_shape = _spacing_and_intensity(p, fp, spacing)
+    names = fp.class_names()
+    sided = _sides(names)
+    voxels = _dataset_share(fp, target)
+    cache_gib = float(voxels.sum()) * (fp.channels + 1) * 4 / 2**30
+    disk = cache_gib > ram_gib / 2
+    patch, widths, batch, flips = _architecture(p, target, median_shape, dims, memory_gib, cpu,
+                                                sided)  # fmt: skip
+    covered = max(2, int(MAX_DATASET_COVERED * voxels.sum() / np.prod(patch)))
+    batch = min(batch, covered)
+    p.set(
+        f"{DATA}.patch_size",
+        patch,
+        f"as large as the median case ({' x '.join(str(round(s)) for s in median_shape)} at "
+        f"this spacing, rounded up to what the poolings divide) while two fit "
+        f"{memory_gib:g} GiB (nnU-Net's rule)"
+        + ("" if dims == 3 else "; then down to a multiple of 32 for SMP's encoders"),
+    )
+    per_volume = 2 if dims == 3 and batch % 2 == 0 else 1
+    p.set(
+        f"{DATA}.batch_size",
+        batch // per_volume,
+        f"{batch} patches per step ({batch // per_volume} volume(s) x samples_per_volume): "
+        "what the memory allows beyond 2, and at most 5 % of the dataset's voxels (nnU-Net)",
+    )
+    repeats = _network(p, widths, batch, per_volume, dims, cpu, n_train, median_shape, target)
     p.set(
         f"{DATA}.foreground_ratio",
         0.33,
@@ -221,24 +303,7 @@ def plan_volumes(
             f"{'over' if disk else 'under'} half of --ram {ram_gib:g} GiB"
             + (": each is written once to disk and read when used" if disk else ""),
         )
-    p.summary += [
-        ("target spacing (mm)", " x ".join(f"{s:g}" for s in target)),
-        ("median shape there", " x ".join(str(round(s)) for s in median_shape)),
-        ("normalisation", p.values["data.init_args.intensity"]),
-        ("patch x batch", f"{' x '.join(map(str, patch))} x {batch}"),
-        (
-            "network",
-            f"{p.values['model.arch']}, widths {widths}"
-            if dims == 3
-            else f"smp_unet {p.values['model.model_options.encoder_name']}",
-        ),
-        (
-            "preprocessed data",
-            f"{cache_gib:.2f} GiB, cache: {'disk' if disk else 'memory'}"
-            if dims == 3
-            else f"{cache_gib:.2f} GiB in memory",
-        ),
-    ]
+    _summary(p, target, median_shape, patch, batch, widths, dims, cache_gib, disk)
     return p
 
 

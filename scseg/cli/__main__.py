@@ -1,0 +1,5 @@
+import sys
+
+from scseg.cli import main
+
+sys.exit(main())
