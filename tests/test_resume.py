@@ -28,6 +28,7 @@ def _final(root) -> tuple[dict, dict]:
     return ckpt["state_dict"], {"epoch": ckpt["epoch"], "step": ckpt["global_step"]}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
 def test_killed_run_resumes_to_identical_result(sig, data_env, tmp_path) -> None:
     reference = tmp_path / "reference"

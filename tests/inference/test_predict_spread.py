@@ -68,6 +68,7 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
+@pytest.mark.slow
 def test_two_processes_predict_what_one_does(ckpt_3d, tmp_path, one_thread) -> None:
     inputs = tmp_path / "in"
     inputs.mkdir()
@@ -146,6 +147,7 @@ def test_several_processes_need_a_device_kind(ckpt_3d, tmp_path, capsys) -> None
                    "(each process takes its own GPU)")  # fmt: skip
 
 
+@pytest.mark.slow
 def test_defect5_outputs_in_the_input_tree_are_not_inputs(ckpt_3d, tmp_path) -> None:
     """Review defect 5: with the output folder inside the input tree and DICOM-SEG out,
     each process listed the inputs itself, and a slower one could take a SEG that a faster
