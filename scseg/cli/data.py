@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from scseg.cli.common import non_negative_int
+
 
 def add_parser(sub) -> None:
     from scseg.data.samples import ATLASES, sample_names
@@ -22,6 +24,11 @@ def add_parser(sub) -> None:
         choices=ATLASES,
         help=f"brain_parcellation3d's parcellation (default {ATLASES[0]})",
     )
+    data.add_argument(
+        "--native", type=non_negative_int, default=0, help="brain_parcellation3d: also N "
+        "subjects moved out of MNI space (rotation, scaling, shift, elastic; recorded) and "
+        "split_native.json validating on them",
+    )  # fmt: skip
     data.set_defaults(run=run, takes_rest=True)
 
 
@@ -34,10 +41,12 @@ def run(args: argparse.Namespace, rest: list[str]) -> int:
     if args.name in sample_names():
         if rest:
             raise ValueError(f"unexpected arguments for sample {args.name}: {' '.join(rest)}")
-        print(f"{args.name}: {prepare_sample(args.name, args.out, atlas=args.atlas)}")
+        folder = prepare_sample(args.name, args.out, atlas=args.atlas, native=args.native)
+        print(f"{args.name}: {folder}")
         return 0
-    if args.atlas:
-        raise ValueError(f"--atlas is an option of sample brain_parcellation3d, not {args.name}")
+    if args.atlas or args.native:
+        option = "--atlas" if args.atlas else "--native"
+        raise ValueError(f"{option} is an option of sample brain_parcellation3d, not {args.name}")
     script = SCRIPTS / f"{args.name}.py"
     if args.name.startswith("_") or not script.is_file():
         known = sorted(p.stem for p in SCRIPTS.glob("[!_]*.py")) if SCRIPTS.is_dir() else []

@@ -243,6 +243,7 @@ def prepare_sample(
     seed: str | Path | None = None,
     quiet: bool = False,
     atlas: str | None = None,
+    native: int = 0,
 ) -> Path:
     """Fetches a sample and converts it into the layout the data modules read.
 
@@ -256,20 +257,27 @@ def prepare_sample(
     * ``brain_parcellation3d``: MSD layout; two skull-stripped 1 mm T1 templates, the FSL
       MNI152 (train) and the ICBM 2009c asymmetric (val), each labelled with ``atlas``
       (one of :data:`ATLASES`) resampled onto its grid (see
-      :func:`parcellation_labels`); class names from the atlas CSV.
+      :func:`parcellation_labels`); class names from the atlas CSV. ``native`` N adds N
+      subjects moved out of MNI space from the validation template, and
+      ``split_native.json`` that validates on them (:mod:`scseg.data.native`).
 
     Returns:
         the dataset folder (:func:`dataset_dir`).
     """
+    if native and name != "brain_parcellation3d":
+        raise ValueError(f"--native is an option of sample brain_parcellation3d, not {name}")
     final = dataset_dir(name, root, atlas)
     raw = fetch_sample(name, root, seed, quiet)
-    if (final / "split.json").is_file():
-        return final
-    with atomic_dir(final) as tmp:
-        if name == "brain_parcellation3d":
-            _prepare_parcellation(raw, tmp, atlas or ATLASES[0])
-        else:
-            _CONVERTERS[name](raw, tmp)
+    if not (final / "split.json").is_file():
+        with atomic_dir(final) as tmp:
+            if name == "brain_parcellation3d":
+                _prepare_parcellation(raw, tmp, atlas or ATLASES[0])
+            else:
+                _CONVERTERS[name](raw, tmp)
+    if native:
+        from scseg.data.native import add_native_subjects
+
+        add_native_subjects(final, native)
     return final
 
 
