@@ -30,15 +30,7 @@ import SimpleITK as sitk
 from common import write
 
 from scseg.data.samples import prepare_sample
-
-
-def mean_dice(truth: np.ndarray, guess: np.ndarray) -> float:
-    scores = []
-    for c in np.unique(truth):
-        if c:
-            t, g = truth == c, guess == c
-            scores.append(2 * (t & g).sum() / (t.sum() + g.sum()))
-    return float(np.mean(scores))
+from scseg.evaluation import mean_dice
 
 
 def _labels_on(fixed: sitk.Image, labels: sitk.Image, transform: sitk.Transform) -> np.ndarray:

@@ -293,3 +293,13 @@ def test_defect3_a_split_with_folds_scores_the_named_fold(folders, tmp_path, cap
         "--out", tmp_path / "none.csv", "--split", path, "--fold", 2,
     )  # fmt: skip
     assert not (tmp_path / "none.csv").exists()
+
+
+def test_mean_dice_over_the_structures_in_truth() -> None:
+    from scseg.evaluation import mean_dice
+
+    truth = np.array([0, 1, 1, 2, 2, 2, 0, 0])
+    guess = np.array([0, 1, 0, 2, 2, 3, 3, 0])  # 1: 2*1/(2+1); 2: 2*2/(3+2); 3 not in truth
+    assert mean_dice(truth, guess) == pytest.approx((2 / 3 + 4 / 5) / 2)
+    assert mean_dice(truth, np.zeros_like(truth)) == 0.0
+    assert mean_dice(truth, truth) == 1.0

@@ -11,15 +11,7 @@ from nibabel.processing import resample_from_to
 
 from scseg.cli import main
 from scseg.data.native import draw_warp, warp_volume
-
-
-def _mean_dice(truth: np.ndarray, guess: np.ndarray) -> float:
-    scores = []
-    for c in np.unique(truth):
-        if c:
-            t, g = truth == c, guess == c
-            scores.append(2 * (t & g).sum() / (t.sum() + g.sum()))
-    return float(np.mean(scores))
+from scseg.evaluation import mean_dice
 
 
 def test_a_marker_in_the_image_and_its_label_move_together() -> None:
@@ -68,7 +60,7 @@ def test_native_subjects_from_the_cli_are_recorded_and_defeat_the_atlas_copy(
     for case in ("icbm2009c_asym", "native_00", "native_01"):
         truth = nib.load(folder / "labelsTr" / f"{case}.nii.gz")
         copy = np.asarray(resample_from_to(train, truth, order=0).dataobj)
-        scores[case] = _mean_dice(np.asarray(truth.dataobj), copy)
+        scores[case] = mean_dice(np.asarray(truth.dataobj), copy)
         image = nib.load(folder / "imagesTr" / f"{case}.nii.gz")
         np.testing.assert_array_equal(image.affine, truth.affine)  # the template's grid
     assert scores["icbm2009c_asym"] > 0.95
