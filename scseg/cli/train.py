@@ -58,7 +58,7 @@ def run(argv: list[str] | None) -> int:
     return 0
 
 
-_UNION_FAILED = "Does not validate against any of the Union subtypes"
+_UNION_FAILED = "Does not validate against any"  # of the Union subtypes
 
 
 def instantiation_error(message: str) -> str:
@@ -77,8 +77,7 @@ def instantiation_error(message: str) -> str:
     if not lines or not lines[0].startswith(_UNION_FAILED):
         owner, prefix, text = SegmentationModule, "model", " ".join(lines)
     else:
-        errors = [ln[2:] for ln in lines if ln.startswith("- ") and "NoneType" not in ln]
-        text = "; ".join(errors) or lines[0]
+        text = "; ".join(_union_errors(lines)) or lines[0]
         found = re.search(r"class_path='([\w.]+)'", message)
         module, _, name = found.group(1).rpartition(".") if found else ("", "", "")
         try:
@@ -98,9 +97,21 @@ def _one_line(message: str) -> str:
     """jsonargparse explains a wrong value over several lines, listing every type of a
     Union it tried; keep the key, the errors that are not about ``None``, and the value."""
     lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
-    if not any(ln.startswith("Does not validate against any") for ln in lines):
+    if not any(ln.startswith(_UNION_FAILED) for ln in lines):
         return " ".join(lines)
     key = lines[0]
+    errors = _union_errors(lines)
+    given = [
+        ln.removeprefix("Given value:").strip() for ln in lines if ln.startswith("Given value:")
+    ]
+    text = f"{key} {'; '.join(errors) or 'invalid value'}"
+    return f"{text} (given: {given[0]})" if given and "NestedArg" not in given[0] else text
+
+
+def _union_errors(lines: list[str]) -> list[str]:
+    """The errors of jsonargparse's listing of the Union subtypes it tried (after
+    ``Errors:``, one per ``- `` line, a nested explanation joined on), less those about
+    ``None``."""
     errors: list[str] = []
     listing = False
     for ln in lines:
@@ -110,9 +121,4 @@ def _one_line(message: str) -> str:
             errors.append(ln[2:])
         elif listing and errors:
             errors[-1] += " " + ln  # a nested explanation goes on over several lines
-    errors = [e for e in errors if "NoneType" not in e]
-    given = [
-        ln.removeprefix("Given value:").strip() for ln in lines if ln.startswith("Given value:")
-    ]
-    text = f"{key} {'; '.join(errors) or 'invalid value'}"
-    return f"{text} (given: {given[0]})" if given and "NestedArg" not in given[0] else text
+    return [e for e in errors if "NoneType" not in e]
