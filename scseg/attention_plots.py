@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from scseg.attention_maps import AttentionMaps
+from scseg.attention_report import VOLUME_PLANES, edge_letters
 
 
 def _np(t: torch.Tensor | np.ndarray) -> np.ndarray:
@@ -82,15 +83,10 @@ def plot_cse_weights(maps: AttentionMaps, index: int = 0) -> plt.Figure:
     return fig
 
 
-# RAS axis each plane is taken across; slices are shown transposed, origin lower
-_PLANES = {"axial": 2, "coronal": 1, "sagittal": 0}
-# each plane's (column axis, row axis) and the letters at its (left, right, bottom, top)
-# edges in the neurological convention (the patient's right on the screen's right)
-_VIEW = {
-    "axial": ((0, 1), ("L", "R", "P", "A")),
-    "coronal": ((0, 2), ("L", "R", "I", "S")),
-    "sagittal": ((1, 2), ("P", "A", "I", "S")),
-}
+# RAS axis each plane is taken across, and its (column, row) axes; slices are shown
+# transposed, origin lower
+_PLANES = {name: axis for name, axis, _, _, _ in VOLUME_PLANES}
+_AXES = {name: (col, row) for name, _, col, row, _ in VOLUME_PLANES}
 CONVENTIONS = ("neurological", "radiological")
 
 
@@ -99,17 +95,16 @@ def _cut(array: np.ndarray, plane: str, position: int, radiological: bool = Fals
     ``radiological``: mirrored left-right where the columns run across the patient (the
     patient's right on the screen's left, as radiology viewers show it)."""
     cut = np.take(array, position, axis=_PLANES[plane]).T
-    return cut[:, ::-1] if radiological and _VIEW[plane][0][0] == 0 else cut
+    return cut[:, ::-1] if edge_letters(plane, radiological)[0] else cut
 
 
 def _orient(ax: plt.Axes, plane: str, spacing: Sequence[float] | None, radiological: bool) -> None:
     """Draws the plane to scale (its voxels' aspect from ``spacing``) and puts the
     orientation letters at its edges."""
-    (col, row), (left, right, bottom, top) = _VIEW[plane]
+    col, row = _AXES[plane]
     if spacing is not None:
         ax.set_aspect(float(spacing[row]) / float(spacing[col]))
-    if radiological and col == 0:
-        left, right = right, left
+    left, right, bottom, top = edge_letters(plane, radiological)[1]
     style = {"transform": ax.transAxes, "color": "#ffd84d", "fontsize": 9, "fontweight": "bold"}
     for text, x, y, ha, va in ((left, 0.02, 0.5, "left", "center"),
                                (right, 0.98, 0.5, "right", "center"),

@@ -28,16 +28,24 @@ PLANE_LETTERS = {"axial": "LRPA", "coronal": "LRIS", "sagittal": "PAIS"}
 IMAGE_PLANES = (("image", 2, 1, 0, False),)  # (H, W) as (H, W, 1): rows top-down
 
 
+def edge_letters(name: str, radiological: bool) -> tuple[bool, str]:
+    """Whether a volume plane is shown mirrored (``radiological``: the patient's right on
+    the screen's left, for the planes whose columns run across the patient) and the
+    orientation letters at its left, right, bottom and top edges then. The one rule for
+    the PNG figures (:mod:`scseg.attention_plots`) and this page."""
+    _, _, col, _, _ = next(p for p in VOLUME_PLANES if p[0] == name)
+    mirror = radiological and col == 0
+    left, right, bottom, top = PLANE_LETTERS[name]
+    return mirror, (right + left if mirror else left + right) + bottom + top
+
+
 def _plane(plane: tuple, radiological: bool) -> dict:
     """One plane as the page draws it: axes, row and column flips, edge letters."""
     info = dict(zip(("name", "slice", "col", "row", "flip"), plane, strict=True))
-    letters = PLANE_LETTERS.get(info["name"])
-    info["mirror"] = bool(radiological and letters and info["col"] == 0)
-    if letters:
-        left, right, bottom, top = letters
-        if info["mirror"]:
-            left, right = right, left
-        info["letters"] = {"left": left, "right": right, "bottom": bottom, "top": top}
+    info["mirror"] = False
+    if info["name"] in PLANE_LETTERS:
+        info["mirror"], letters = edge_letters(info["name"], radiological)
+        info["letters"] = dict(zip(("left", "right", "bottom", "top"), letters, strict=True))
     return info
 
 
