@@ -127,7 +127,8 @@ def warp_volume(data: np.ndarray, affine: np.ndarray, warp: NativeWarp, labels: 
     index = np.stack(np.meshgrid(*[np.arange(n, dtype=np.float32) for n in shape],
                                  indexing="ij")).reshape(3, -1)  # fmt: skip
     world = affine[:3, :3] @ index + affine[:3, 3:4]
-    moved = warp.matrix()[:3, :3] @ world + warp.matrix()[:3, 3:4]
+    matrix = warp.matrix()
+    moved = matrix[:3, :3] @ world + matrix[:3, 3:4]
     moved += displacement(warp, shape).reshape(3, -1)
     source = np.linalg.solve(affine[:3, :3], moved - affine[:3, 3:4])
     out = map_coordinates(data, source, order=0 if labels else 1, mode="constant", cval=0)

@@ -38,7 +38,7 @@ def _captured(
         if not is_volume(path):
             raise InputError(f"{path}: a 3D model needs a NIfTI or NRRD volume")
         image = preprocess_volume(model, path)[1]["image"]
-        spacing = [float(v) for v in torch.linalg.norm(image.affine[:3, :3].double(), dim=0)]
+        spacing = [float(v) for v in image.pixdim]
         x = image.as_tensor()[None].float()
         patch = model.data_info.get("patch_size") or list(x.shape[2:])
         if x[0, 0].numel() > MAX_VOXELS_FACTOR * torch.tensor(patch).prod():
