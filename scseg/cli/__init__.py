@@ -12,11 +12,22 @@ import os
 import sys
 import warnings
 
-from scseg.cli import ablate, attention, data, evaluate, export, models, plan, predict, train
+from scseg.cli import (
+    ablate,
+    attention,
+    data,
+    evaluate,
+    export,
+    models,
+    package,
+    plan,
+    predict,
+    train,
+)
 from scseg.cli.common import LIGHTNING_COMMANDS, USER_ERRORS, Parser
 
 # in the order ``scseg --help`` lists them
-COMMANDS = (train, models, predict, plan, evaluate, attention, ablate, export, data)
+COMMANDS = (train, models, predict, plan, evaluate, attention, ablate, export, package, data)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from scseg.cli.common import add_model_source, load_source, model_source
+
 
 def add_parser(sub) -> None:
     attention = sub.add_parser("attention", help="figures of the sSE maps and cSE weights")
-    attention.add_argument("--checkpoint", required=True, type=Path, help="scseg .ckpt file")
+    add_model_source(attention)
     attention.add_argument("--input", required=True, type=Path, help="an image or a volume")
     attention.add_argument("--output", required=True, type=Path, help="output folder")
     attention.add_argument("--html", action="store_true",
@@ -26,11 +28,10 @@ def run(args: argparse.Namespace) -> int:
     import matplotlib
 
     matplotlib.use("Agg")  # figures go to files; a notebook keeps its own backend
-    from scseg.inference import load_model
     from scseg.inference.figures import attention_figures
 
-    model = load_model(args.checkpoint)
+    model = load_source(args)
     for path in attention_figures(model, args.input, args.output, args.overwrite, args.html,
-                                  args.checkpoint, args.radiological):  # fmt: skip
+                                  model_source(args), args.radiological):  # fmt: skip
         print(path)
     return 0

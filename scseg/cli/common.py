@@ -53,3 +53,34 @@ def check_writable(path: Path) -> None:
     existing = next(p for p in (folder, *folder.parents) if p.exists())
     if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
         raise OSError(f"{path}: cannot write here ({existing} is not a writable folder)")
+
+
+def add_model_source(parser: argparse.ArgumentParser, several: bool = False) -> None:
+    """``--checkpoint CKPT`` (several: the folds of a plan, averaged) or ``--model PKG``."""
+    group = parser.add_mutually_exclusive_group(required=True)
+    group.add_argument(
+        "--checkpoint",
+        type=Path,
+        nargs="+" if several else None,
+        help="scseg .ckpt file"
+        + ("; several (the folds of a plan): their probabilities are averaged" if several else ""),
+    )
+    group.add_argument(
+        "--model", type=Path, help="an scseg model package (.scseg, see scseg package)"
+    )
+
+
+def load_source(args: argparse.Namespace, device: str = "cpu"):
+    """The model named by ``--model`` or ``--checkpoint`` (:func:`add_model_source`)."""
+    if args.model is not None:
+        from scseg.inference.package import read_package
+
+        return read_package(args.model, device)
+    from scseg.inference import load_models
+
+    return load_models(args.checkpoint, device)
+
+
+def model_source(args: argparse.Namespace) -> Path:
+    """The file the model came from, for naming it in outputs."""
+    return args.model if args.model is not None else args.checkpoint

@@ -7,17 +7,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from scseg.cli.common import USER_ERRORS, overlap, positive_int
+from scseg.cli.common import USER_ERRORS, add_model_source, load_source, overlap, positive_int
 
 
 def add_parser(sub) -> None:
     predict = sub.add_parser(
         "predict", help="segment NIfTI/NRRD volumes, DICOM series or 2D images"
     )
-    predict.add_argument(
-        "--checkpoint", required=True, type=Path, nargs="+",
-        help="scseg .ckpt file; several (the folds of a plan): their probabilities are averaged",
-    )  # fmt: skip
+    add_model_source(predict, several=True)
     predict.add_argument(
         "--input", required=True, type=Path,
         help="a file, or a folder of files and/or DICOM series (in it or its subfolders)",
@@ -90,11 +87,11 @@ def _prepare_prediction(args: argparse.Namespace, device: str, quiet: bool, list
     """Loads the model and, with ``listing``, lists the inputs (all of them, checked
     against each other's outputs); returns them (else ``None``) and a function that
     predicts a list of them."""
-    from scseg.inference import PredictOptions, collect_inputs, load_models, predict_files
+    from scseg.inference import PredictOptions, collect_inputs, predict_files
     from scseg.inference.runner import check_outputs
     from scseg.models import to_channels_last
 
-    model = load_models(args.checkpoint, device)
+    model = load_source(args, device)
     if args.channels_last:
         to_channels_last(model.net, model.spatial_dims)
     if args.compile:

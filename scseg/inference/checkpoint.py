@@ -164,8 +164,12 @@ def load_models(paths, device: str | torch.device = "cpu") -> LoadedModel:
             preprocessing differ from the first one's.
     """
     paths = [Path(p) for p in ([paths] if isinstance(paths, (str, Path)) else paths)]
-    models = [load_model(p, device) for p in paths]
-    first = models[0]
+    return ensemble(paths, [load_model(p, device) for p in paths], device)
+
+
+def ensemble(sources: list, models: list[LoadedModel], device="cpu") -> LoadedModel:
+    """``models`` (loaded from ``sources``, named in errors) as one averaged model."""
+    paths, first = sources, models[0]
     if len(models) == 1:
         return first
     for path, model in zip(paths[1:], models[1:], strict=True):
@@ -189,6 +193,34 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> LoadedMo
     Raises:
         CheckpointError: if the file is missing, unreadable, or from another tool.
     """
+    parts = checkpoint_parts(path)
+    return build_model(path, parts.hparams, parts.architecture, parts.weights,
+                       parts.data_info, device)  # fmt: skip
+
+
+@dataclass
+class CheckpointParts:
+    """What an scseg checkpoint holds, as plain values: the module's ``hparams``, the
+    network's resolved ``architecture`` and ``weights``, and ``extra`` (our own entry:
+    data_info, scores, versions); ``raw``: the whole loaded checkpoint."""
+
+    hparams: dict
+    architecture: dict
+    weights: dict[str, torch.Tensor]
+    extra: dict
+    raw: dict
+
+    @property
+    def data_info(self) -> dict:
+        return dict(self.extra.get("data_info", {}))
+
+
+def checkpoint_parts(path: str | Path) -> CheckpointParts:
+    """Reads an scseg training checkpoint (``weights_only``) into its parts.
+
+    Raises:
+        CheckpointError: if the file is missing, unreadable, or from another tool.
+    """
     checkpoint = read_checkpoint(path)
     hparams = checkpoint.get("hyper_parameters") if isinstance(checkpoint, dict) else None
     state = checkpoint.get("state_dict") if isinstance(checkpoint, dict) else None
@@ -208,22 +240,38 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> LoadedMo
     if "head_kernel_size" not in architecture and head is not None and head.ndim > 2:
         # Saved before the option existed, when every head was 1x1.
         architecture = {**architecture, "head_kernel_size": int(head.shape[-1])}
+    weights = {k.removeprefix("net."): v for k, v in state.items() if k.startswith("net.")}
+    return CheckpointParts(dict(hparams), dict(architecture), weights, dict(extra), checkpoint)
+
+
+def build_model(
+    source: str | Path,
+    hparams: dict,
+    architecture: dict,
+    weights: dict[str, torch.Tensor],
+    data_info: dict,
+    device: str | torch.device = "cpu",
+) -> LoadedModel:
+    """The network of ``architecture`` with ``weights`` loaded, in eval mode.
+
+    Raises:
+        CheckpointError: naming ``source`` if the weights do not fit the settings.
+    """
     if architecture.get("encoder_weights") is not None:
-        # The checkpoint holds the trained weights: building with the pretrained ones
+        # The weights given are the trained ones: building with the pretrained ones
         # would download (or read) them only to overwrite them, and fail offline.
         architecture = {**architecture, "encoder_weights": None}
     try:
         net = create_model(hparams["arch"], **architecture)
-        weights = {k.removeprefix("net."): v for k, v in state.items() if k.startswith("net.")}
         net.load_state_dict(weights)
     except (ValueError, RuntimeError) as err:
         first = str(err).strip().splitlines()[0]
-        raise CheckpointError(f"{path}: weights do not fit its model settings: {first}") from None
+        raise CheckpointError(f"{source}: weights do not fit its model settings: {first}") from None
     return LoadedModel(
         net.to(device).eval(),
         hparams["spatial_dims"],
         hparams["in_channels"],
         hparams["classes"],
-        dict(hparams),
-        dict(extra.get("data_info", {})),
+        hparams,
+        data_info,
     )

@@ -137,6 +137,13 @@ class SegmentationModule(pl.LightningModule):
             "data_info": self.data_info,
             "version": __version__,
             "rng": rng_state(),
+            # what a model card reports: the latest validation, per class
+            "scores": {
+                "epoch": self.current_epoch,
+                "global_step": self.global_step,
+                "val": list(self.class_tables.get("val", [])),
+            },
+            "data_module": _data_module_name(self),
         }
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
@@ -270,6 +277,13 @@ class SegmentationModule(pl.LightningModule):
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"},
         }
+
+
+def _data_module_name(module: pl.LightningModule) -> str | None:
+    datamodule = getattr(module.trainer, "datamodule", None) if module._trainer else None
+    return (
+        None if datamodule is None else f"{type(datamodule).__module__}.{type(datamodule).__name__}"
+    )
 
 
 def rng_state() -> dict:

@@ -1,0 +1,283 @@
+"""Model packages: one ``.scseg`` file that holds everything a trained model needs.
+
+A package is a zip archive (stored, not compressed: weights do not compress) because a
+model is handed on as one file: attached, uploaded, copied. Inside:
+
+* ``scseg-package.json``: the format version and the sha256 of every other file;
+* ``model.json``: the architecture, input channels, classes with names and colours, the
+  preprocessing (orientation, spacing, intensity normalisation, patch), one entry per fold;
+* ``weights/fold_<k>.safetensors``: the weights, as safetensors (no pickle);
+* ``card.json`` and ``card.md``: the model card (training data, the run's validation scores
+  per class, scseg and torch versions).
+
+A package whose files do not match their sha256, lacks one, or carries a newer format is
+refused, naming the file. The sha256 list guards against damage and edits in transit, not
+against someone who rewrites it as well: it is not a signature.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import zipfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+
+from scseg import __version__
+from scseg.inference.card import render_card
+from scseg.inference.checkpoint import (
+    CheckpointError,
+    CheckpointParts,
+    LoadedModel,
+    build_model,
+    checkpoint_parts,
+    ensemble,
+)
+
+FORMAT_VERSION = 1
+MANIFEST = "scseg-package.json"
+SUFFIX = ".scseg"
+ORIENTATION = "RAS"  # what the 3D preprocessing reorients to (scseg.data.volumes3d)
+
+
+class PackageError(CheckpointError):
+    """A package cannot be written or read; the message names the file and the problem."""
+
+
+def is_package(path: str | Path) -> bool:
+    """True if ``path`` is a zip holding our manifest (a torch checkpoint is a zip too)."""
+    path = Path(path)
+    if not path.is_file() or not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as archive:
+        return MANIFEST in archive.namelist()
+
+
+def class_colours(classes: int) -> list[str]:
+    """The overlay colours of ``scseg predict --overlay`` as ``#rrggbb``, class 0 black."""
+    from scseg.inference.image import PALETTE
+
+    return ["#{:02x}{:02x}{:02x}".format(*PALETTE[i % len(PALETTE)]) for i in range(classes)]
+
+
+def write_package(
+    checkpoints: list[str | Path],
+    out: str | Path,
+    overwrite: bool = False,
+    description: str | None = None,
+) -> Path:
+    """Packs one checkpoint, or the folds of one plan, into ``out``.
+
+    Written to a temporary file beside ``out`` and renamed, so a failure leaves nothing.
+
+    Raises:
+        PackageError: ``out`` exists (without ``overwrite``) or is not a ``.scseg`` name.
+        CheckpointError: a checkpoint is unreadable, or the folds do not belong together.
+    """
+    out = Path(out)
+    if out.suffix != SUFFIX:
+        raise PackageError(f"{out}: a package name ends in {SUFFIX}")
+    if out.exists() and not overwrite:
+        raise PackageError(f"{out}: already exists (pass --overwrite to replace it)")
+    paths = [Path(p) for p in checkpoints]
+    parts = [checkpoint_parts(p) for p in paths]
+    # the same checks as averaging them at prediction, before anything is written
+    ensemble(paths, [_loaded(p, part) for p, part in zip(paths, parts, strict=True)])
+    files = {f"weights/fold_{k}.safetensors": _safetensors(p.weights) for k, p in enumerate(parts)}
+    model = _model_json(paths, parts)
+    card = _card_json(out.stem, paths, parts, description)
+    files["model.json"] = _json_bytes(model)
+    files["card.json"] = _json_bytes(card)
+    files["card.md"] = render_card(card, model).encode()
+    manifest = {
+        "format": "scseg-package",
+        "format_version": FORMAT_VERSION,
+        "files": {name: hashlib.sha256(data).hexdigest() for name, data in sorted(files.items())},
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
+    os.close(handle)
+    try:
+        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as archive:
+            archive.writestr(MANIFEST, _json_bytes(manifest))
+            for name, data in files.items():
+                archive.writestr(name, data)
+        os.replace(tmp, out)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return out
+
+
+def read_package(path: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
+    """The model of a package (its folds averaged, as ``--checkpoint`` with several).
+
+    Raises:
+        PackageError: naming the package and the file that is missing, changed or newer.
+    """
+    from safetensors.torch import load
+
+    path = Path(path)
+    files = read_verified(path)
+    model = json.loads(files["model.json"])
+    hparams = model["hparams"]
+    folds = []
+    for fold in model["folds"]:
+        weights = load(files[fold["weights"]])
+        folds.append(
+            build_model(
+                path, hparams, fold["architecture"], weights, model["preprocessing"], device
+            )
+        )
+    return ensemble([path] * len(folds), folds, device)
+
+
+def read_card(path: str | Path) -> str:
+    """The model card of a package, as Markdown (verified first)."""
+    return read_verified(path)["card.md"].decode()
+
+
+def read_verified(path: str | Path) -> dict[str, bytes]:
+    """Every file of a package by name, after checking the format version and sha256s.
+
+    Raises:
+        PackageError: the package is missing, not one, newer than this scseg reads, or a
+            file in it is missing, extra or changed.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise PackageError(f"{path}: package not found")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+            if MANIFEST not in names:
+                raise PackageError(f"{path}: not an scseg package (no {MANIFEST})")
+            manifest = json.loads(archive.read(MANIFEST))
+            _check_version(path, manifest)
+            listed = manifest.get("files") or {}
+            for name in listed:
+                if name not in names:
+                    raise PackageError(f"{path}: {name} is missing from the package")
+            for name in names:
+                if name != MANIFEST and name not in listed:
+                    raise PackageError(f"{path}: {name} is not listed in {MANIFEST}")
+            files = {name: archive.read(name) for name in listed}
+    except (zipfile.BadZipFile, json.JSONDecodeError, UnicodeDecodeError) as err:
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise PackageError(f"{path}: damaged package ({first})") from None
+    for name, digest in listed.items():
+        if hashlib.sha256(files[name]).hexdigest() != digest:
+            raise PackageError(f"{path}: {name} does not match its sha256 (changed or damaged)")
+    for name in ("model.json", "card.json", "card.md"):
+        if name not in files:
+            raise PackageError(f"{path}: {name} is missing from the package")
+    return files
+
+
+def _check_version(path: Path, manifest: dict) -> None:
+    version = manifest.get("format_version")
+    if manifest.get("format") != "scseg-package" or not isinstance(version, int):
+        raise PackageError(f"{path}: {MANIFEST} is not an scseg package manifest")
+    if version > FORMAT_VERSION:
+        raise PackageError(
+            f"{path}: package format {version} is newer than this scseg "
+            f"({__version__}) reads ({FORMAT_VERSION}): upgrade scseg"
+        )
+
+
+def _loaded(path: Path, parts: CheckpointParts) -> LoadedModel:
+    hp = parts.hparams
+    return LoadedModel(
+        torch.nn.Identity(),
+        hp["spatial_dims"],
+        hp["in_channels"],
+        hp["classes"],
+        hp,
+        parts.data_info,
+    )
+
+
+def _safetensors(weights: dict[str, torch.Tensor]) -> bytes:
+    from safetensors.torch import save
+
+    return save({k: v.detach().cpu().contiguous() for k, v in weights.items()})
+
+
+def _json_bytes(value: dict) -> bytes:
+    return (json.dumps(value, indent=2, default=_plain) + "\n").encode()
+
+
+def _plain(value):
+    if isinstance(value, torch.Tensor):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    return repr(value)
+
+
+def _model_json(paths: list[Path], parts: list[CheckpointParts]) -> dict:
+    first = parts[0]
+    hp = {k: v for k, v in first.hparams.items() if not k.startswith("_")}
+    info = first.data_info
+    classes = int(hp["classes"])
+    names = info.get("class_names") or [f"class_{i}" for i in range(classes)]
+    return {
+        "arch": hp["arch"],
+        "spatial_dims": hp["spatial_dims"],
+        "in_channels": hp["in_channels"],
+        "classes": [
+            {"index": i, "name": name, "colour": colour}
+            for i, (name, colour) in enumerate(zip(names, class_colours(classes), strict=True))
+        ],
+        "preprocessing": {
+            **info,
+            "orientation": ORIENTATION if info.get("spacing") is not None else None,
+        },
+        "hparams": hp,
+        "folds": [
+            {
+                "weights": f"weights/fold_{k}.safetensors",
+                "checkpoint": p.name,
+                "architecture": part.architecture,
+            }
+            for k, (p, part) in enumerate(zip(paths, parts, strict=True))
+        ],
+    }
+
+
+def _card_json(
+    name: str, paths: list[Path], parts: list[CheckpointParts], description: str | None
+) -> dict:
+    first = parts[0]
+    data = first.raw.get("datamodule_hyper_parameters") or {}
+    return {
+        "name": name,
+        "description": description,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "versions": {
+            "scseg_package": __version__,
+            "scseg_trained": first.extra.get("version"),
+            "torch": torch.__version__,
+        },
+        "training_data": {
+            "data_module": first.extra.get("data_module"),
+            "settings": {k: v for k, v in dict(data).items() if not k.startswith("_")},
+        },
+        "validation": [
+            _fold_scores(k, p, part) for k, (p, part) in enumerate(zip(paths, parts, strict=True))
+        ],
+    }
+
+
+def _fold_scores(fold: int, path: Path, parts: CheckpointParts) -> dict:
+    scores = parts.extra.get("scores") or {}
+    return {
+        "fold": fold,
+        "checkpoint": path.name,
+        "epoch": scores.get("epoch", parts.raw.get("epoch")),
+        "global_step": scores.get("global_step", parts.raw.get("global_step")),
+        "per_class": list(scores.get("val") or []),
+    }
