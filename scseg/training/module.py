@@ -53,6 +53,16 @@ class SegmentationModule(pl.LightningModule):
             their keys). It pays off over long runs: on two CPU cores the 2D scSE U-Net's
             training step is x1.13 faster after about 40 s of compiling
             (benchmarks/results/compile.md).
+        init_from: a trained scseg checkpoint or package to start from (fine-tuning):
+            every tensor whose name and shape match is loaded, the heads are re-initialised
+            when the classes differ, the first convolution adapted when the input channels
+            do (:mod:`scseg.training.finetune`); a table says what was loaded. Read at
+            setup, so a resumed run needs it too (its weights are then overwritten).
+        freeze_encoder_epochs: keep the encoder's weights (and its normalisation
+            statistics) fixed for this many first epochs, so the new head and decoder
+            settle before the loaded features move.
+        init_lr_scale: learning rate of the tensors ``init_from`` loaded, as a fraction
+            of ``lr`` (e.g. 0.1); the others train at ``lr``.
     """
 
     def __init__(
@@ -75,10 +85,17 @@ class SegmentationModule(pl.LightningModule):
         sw_overlap: float = 0.5,
         channels_last: bool = False,
         compile: bool = False,
+        init_from: str | None = None,
+        freeze_encoder_epochs: int = 0,
+        init_lr_scale: float = 1.0,
     ) -> None:
         super().__init__()
         if scheduler not in SCHEDULERS:
             raise ValueError(f"scheduler must be one of {SCHEDULERS}, got {scheduler!r}")
+        if freeze_encoder_epochs < 0:
+            raise ValueError(f"freeze_encoder_epochs must be >= 0, got {freeze_encoder_epochs}")
+        if init_lr_scale < 0.0:
+            raise ValueError(f"init_lr_scale must be >= 0, got {init_lr_scale}")
         self.save_hyperparameters()
         # Every architecture option, defaults included, goes into checkpoints: a model keeps
         # loading after a default changes.
@@ -109,6 +126,12 @@ class SegmentationModule(pl.LightningModule):
         self.data_info: dict = {}
         # The last epoch's per-class rows by stage, for the report (MetricsReport).
         self.class_tables: dict[str, list[dict]] = {}
+        self.init_report = None
+        if init_from is not None:
+            from scseg.training.finetune import init_from as load_initial
+
+            self.init_report = load_initial(self.net, init_from, arch, spatial_dims,
+                                            in_channels, classes)  # fmt: skip
 
     def setup(self, stage: str) -> None:
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer else None
@@ -128,6 +151,21 @@ class SegmentationModule(pl.LightningModule):
             self.val_metrics.class_names = self.test_metrics.class_names = list(names)
         if hasattr(datamodule, "info"):
             self.data_info = datamodule.info()
+        if self.init_report is not None and self.trainer.is_global_zero and stage == "fit":
+            from scseg.training.finetune import print_report
+
+            print_report(self.init_report, self.net.state_dict())
+
+    def on_train_epoch_start(self) -> None:
+        epochs = self.hparams.freeze_encoder_epochs
+        if not epochs:
+            return
+        encoder = getattr(self.net, "encoder", None)
+        if encoder is None:
+            raise ValueError(f"freeze_encoder_epochs: {self.hparams.arch} has no encoder to freeze")
+        frozen = self.current_epoch < epochs
+        encoder.requires_grad_(not frozen)
+        encoder.train(not frozen)  # normalisation statistics stay as loaded
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         # Plain values only, so checkpoints stay loadable with weights_only=True. Not in
@@ -264,7 +302,7 @@ class SegmentationModule(pl.LightningModule):
 
     def configure_optimizers(self):
         optimizer = torch.optim.AdamW(
-            self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay
+            self._parameter_groups(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay
         )
         epochs = self.trainer.max_epochs if self._trainer else None
         if self.hparams.scheduler == "none" or not epochs or epochs < 1:
@@ -277,6 +315,19 @@ class SegmentationModule(pl.LightningModule):
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"},
         }
+
+    def _parameter_groups(self) -> list[dict]:
+        """One group at ``lr``; with ``init_lr_scale`` != 1, the tensors ``init_from``
+        loaded in a second group at ``lr * init_lr_scale``."""
+        scale = self.hparams.init_lr_scale
+        if self.init_report is None or scale == 1.0:
+            return [{"params": list(self.parameters())}]
+        loaded = {f"net.{name}" for name in self.init_report.taken}
+        named = list(self.named_parameters())
+        return [
+            {"params": [p for n, p in named if n not in loaded]},
+            {"params": [p for n, p in named if n in loaded], "lr": self.hparams.lr * scale},
+        ]
 
 
 def _data_module_name(module: pl.LightningModule) -> str | None:
