@@ -30,6 +30,7 @@ import torch
 
 from scseg import __version__
 from scseg.inference.checkpoint import LoadedModel
+from scseg.inference.writing import _umask, refuse_existing
 
 
 class BundleError(ValueError):
@@ -42,11 +43,11 @@ def write_bundle(
     """Writes ``model`` as a MONAI bundle folder ``out`` (whole or not at all).
 
     Raises:
-        BundleError: a 2D model, no patch size, or ``out`` exists without ``overwrite``.
+        BundleError: a 2D model, or no patch size.
+        OutputExistsError: ``out`` exists and ``overwrite`` is false.
     """
     out = Path(out)
-    if out.exists() and not overwrite:
-        raise BundleError(f"{out}: already exists (pass --overwrite to replace it)")
+    refuse_existing([out], overwrite)
     if model.input_dims != 3 or model.spatial_dims != 3:
         raise BundleError(f"{out}: a MONAI bundle is written for 3D models only; this one is 2D")
     info = model.data_info
@@ -65,6 +66,7 @@ def write_bundle(
         _dump(tmp / "configs" / "inference.json", inference_config(model))
         _dump(tmp / "configs" / "metadata.json", metadata(model))
         (tmp / "docs" / "README.md").write_text(card or _short_card(model))
+        tmp.chmod(0o777 & ~_umask())  # mkdtemp makes it private
         if out.exists():
             shutil.rmtree(out)
         tmp.rename(out)

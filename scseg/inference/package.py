@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 import zipfile
 from datetime import datetime, timezone
 from pathlib import Path
@@ -37,6 +35,7 @@ from scseg.inference.checkpoint import (
     checkpoint_parts,
     ensemble,
 )
+from scseg.inference.writing import atomic_write, refuse_existing
 
 FORMAT_VERSION = 1
 MANIFEST = "scseg-package.json"
@@ -75,14 +74,14 @@ def write_package(
     Written to a temporary file beside ``out`` and renamed, so a failure leaves nothing.
 
     Raises:
-        PackageError: ``out`` exists (without ``overwrite``) or is not a ``.scseg`` name.
+        PackageError: ``out`` is not a ``.scseg`` name.
+        OutputExistsError: ``out`` exists and ``overwrite`` is false.
         CheckpointError: a checkpoint is unreadable, or the folds do not belong together.
     """
     out = Path(out)
     if out.suffix != SUFFIX:
         raise PackageError(f"{out}: a package name ends in {SUFFIX}")
-    if out.exists() and not overwrite:
-        raise PackageError(f"{out}: already exists (pass --overwrite to replace it)")
+    refuse_existing([out], overwrite)
     paths = [Path(p) for p in checkpoints]
     parts = [checkpoint_parts(p) for p in paths]
     # the same checks as averaging them at prediction, before anything is written
@@ -98,17 +97,14 @@ def write_package(
         "format_version": FORMAT_VERSION,
         "files": {name: hashlib.sha256(data).hexdigest() for name, data in sorted(files.items())},
     }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
-    os.close(handle)
-    try:
+
+    def write(tmp: Path) -> None:
         with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as archive:
             archive.writestr(MANIFEST, _json_bytes(manifest))
             for name, data in files.items():
                 archive.writestr(name, data)
-        os.replace(tmp, out)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+
+    atomic_write(out, write, overwrite)
     return out
 
 

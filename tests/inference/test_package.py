@@ -227,9 +227,10 @@ def test_a_damaged_archive_is_refused(package_3d, tmp_path, capsys) -> None:
 def test_package_writing_refuses_to_overwrite(package_3d, ckpt_3d, capsys) -> None:
     before = package_3d.read_bytes()
     assert main(["package", "--checkpoint", str(ckpt_3d), "--out", str(package_3d)]) == 1
-    assert "already exists (pass --overwrite" in capsys.readouterr().err
+    assert "exists; pass --overwrite to replace it" in capsys.readouterr().err
     assert package_3d.read_bytes() == before
     wrong = package_3d.with_suffix(".zip")
     assert main(["package", "--checkpoint", str(ckpt_3d), "--out", str(wrong)]) == 1
     assert "ends in .scseg" in capsys.readouterr().err and not wrong.exists()
     assert not list(package_3d.parent.glob(".*"))  # no temporary left behind
+    assert package_3d.stat().st_mode & 0o044  # readable by others, as any file written
