@@ -132,8 +132,13 @@ def read_package(path: str | Path, device: str | torch.device = "cpu") -> Loaded
 
 
 def read_card(path: str | Path) -> str:
-    """The model card of a package, as Markdown (verified first)."""
-    return read_verified(path)["card.md"].decode()
+    """The model card of a package, as Markdown, with the sha256 of each of its files
+    (verified first; the card cannot carry its own, so they are added from the manifest)."""
+    files = read_verified(path)
+    rows = [f"| `{name}` | {len(data):,} | `{hashlib.sha256(data).hexdigest()}` |"
+            for name, data in files.items()]  # fmt: skip
+    table = ["## Files (all verified)", "", "| file | bytes | sha256 |", "|---|---:|---|", *rows]
+    return files["card.md"].decode().rstrip("\n") + "\n\n" + "\n".join(table) + "\n"
 
 
 def read_verified(path: str | Path) -> dict[str, bytes]:

@@ -93,6 +93,9 @@ def test_info_prints_the_card_with_the_runs_scores(package_3d, ckpt_3d, capsys) 
     assert f"mean Dice {mean:.4f}" in card
     assert "resampled to 2 x 2 x 2 mm" in card and "`brain_tissue3d`" in card
     assert f"torch {torch.__version__}" in card
+    with zipfile.ZipFile(package_3d) as archive:  # the sha256 of every file, as listed
+        listed = json.loads(archive.read(MANIFEST))["files"]
+    assert all(f"| `{name}` |" in card and digest in card for name, digest in listed.items())
 
 
 def test_folds_are_averaged_as_with_several_checkpoints(ckpt_3d, tmp_path) -> None:
