@@ -11,6 +11,7 @@ import torch
 from monai import transforms as T
 from monai.data import CacheDataset
 
+from scseg.data.augment import intensity_augmentation
 from scseg.data.volumes3d import MSD3DDataModule
 
 SLICE_PLANES = {0: "sagittal", 1: "coronal", 2: "axial"}
@@ -75,6 +76,7 @@ class MSDSlicesDataModule(MSD3DDataModule):
             since mirroring swaps left and right structures.
         repeats: passes over the slices per epoch.
         batch_size: slices per batch.
+        intensity_augmentation: as for 3D; the slice's own (low resolution in-plane).
 
     Volumes are kept in memory (``cache`` is not an option here).
     """
@@ -97,6 +99,7 @@ class MSDSlicesDataModule(MSD3DDataModule):
         foreground_ratio: float = 0.9,
         repeats: int = 1,
         flip_axes: tuple[int, ...] = (),
+        intensity_augmentation: str = "light",
         batch_size: int = 16,
         num_workers: int = 0,
         cache_rate: float = 1.0,
@@ -113,7 +116,8 @@ class MSDSlicesDataModule(MSD3DDataModule):
             in_channels=in_channels, split_file=split_file, patch_size=patch_size,
             spacing=spacing, intensity=intensity, ct_window=ct_window,
             foreground_ratio=foreground_ratio, repeats=repeats, flip_axes=(),
-            batch_size=batch_size, num_workers=num_workers, cache_rate=cache_rate,
+            intensity_augmentation=intensity_augmentation, batch_size=batch_size,
+            num_workers=num_workers, cache_rate=cache_rate,
             validate=validate, atlas=atlas, fold=fold,
         )  # fmt: skip
         self.hparams["flip_axes"] = tuple(flip_axes)  # in-plane axes, not the volume's
@@ -132,8 +136,7 @@ class MSDSlicesDataModule(MSD3DDataModule):
                 keys, prob=0.3, rotate_range=0.26, scale_range=0.1,
                 mode=("bilinear", "nearest"), padding_mode="zeros",
             ),
-            T.RandScaleIntensityd("image", factors=0.1, prob=0.5),
-            T.RandShiftIntensityd("image", offsets=0.1, prob=0.5),
+            *intensity_augmentation("image", self.hparams.intensity_augmentation, 2),
         ])  # fmt: skip
         return SliceDataset(
             volumes,

@@ -18,6 +18,7 @@ from monai import transforms as T
 from monai.data import CacheDataset, DataLoader, Dataset, PersistentDataset
 from monai.data.utils import pickle_hashing
 
+from scseg.data.augment import intensity_augmentation, intensity_augmentation_check
 from scseg.data.base import SegmentationDataModule, evaluation_sampler, read_split
 from scseg.data.geometry import OrthonormalAffined
 from scseg.data.nrrd import NRRD_SUFFIXES, ras_nrrd_reader
@@ -234,6 +235,9 @@ class MSD3DDataModule(SegmentationDataModule):
             ``(1, 1)`` for none (the default). nnU-Net scales by 0.7 to 1.4.
         spatial_prob: chance that a patch is rotated, and separately that it is zoomed
             (nnU-Net: 0.2 each).
+        intensity_augmentation: ``"light"`` (a random scale and shift), ``"nnunet"``
+            (nnU-Net v2's noise, blur, brightness, contrast, low resolution and gamma, at
+            its probabilities) or ``"none"`` (:mod:`scseg.data.augment`).
         batch_size, num_workers: loader settings.
         cache: where preprocessed volumes are kept after their first use: ``"memory"``
             (fastest; memory grows with the dataset), ``"disk"`` (each case written once,
@@ -266,6 +270,7 @@ class MSD3DDataModule(SegmentationDataModule):
         rotation: tuple[float, float, float] = (0.0, 0.0, 0.26),
         zoom: tuple[float, float] = (1.0, 1.0),
         spatial_prob: float = 0.2,
+        intensity_augmentation: str = "light",
         batch_size: int = 2,
         num_workers: int = 0,
         cache_rate: float = 1.0,
@@ -291,6 +296,7 @@ class MSD3DDataModule(SegmentationDataModule):
             raise ValueError(f"intensity must be one of {INTENSITY_MODES}, got {intensity!r}")
         if not 0.0 <= foreground_ratio <= 1.0:
             raise ValueError(f"foreground_ratio must be in [0, 1], got {foreground_ratio}")
+        intensity_augmentation_check(intensity_augmentation)
         self.save_hyperparameters()
 
     spatial_dims = 3
@@ -359,8 +365,7 @@ class MSD3DDataModule(SegmentationDataModule):
             ),
             *[T.RandFlipd(keys, prob=0.5, spatial_axis=a) for a in self.hparams.flip_axes],
             *self._spatial(keys),
-            T.RandScaleIntensityd("image", factors=0.1, prob=0.5),
-            T.RandShiftIntensityd("image", offsets=0.1, prob=0.5),
+            *intensity_augmentation("image", self.hparams.intensity_augmentation, 3),
         ]
         return Repeated(self._dataset(items, pre + augment, seeded=True), self.hparams.repeats)
 

@@ -293,6 +293,12 @@ def plan_volumes(
     )
     if dims == 3:
         _spatial_augmentation(p, target, patch, sided)
+    p.set(
+        f"{DATA}.intensity_augmentation",
+        "light",
+        "random scale and shift; 'nnunet' adds nnU-Net's noise, blur, brightness, contrast, "
+        "low resolution and gamma (see docs/own-data.md for what each scored)",
+    )
     p.set("model.sw_overlap", 0.5, "validation windows overlap by half (nnU-Net's step 0.5)")
     p.set("model.sw_batch_size", max(1, min(batch, 4)))
     if dims == 3:

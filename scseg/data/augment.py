@@ -1,0 +1,75 @@
+"""Intensity augmentation of training patches and slices, by name, from MONAI transforms.
+
+* ``"light"``: a random scale and shift of the intensities (x(1 +- 0.1), +-0.1, each with
+  probability 0.5), scseg's first default;
+* ``"nnunet"``: nnU-Net v2's set (``nnUNetTrainer.get_training_transforms``), at its
+  probabilities: Gaussian noise (variance up to 0.1; MONAI draws the standard deviation
+  up to its square root), p 0.1; Gaussian blur (sigma 0.5 to 1 per axis), p 0.2 x 0.5
+  (nnU-Net's per-channel chance, here for all channels at once); multiplicative brightness
+  x0.75 to x1.25, p 0.15; contrast x0.75 to x1.25 about the mean within the original range,
+  p 0.15; simulated low resolution (down by 0.5 to 1, nearest; back up, linear),
+  p 0.25 x 0.5; gamma 0.7 to 1.5 on the inverted image, p 0.1, and on the image, p 0.3, both
+  keeping mean and standard deviation;
+* ``"none"``.
+
+Each acts on the image key alone: the label map is never touched.
+"""
+
+from __future__ import annotations
+
+from monai import transforms as T
+
+INTENSITY_AUGMENTATIONS = ("light", "nnunet", "none")
+
+
+def intensity_augmentation_check(kind: str) -> None:
+    """Raises ``ValueError`` for an unknown intensity augmentation name."""
+    if kind not in INTENSITY_AUGMENTATIONS:
+        raise ValueError(
+            f"intensity_augmentation must be one of {', '.join(INTENSITY_AUGMENTATIONS)}, "
+            f"got {kind!r}"
+        )
+
+
+def intensity_augmentation(
+    key: str, kind: str, spatial_dims: int, probability: float = 1.0
+) -> list:
+    """The transforms of ``kind`` for ``key``, each chance times ``probability`` (at most 1).
+
+    Raises:
+        ValueError: an unknown ``kind``.
+    """
+    intensity_augmentation_check(kind)
+
+    def p(chance: float) -> float:
+        return min(1.0, chance * probability)
+
+    if kind == "none":
+        return []
+    if kind == "light":
+        return [
+            T.RandScaleIntensityd(key, factors=0.1, prob=p(0.5)),
+            T.RandShiftIntensityd(key, offsets=0.1, prob=p(0.5)),
+        ]
+    sigma = (0.5, 1.0)
+    return [
+        T.RandGaussianNoised(key, prob=p(0.1), mean=0.0, std=0.1**0.5),
+        T.RandGaussianSmoothd(key, sigma_x=sigma, sigma_y=sigma, sigma_z=sigma, prob=p(0.1)),
+        T.RandScaleIntensityd(key, factors=0.25, prob=p(0.15)),
+        T.RandScaleIntensityFixedMeand(
+            key, factors=0.25, fixed_mean=True, preserve_range=True, prob=p(0.15)
+        ),
+        T.RandSimulateLowResolutiond(
+            key,
+            prob=p(0.125),
+            downsample_mode="nearest",
+            upsample_mode="trilinear" if spatial_dims == 3 else "bilinear",
+            zoom_range=(0.5, 1.0),
+        ),
+        T.RandAdjustContrastd(
+            key, gamma=(0.7, 1.5), invert_image=True, retain_stats=True, prob=p(0.1)
+        ),
+        T.RandAdjustContrastd(
+            key, gamma=(0.7, 1.5), invert_image=False, retain_stats=True, prob=p(0.3)
+        ),
+    ]
