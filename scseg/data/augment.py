@@ -17,6 +17,11 @@ Each acts on the image key alone: the label map is never touched.
 
 from __future__ import annotations
 
+import itertools
+import math
+from collections.abc import Sequence
+
+import numpy as np
 from monai import transforms as T
 
 INTENSITY_AUGMENTATIONS = ("light", "nnunet", "none")
@@ -73,3 +78,46 @@ def intensity_augmentation(
             key, gamma=(0.7, 1.5), invert_image=False, retain_stats=True, prob=p(0.3)
         ),
     ]
+
+
+def transform_region(
+    patch: Sequence[int], rotation: Sequence[float], min_zoom: float, steps: int = 13
+) -> list[int]:
+    """The region around a patch that still fills it after any turn within ``rotation``
+    (radians, about each axis) and any zoom down to ``max(min_zoom, 0.85)``: the bounding
+    box of the turned patch over a grid of ``steps`` angles per axis (widened by what the
+    grid's gaps can miss), divided by that zoom. As nnU-Net's ``get_patch_size``, zooms
+    below 0.85 (content shrunk further) may still show a border: covering them all would
+    more than double the region.
+
+    Returns:
+        the region's size, at least the patch's, per axis.
+    """
+    dims = len(patch)
+    half = np.asarray(patch, float) / 2
+    corners = np.array(list(itertools.product(*[(-h, h) for h in half])))
+    turned = list(rotation[:1] if dims == 2 else rotation)
+    angles = [np.linspace(-a, a, steps) if a > 0 else np.zeros(1) for a in turned]
+    extent = 2 * half
+    for turn in itertools.product(*angles):
+        rotated = corners @ _rotation(turn, dims).T
+        extent = np.maximum(extent, 2 * np.abs(rotated).max(0))
+    gap = max(turned, default=0.0) / (steps - 1)  # half the grid's step
+    grown = extent > 2 * half + 1e-9
+    extent[grown] /= math.cos(gap)
+    extent /= min(1.0, max(min_zoom, 0.85))
+    return [max(int(p), math.ceil(e - 1e-6)) for p, e in zip(patch, extent, strict=True)]
+
+
+def _rotation(angles: Sequence[float], dims: int) -> np.ndarray:
+    if dims == 2:
+        c, s = math.cos(angles[0]), math.sin(angles[0])
+        return np.array([[c, -s], [s, c]])
+    matrix = np.eye(3)
+    for axis, angle in enumerate(angles):
+        c, s = math.cos(angle), math.sin(angle)
+        i, j = [a for a in range(3) if a != axis]
+        turn = np.eye(3)
+        turn[i, i], turn[i, j], turn[j, i], turn[j, j] = c, -s, s, c
+        matrix = turn @ matrix
+    return matrix

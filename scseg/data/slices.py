@@ -11,7 +11,7 @@ import torch
 from monai import transforms as T
 from monai.data import CacheDataset
 
-from scseg.data.augment import intensity_augmentation
+from scseg.data.augment import intensity_augmentation, transform_region
 from scseg.data.volumes3d import MSD3DDataModule
 
 SLICE_PLANES = {0: "sagittal", 1: "coronal", 2: "axial"}
@@ -77,6 +77,7 @@ class MSDSlicesDataModule(MSD3DDataModule):
         repeats: passes over the slices per epoch.
         batch_size: slices per batch.
         intensity_augmentation: as for 3D; the slice's own (low resolution in-plane).
+        spatial_margin: as for 3D, for the in-plane turn and scaling.
 
     Volumes are kept in memory (``cache`` is not an option here).
     """
@@ -100,6 +101,7 @@ class MSDSlicesDataModule(MSD3DDataModule):
         repeats: int = 1,
         flip_axes: tuple[int, ...] = (),
         intensity_augmentation: str = "light",
+        spatial_margin: bool = False,
         batch_size: int = 16,
         num_workers: int = 0,
         cache_rate: float = 1.0,
@@ -116,28 +118,19 @@ class MSDSlicesDataModule(MSD3DDataModule):
             in_channels=in_channels, split_file=split_file, patch_size=patch_size,
             spacing=spacing, intensity=intensity, ct_window=ct_window,
             foreground_ratio=foreground_ratio, repeats=repeats, flip_axes=(),
-            intensity_augmentation=intensity_augmentation, batch_size=batch_size,
+            intensity_augmentation=intensity_augmentation, spatial_margin=spatial_margin,
+            batch_size=batch_size,
             num_workers=num_workers, cache_rate=cache_rate,
             validate=validate, atlas=atlas, fold=fold,
         )  # fmt: skip
         self.hparams["flip_axes"] = tuple(flip_axes)  # in-plane axes, not the volume's
 
     def _train_set(self, items: list[dict], pre: list) -> torch.utils.data.Dataset:
-        keys = ("image", "label")
         volumes = CacheDataset(
             items, T.Compose(pre), cache_rate=self.hparams.cache_rate, copy_cache=False,
             progress=False,
         )  # fmt: skip
-        augment = T.Compose([
-            T.SpatialPadd(keys, self.patch_size),
-            T.RandSpatialCropd(keys, self.patch_size, random_size=False),
-            *[T.RandFlipd(keys, prob=0.5, spatial_axis=a) for a in self.hparams.flip_axes],
-            T.RandAffined(
-                keys, prob=0.3, rotate_range=0.26, scale_range=0.1,
-                mode=("bilinear", "nearest"), padding_mode="zeros",
-            ),
-            *intensity_augmentation("image", self.hparams.intensity_augmentation, 2),
-        ])  # fmt: skip
+        augment = T.Compose(self._slice_augmentation())
         return SliceDataset(
             volumes,
             self.hparams.slice_axis,
@@ -145,6 +138,25 @@ class MSDSlicesDataModule(MSD3DDataModule):
             self.hparams.foreground_ratio,
             self.hparams.repeats,
         )
+
+    def _slice_augmentation(self) -> list:
+        """Crop, mirror, turn (up to 15 degrees) and scale (0.9-1.1) with probability 0.3,
+        then intensities; with ``spatial_margin`` the turn acts on a larger crop whose
+        centre becomes the patch (no zero-filled corners)."""
+        keys = ("image", "label")
+        margin = self.hparams.get("spatial_margin", False)
+        region = transform_region(self.patch_size, (0.26,), 0.9) if margin else self.patch_size
+        return [
+            T.SpatialPadd(keys, region),
+            T.RandSpatialCropd(keys, region, random_size=False),
+            *[T.RandFlipd(keys, prob=0.5, spatial_axis=a) for a in self.hparams.flip_axes],
+            T.RandAffined(
+                keys, prob=0.3, rotate_range=0.26, scale_range=0.1,
+                mode=("bilinear", "nearest"), padding_mode="zeros",
+            ),
+            *([T.CenterSpatialCropd(keys, self.patch_size)] if margin else []),
+            *intensity_augmentation("image", self.hparams.intensity_augmentation, 2),
+        ]  # fmt: skip
 
     def info(self) -> dict:
         return {**super().info(), "slice_axis": self.hparams.slice_axis}

@@ -18,7 +18,11 @@ from monai import transforms as T
 from monai.data import CacheDataset, DataLoader, Dataset, PersistentDataset
 from monai.data.utils import pickle_hashing
 
-from scseg.data.augment import intensity_augmentation, intensity_augmentation_check
+from scseg.data.augment import (
+    intensity_augmentation,
+    intensity_augmentation_check,
+    transform_region,
+)
 from scseg.data.base import SegmentationDataModule, evaluation_sampler, read_split
 from scseg.data.geometry import OrthonormalAffined
 from scseg.data.nrrd import NRRD_SUFFIXES, ras_nrrd_reader
@@ -238,6 +242,10 @@ class MSD3DDataModule(SegmentationDataModule):
         intensity_augmentation: ``"light"`` (a random scale and shift), ``"nnunet"``
             (nnU-Net v2's noise, blur, brightness, contrast, low resolution and gamma, at
             its probabilities) or ``"none"`` (:mod:`scseg.data.augment`).
+        spatial_margin: turn and zoom a region large enough for the largest turn and
+            zoom, then cut the patch from its centre (nnU-Net's way), so turned patches
+            have no zero-filled corners; without it (the default) the patch itself is
+            turned. Costs a larger crop per patch.
         batch_size, num_workers: loader settings.
         cache: where preprocessed volumes are kept after their first use: ``"memory"``
             (fastest; memory grows with the dataset), ``"disk"`` (each case written once,
@@ -271,6 +279,7 @@ class MSD3DDataModule(SegmentationDataModule):
         zoom: tuple[float, float] = (1.0, 1.0),
         spatial_prob: float = 0.2,
         intensity_augmentation: str = "light",
+        spatial_margin: bool = False,
         batch_size: int = 2,
         num_workers: int = 0,
         cache_rate: float = 1.0,
@@ -351,23 +360,34 @@ class MSD3DDataModule(SegmentationDataModule):
 
     def _train_set(self, items: list[dict], pre: list) -> torch.utils.data.Dataset:
         """Random patches of the training volumes, augmented."""
+        augment = self._patch_augmentation()
+        return Repeated(self._dataset(items, pre + augment, seeded=True), self.hparams.repeats)
+
+    def _patch_augmentation(self) -> list:
+        """Crop (foreground-centred with ``foreground_ratio``), mirror, turn and zoom, then
+        intensities. With ``spatial_margin`` the crop is a region large enough for the
+        largest turn and zoom, and the patch is cut from its centre after them."""
         keys = ("image", "label")
         ratio = self.hparams.foreground_ratio
-        augment = [
-            T.SpatialPadd(keys, self.patch_size),
+        margin = self.hparams.get("spatial_margin", False)
+        region = self.patch_size
+        if margin:
+            region = transform_region(self.patch_size, self.hparams.rotation, self.hparams.zoom[0])
+        return [
+            T.SpatialPadd(keys, region),
             T.RandCropByPosNegLabeld(
                 keys,
                 "label",
-                self.patch_size,
+                region,
                 pos=ratio,
                 neg=1.0 - ratio,
                 num_samples=self.hparams.samples_per_volume,
             ),
             *[T.RandFlipd(keys, prob=0.5, spatial_axis=a) for a in self.hparams.flip_axes],
             *self._spatial(keys),
+            *([T.CenterSpatialCropd(keys, self.patch_size)] if margin else []),
             *intensity_augmentation("image", self.hparams.intensity_augmentation, 3),
         ]
-        return Repeated(self._dataset(items, pre + augment, seeded=True), self.hparams.repeats)
 
     def _spatial(self, keys: tuple[str, ...]) -> list:
         """Random rotation and zoom of a patch, each with ``spatial_prob``; both keep the

@@ -8,7 +8,7 @@ import pytest
 import torch
 from monai import transforms as T
 
-from scseg.data.augment import INTENSITY_AUGMENTATIONS, intensity_augmentation
+from scseg.data.augment import INTENSITY_AUGMENTATIONS, intensity_augmentation, transform_region
 
 
 def _item(spatial_dims: int) -> dict:
@@ -56,3 +56,66 @@ def test_an_unknown_name_is_refused() -> None:
     with pytest.raises(ValueError, match="intensity_augmentation must be one of light, nnunet"):
         intensity_augmentation("image", "strong", 3)
     assert INTENSITY_AUGMENTATIONS == ("light", "nnunet", "none")
+
+
+def test_transform_region_covers_the_turned_patch() -> None:
+    assert transform_region([64, 64, 48], [0.0, 0.0, 0.0], 1.0) == [64, 64, 48]
+    # a quarter turn in-plane swaps a 64 x 32 patch's sides: both must be covered
+    assert transform_region([64, 32], [1.5708], 1.0) >= [64, 64]
+    # turns about axis 2 leave axis 2 alone; zoom down to 0.85 widens every axis
+    assert transform_region([64, 64, 48], [0.0, 0.0, 0.26], 1.0)[2] == 48
+    assert transform_region([40, 40, 40], [0.0, 0.0, 0.0], 0.7) == [48, 48, 48]  # 40 / 0.85
+
+
+def _module(margin: bool):
+    from scseg.data import MSD3DDataModule
+
+    return MSD3DDataModule(
+        root=".", classes=2, patch_size=(16, 16, 16), rotation=(0.5, 0.5, 0.5), zoom=(0.9, 1.1),
+        spatial_prob=1.0, foreground_ratio=1.0, samples_per_volume=1, flip_axes=(),
+        intensity_augmentation="none", spatial_margin=margin, validate=False,
+    )  # fmt: skip
+
+
+def _patches(margin: bool, image: torch.Tensor, label: torch.Tensor, seeds: int = 6):
+    for seed in range(seeds):
+        transform = T.Compose(_module(margin)._patch_augmentation())
+        transform.set_random_state(seed=seed)
+        (patch,) = transform({"image": image.clone(), "label": label.clone()})
+        yield torch.as_tensor(patch["image"]), torch.as_tensor(patch["label"])
+
+
+@pytest.mark.parametrize("margin", [False, True])
+def test_turned_patches_move_image_and_labels_together(margin) -> None:
+    image, label = torch.ones(1, 16, 16, 16), torch.zeros(1, 16, 16, 16)  # one patch
+    image[0, 2:5, 10:13, 3:6] = 9.0  # an off-centre marker, its label on the same voxels
+    label[0, 2:5, 10:13, 3:6] = 1.0
+    moved = 0.0
+    for patch_image, patch_label in _patches(margin, image, label):
+        assert patch_image.shape == patch_label.shape == (1, 16, 16, 16)
+        marker = torch.nonzero(patch_image[0] > 5).float().mean(0)
+        labelled = torch.nonzero(patch_label[0] > 0).float().mean(0)
+        assert (labelled - marker).abs().max() <= 1.0, (marker, labelled)
+        moved = max(moved, float((marker - torch.tensor([3.0, 11.0, 4.0])).abs().max()))
+    assert moved > 1.5  # the turns did move the marker (from where it was in the volume)
+
+
+@pytest.mark.parametrize("margin", [False, True])
+def test_only_the_margin_keeps_zero_filled_corners_out(margin) -> None:
+    image, label = torch.ones(1, 64, 64, 64), torch.zeros(1, 64, 64, 64)
+    label[0, 30:34, 30:34, 30:34] = 1.0
+    zeros = [int((i == 0).sum()) for i, _ in _patches(margin, image, label)]
+    assert (max(zeros) == 0) if margin else (min(zeros) > 0)
+
+
+def test_slices_turn_a_larger_region_when_asked() -> None:
+    from scseg.data import MSDSlicesDataModule
+
+    for margin in (False, True):
+        module = MSDSlicesDataModule(root=".", classes=2, patch_size=(32, 32),
+                                     spatial_margin=margin, intensity_augmentation="none",
+                                     validate=False)  # fmt: skip
+        names = [type(t).__name__ for t in module._slice_augmentation()]
+        assert ("CenterSpatialCropd" in names) is margin
+        crop = module._slice_augmentation()[1]
+        assert list(crop.cropper.roi_size) == ([44, 44] if margin else [32, 32])

@@ -19,7 +19,7 @@ def test_monai_runs_the_bundle_to_scsegs_labels(ckpt_3d, data_env, tmp_path) -> 
     )
     (tmp_path / "in").mkdir()
     volume = tmp_path / "in" / "crop.nii.gz"
-    nib.save(source.slicer[30:130, 40:160, 10:80], volume)
+    nib.save(source.slicer[50:114, 60:132, 20:68], volume)
     package, bundle = tmp_path / "tissue.scseg", tmp_path / "bundle"
     assert main(["package", "--checkpoint", str(ckpt_3d), "--out", str(package)]) == 0
     assert (
