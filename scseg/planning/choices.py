@@ -295,9 +295,9 @@ def plan_volumes(
         _spatial_augmentation(p, target, patch, sided)
     p.set(
         f"{DATA}.intensity_augmentation",
-        "light",
-        "random scale and shift; 'nnunet' adds nnU-Net's noise, blur, brightness, contrast, "
-        "low resolution and gamma (see docs/own-data.md for what each scored)",
+        "nnunet",
+        "nnU-Net's noise, blur, brightness, contrast, low resolution and gamma; on the 3D "
+        "quickstart 0.904 against 0.895 for 'light' (scale and shift), same steps, one seed",
     )
     p.set("model.sw_overlap", 0.5, "validation windows overlap by half (nnU-Net's step 0.5)")
     p.set("model.sw_batch_size", max(1, min(batch, 4)))

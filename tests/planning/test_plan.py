@@ -52,8 +52,8 @@ def test_3d_plan_explains_each_choice_and_trains(own_scans, tmp_path, capsys) ->
     # nnU-Net's rotation and scaling, which the fast_dev_run below trains with
     assert init["rotation"] == [0.5235] * 3 and init["zoom"] == [0.7, 1.4]
     assert "# turns of up to 30 degrees about every axis (nnU-Net)" in text
-    assert init["intensity_augmentation"] == "light"  # written, with its alternative
-    assert "'nnunet' adds nnU-Net's noise, blur" in text
+    assert init["intensity_augmentation"] == "nnunet"
+    assert "# nnU-Net's noise, blur, brightness, contrast, low resolution and gamma" in text
     # half a GiB: a smaller patch than the median case, of four stages at least
     assert all(p <= s for p, s in zip(init["patch_size"], (197, 116, 47), strict=True))
     assert len(config["model"]["model_options"]["channels"]) >= 3
@@ -63,9 +63,8 @@ def test_3d_plan_explains_each_choice_and_trains(own_scans, tmp_path, capsys) ->
     cases = sorted(split["train"] + split["val"])
     assert len(cases) == 8 and len(split["folds"]) == 3
     assert sorted(c for f in split["folds"] for c in f["val"]) == cases  # each validates once
-    # the plan trains, with nnU-Net's intensity set too ('light' trains in every other test)
-    assert _fit(out, tmp_path / "run", "--trainer.fast_dev_run", "true",
-                "--data.init_args.intensity_augmentation", "nnunet") == 0  # fmt: skip
+    # the plan trains, with nnU-Net's turns, zooms and intensity set
+    assert _fit(out, tmp_path / "run", "--trainer.fast_dev_run", "true") == 0
     # one fold: its own run folder, its validation cases
     code = _fit(
         out,
@@ -99,9 +98,8 @@ def test_2d_plans_train(data_env, own_scans, tmp_path) -> None:
     config = yaml.safe_load((tmp_path / "s.yaml").read_text())
     assert config["data"]["class_path"] == "scseg.data.MSDSlicesDataModule"
     assert all(p % 32 == 0 for p in config["data"]["init_args"]["patch_size"])
-    assert config["data"]["init_args"]["intensity_augmentation"] == "light"
-    assert _fit(tmp_path / "s.yaml", tmp_path / "s", "--trainer.fast_dev_run", "true",
-                "--data.init_args.intensity_augmentation", "nnunet") == 0  # fmt: skip
+    assert config["data"]["init_args"]["intensity_augmentation"] == "nnunet"
+    assert _fit(tmp_path / "s.yaml", tmp_path / "s", "--trainer.fast_dev_run", "true") == 0
 
 
 def test_ct_detected_and_disk_cache_beyond_the_ram(own_scans, tmp_path) -> None:
