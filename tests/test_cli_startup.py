@@ -23,8 +23,15 @@ def test_help_and_usage_errors_print_without_a_model() -> None:
     error = subprocess.run([*run, "predict"], capture_output=True, text=True)
     assert error.returncode == 2
     assert error.stderr.strip().splitlines() == [
-        "scseg predict: error: the following arguments are required: --checkpoint, --input, "
-        "--output (see scseg predict --help)"
+        "scseg predict: error: the following arguments are required: --input, --output "
+        "(see scseg predict --help)"
+    ]
+    error = subprocess.run([*run, "predict", "--input", "a", "--output", "b"],
+                           capture_output=True, text=True)  # fmt: skip
+    assert error.returncode == 2
+    assert error.stderr.strip().splitlines() == [
+        "scseg predict: error: one of the arguments --checkpoint --model is required "
+        "(see scseg predict --help)"
     ]
 
 

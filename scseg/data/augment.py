@@ -80,6 +80,38 @@ def intensity_augmentation(
     ]
 
 
+def patch_turns(
+    keys: Sequence[str], rotation: Sequence[float], zoom: Sequence[float], prob: float
+) -> list:
+    """Random rotation (radians about axes 0, 1, 2) and zoom of a 3D patch, each with
+    ``prob``; both keep the patch's shape, so non-cubic patches still batch. The zoom is
+    left out when its range is (1, 1), which keeps the random stream of configs without
+    it unchanged."""
+    (ax0, ax1, ax2), (low, high) = rotation, zoom
+    # MONAI's range_x turns about axis 0, range_y about axis 1, range_z about axis 2.
+    turn = T.RandRotated(
+        keys,
+        range_x=ax0,
+        range_y=ax1,
+        range_z=ax2,
+        prob=prob,
+        mode=("bilinear", "nearest"),
+        padding_mode="zeros",
+    )
+    if (low, high) == (1.0, 1.0):
+        return [turn]
+    zoom_ = T.RandZoomd(
+        keys,
+        prob=prob,
+        min_zoom=low,
+        max_zoom=high,
+        keep_size=True,
+        mode=("trilinear", "nearest"),
+        padding_mode="constant",
+    )
+    return [turn, zoom_]
+
+
 def transform_region(
     patch: Sequence[int], rotation: Sequence[float], min_zoom: float, steps: int = 13
 ) -> list[int]:

@@ -21,6 +21,7 @@ from monai.data.utils import pickle_hashing
 from scseg.data.augment import (
     intensity_augmentation,
     intensity_augmentation_check,
+    patch_turns,
     transform_region,
 )
 from scseg.data.base import SegmentationDataModule, evaluation_sampler, read_split
@@ -384,25 +385,10 @@ class MSD3DDataModule(SegmentationDataModule):
                 num_samples=self.hparams.samples_per_volume,
             ),
             *[T.RandFlipd(keys, prob=0.5, spatial_axis=a) for a in self.hparams.flip_axes],
-            *self._spatial(keys),
+            *patch_turns(keys, self.hparams.rotation, self.hparams.zoom, self.hparams.spatial_prob),
             *([T.CenterSpatialCropd(keys, self.patch_size)] if margin else []),
             *intensity_augmentation("image", self.hparams.intensity_augmentation, 3),
         ]
-
-    def _spatial(self, keys: tuple[str, ...]) -> list:
-        """Random rotation and zoom of a patch, each with ``spatial_prob``; both keep the
-        patch's shape, so non-cubic patches still batch. The zoom is left out when its
-        range is (1, 1), which keeps the random stream of configs without it unchanged."""
-        prob, (ax0, ax1, ax2) = self.hparams.spatial_prob, self.hparams.rotation
-        low, high = self.hparams.zoom
-        # MONAI's range_x turns about axis 0, range_y about axis 1, range_z about axis 2.
-        turn = T.RandRotated(keys, range_x=ax0, range_y=ax1, range_z=ax2, prob=prob,
-                             mode=("bilinear", "nearest"), padding_mode="zeros")  # fmt: skip
-        if (low, high) == (1.0, 1.0):
-            return [turn]
-        zoom = T.RandZoomd(keys, prob=prob, min_zoom=low, max_zoom=high, keep_size=True,
-                           mode=("trilinear", "nearest"), padding_mode="constant")  # fmt: skip
-        return [turn, zoom]
 
     def validate(self, root: Path, split: dict, pairs: dict[str, dict[str, str]]) -> None:
         """Raises :class:`~scseg.data.validation.DataValidationError` listing bad cases."""

@@ -213,13 +213,21 @@ def _rod_patch(seed: int = 0) -> dict:
     return {"image": image, "label": (image > 0.5).float()}
 
 
+def _turns(dm: MSD3DDataModule, keys):
+    """The patch turn (and zoom) of a data module's training augmentation."""
+    from scseg.data.augment import patch_turns
+
+    hp = dm.hparams
+    return patch_turns(keys, hp.rotation, hp.zoom, hp.spatial_prob)
+
+
 def test_rotation_turns_about_the_axes_asked() -> None:
     """rotation=(0, 0, a) turns each slice across axis 2 alike (a turn about that axis);
     a turn about axis 0 mixes the slices. The patch keeps its shape either way."""
     keys = ("image", "label")
     for angles, slices_alike in (((0.0, 0.0, 0.5), True), ((0.5, 0.0, 0.0), False)):
         dm = MSD3DDataModule(sample="brain_tissue3d", rotation=angles, spatial_prob=1.0)
-        (turn,) = dm._spatial(keys)
+        (turn,) = _turns(dm, keys)
         turn.set_random_state(0)
         patch = _rod_patch()
         out = turn(patch)
@@ -236,7 +244,7 @@ def test_zoom_enlarges_the_patch_centre() -> None:
     keys = ("image", "label")
     dm = MSD3DDataModule(sample="brain_tissue3d", rotation=(0.0, 0.0, 0.0), zoom=(2.0, 2.0),
                          spatial_prob=1.0)  # fmt: skip
-    _, zoom = dm._spatial(keys)
+    _, zoom = _turns(dm, keys)
     patch = _rod_patch(1)
     out = zoom(patch)["label"]
     centre = patch["label"][:, 6:18, 5:15, 2:8]
@@ -244,7 +252,7 @@ def test_zoom_enlarges_the_patch_centre() -> None:
     assert out.shape == patch["label"].shape
     assert torch.equal(out, twice[:, :, :, 1:11])
     dm = MSD3DDataModule(sample="brain_tissue3d", zoom=(2.0, 2.0), spatial_prob=0.0)
-    _, zoom = dm._spatial(keys)
+    _, zoom = _turns(dm, keys)
     assert torch.equal(zoom(patch)["label"], patch["label"])
-    (turn,) = MSD3DDataModule(sample="brain_tissue3d")._spatial(keys)
+    (turn,) = _turns(MSD3DDataModule(sample="brain_tissue3d"), keys)
     assert (turn.rand_rotate.range_x, turn.rand_rotate.range_z) == ((0.0, 0.0), (-0.26, 0.26))
