@@ -169,22 +169,31 @@ def load_models(paths, device: str | torch.device = "cpu") -> LoadedModel:
 
 def ensemble(sources: list, models: list[LoadedModel], device="cpu") -> LoadedModel:
     """``models`` (loaded from ``sources``, named in errors) as one averaged model."""
-    paths, first = sources, models[0]
+    first = models[0]
     if len(models) == 1:
         return first
-    for path, model in zip(paths[1:], models[1:], strict=True):
-        for what, a, b in (
-            ("spatial_dims", first.spatial_dims, model.spatial_dims),
-            ("in_channels", first.in_channels, model.in_channels),
-            ("classes", first.classes, model.classes),
-            *[(k, first.data_info.get(k), model.data_info.get(k)) for k in SAME_DATA],
-        ):
-            if a != b:
-                raise CheckpointError(f"{path}: {what} {b} differs from {paths[0]}'s {a}; only "
-                                      "checkpoints of one plan can be averaged")  # fmt: skip
+    check_one_plan(sources, [(m.spatial_dims, m.in_channels, m.classes, m.data_info)
+                             for m in models])  # fmt: skip
     net = Ensemble([m.net for m in models]).to(device).eval()
     return LoadedModel(net, first.spatial_dims, first.in_channels, first.classes,
                        first.hparams, first.data_info)  # fmt: skip
+
+
+def check_one_plan(sources: list, settings: list[tuple[int, int, int, dict]]) -> None:
+    """Raises :class:`CheckpointError` naming the first source whose ``(spatial_dims,
+    in_channels, classes, data_info)`` differ from the first one's in what averaging
+    needs alike."""
+    first = settings[0]
+    for source, (dims, channels, classes, info) in zip(sources[1:], settings[1:], strict=True):
+        for what, a, b in (
+            ("spatial_dims", first[0], dims),
+            ("in_channels", first[1], channels),
+            ("classes", first[2], classes),
+            *[(k, first[3].get(k), info.get(k)) for k in SAME_DATA],
+        ):
+            if a != b:
+                raise CheckpointError(f"{source}: {what} {b} differs from {sources[0]}'s {a}; "
+                                      "only checkpoints of one plan can be averaged")  # fmt: skip
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> LoadedModel:

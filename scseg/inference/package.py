@@ -32,6 +32,7 @@ from scseg.inference.checkpoint import (
     CheckpointParts,
     LoadedModel,
     build_model,
+    check_one_plan,
     checkpoint_parts,
     ensemble,
 )
@@ -85,7 +86,8 @@ def write_package(
     paths = [Path(p) for p in checkpoints]
     parts = [checkpoint_parts(p) for p in paths]
     # the same checks as averaging them at prediction, before anything is written
-    ensemble(paths, [_loaded(p, part) for p, part in zip(paths, parts, strict=True)])
+    check_one_plan(paths, [(p.hparams["spatial_dims"], p.hparams["in_channels"],
+                            p.hparams["classes"], p.data_info) for p in parts])  # fmt: skip
     files = {f"weights/fold_{k}.safetensors": _safetensors(p.weights) for k, p in enumerate(parts)}
     model = _model_json(paths, parts)
     card = _card_json(out.stem, paths, parts, description)
@@ -187,18 +189,6 @@ def _check_version(path: Path, manifest: dict) -> None:
             f"{path}: package format {version} is newer than this scseg "
             f"({__version__}) reads ({FORMAT_VERSION}): upgrade scseg"
         )
-
-
-def _loaded(path: Path, parts: CheckpointParts) -> LoadedModel:
-    hp = parts.hparams
-    return LoadedModel(
-        torch.nn.Identity(),
-        hp["spatial_dims"],
-        hp["in_channels"],
-        hp["classes"],
-        hp,
-        parts.data_info,
-    )
 
 
 def _safetensors(weights: dict[str, torch.Tensor]) -> bytes:
