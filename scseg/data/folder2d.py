@@ -131,6 +131,7 @@ class Folder2DDataModule(SegmentationDataModule):
         if augment not in ("microscopy", "natural", "none"):
             raise ValueError(f"augment must be microscopy, natural or none, got {augment!r}")
         self.save_hyperparameters()
+        self.ignore_index = ignore_index
 
     def train_transform(self) -> A.Compose:
         h, w = self.patch_size

@@ -12,6 +12,7 @@ from monai import transforms as T
 from monai.data import CacheDataset
 
 from scseg.data.augment import intensity_augmentation, transform_region
+from scseg.data.labels import sparse_labels
 from scseg.data.volumes3d import MSD3DDataModule
 
 SLICE_PLANES = {0: "sagittal", 1: "coronal", 2: "axial"}
@@ -33,6 +34,7 @@ class SliceDataset(torch.utils.data.Dataset):
         transform: T.Compose,
         foreground_ratio: float = 0.9,
         repeats: int = 1,
+        ignore_index: int | None = None,
     ) -> None:
         self.volumes, self.axis, self.transform = volumes, axis, transform
         self.ratio, self.repeats = foreground_ratio, repeats
@@ -41,7 +43,9 @@ class SliceDataset(torch.utils.data.Dataset):
         others = tuple(d for d in range(1, 4) if d != axis + 1)  # within-slice axes
         for v in range(len(volumes)):
             label = volumes[v]["label"]
-            has = (label > 0).any(dim=others)[0] if label.ndim == 4 else None
+            # foreground: a class above background that is annotated, or any region
+            fg = (label > 0) if ignore_index is None else (label > 0) & (label != ignore_index)
+            has = fg.any(dim=others).any(0) if label.ndim == 4 else None
             for k in range(label.shape[axis + 1]):
                 self.all.append((v, k))
                 if has is not None and bool(has[k]):
@@ -137,6 +141,7 @@ class MSDSlicesDataModule(MSD3DDataModule):
             augment,
             self.hparams.foreground_ratio,
             self.hparams.repeats,
+            self.ignore_index,
         )
 
     def _slice_augmentation(self) -> list:
@@ -146,7 +151,7 @@ class MSDSlicesDataModule(MSD3DDataModule):
         keys = ("image", "label")
         margin = self.hparams.get("spatial_margin", False)
         region = transform_region(self.patch_size, (0.26,), 0.9) if margin else self.patch_size
-        return [
+        return sparse_labels(self.ignore_index, [
             T.SpatialPadd(keys, region),
             T.RandSpatialCropd(keys, region, random_size=False),
             *[T.RandFlipd(keys, prob=0.5, spatial_axis=a) for a in self.hparams.flip_axes],
@@ -156,7 +161,7 @@ class MSDSlicesDataModule(MSD3DDataModule):
             ),
             *([T.CenterSpatialCropd(keys, self.patch_size)] if margin else []),
             *intensity_augmentation("image", self.hparams.intensity_augmentation, 2),
-        ]  # fmt: skip
+        ])  # fmt: skip
 
     def info(self) -> dict:
         return {**super().info(), "slice_axis": self.hparams.slice_axis}

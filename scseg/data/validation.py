@@ -52,6 +52,16 @@ def check_labels(report: Report, case: str, labels: np.ndarray, classes: int, ig
         report.add(case, f"label values {bad[:10]} outside 0..{classes - 1}")
 
 
+def check_region_masks(report: Report, case: str, labels: np.ndarray, regions: int) -> None:
+    """A label file of one binary mask per region: 4D, ``regions`` masks, values 0 and 1."""
+    if labels.ndim != 4 or labels.shape[3] != regions:
+        report.add(case, f"label shape {labels.shape}: region_masks needs a 4D file of "
+                         f"{regions} masks (one per region)")  # fmt: skip
+        return
+    if bad := [int(v) for v in np.unique(labels) if v not in (0, 1)]:
+        report.add(case, f"region masks hold values {bad[:10]}, not only 0 and 1")
+
+
 def check_volume_pair(report: Report, case: str, image, image_affine, label, label_affine) -> bool:
     """Reports a 3D image and label of different shape or geometry; ``True`` if they match."""
     if image.shape[:3] != label.shape[:3]:

@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from collections.abc import Sequence
@@ -16,7 +15,6 @@ from pathlib import Path
 import torch
 from monai import transforms as T
 from monai.data import CacheDataset, DataLoader, Dataset, PersistentDataset
-from monai.data.utils import pickle_hashing
 
 from scseg.data.augment import (
     intensity_augmentation,
@@ -25,7 +23,15 @@ from scseg.data.augment import (
     transform_region,
 )
 from scseg.data.base import SegmentationDataModule, evaluation_sampler, read_split
+from scseg.data.caching import (
+    Repeated,
+    SeededCacheDataset,
+    SeededPersistentDataset,
+    file_stamped_hash,
+    preprocessed_cache_dir,
+)
 from scseg.data.geometry import OrthonormalAffined
+from scseg.data.labels import RegionMasksd, label_scheme, sparse_labels
 from scseg.data.nrrd import NRRD_SUFFIXES, ras_nrrd_reader
 
 INTENSITY_MODES = ("auto", "zscore", "ct", "none")
@@ -107,67 +113,6 @@ def read_msd_dataset(root: Path) -> tuple[dict, dict[str, dict[str, str]]]:
     except (ValueError, KeyError, TypeError) as err:
         raise ValueError(f"{path}: not an MSD dataset.json ({err})") from None
     return meta, pairs
-
-
-class _SeededTransforms:
-    """Random transforms seeded per item from torch's RNG.
-
-    MONAI transforms keep their own random state, which ``seed_everything`` does not
-    reach (and which only worker processes would re-seed); drawing each item's seed from
-    torch makes runs reproducible and resumed runs identical to uninterrupted ones.
-    """
-
-    def _transform(self, index: int):
-        self.transform.set_random_state(seed=int(torch.randint(2**31 - 1, ())))
-        return super()._transform(index)
-
-
-class SeededCacheDataset(_SeededTransforms, CacheDataset):
-    """CacheDataset (preprocessed volumes in memory) with seeded random transforms."""
-
-
-class SeededPersistentDataset(_SeededTransforms, PersistentDataset):
-    """PersistentDataset (preprocessed volumes on disk) with seeded random transforms."""
-
-
-def file_stamped_hash(item: dict) -> bytes:
-    """The cache key of a case: its paths with each file's size and modification time, so
-    a file replaced under the same name is preprocessed again."""
-    stamps = {k: (v, *_stat(v)) for k, v in item.items() if k in ("image", "label")}
-    return pickle_hashing({**item, **stamps})
-
-
-def _stat(path: str) -> tuple[int, int]:
-    info = Path(path).stat()
-    return info.st_size, info.st_mtime_ns
-
-
-def preprocessed_cache_dir(cache_dir: str | None, settings: dict) -> Path:
-    """``cache_dir`` (default ``<scseg cache>/preprocessed``) / a hash of the preprocessing
-    settings: other spacings or normalisations never read each other's files."""
-    if cache_dir is None:
-        from scseg.data.samples import data_dir
-
-        base = data_dir() / "preprocessed"
-    else:
-        base = Path(cache_dir)
-    key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
-    return base / key
-
-
-class Repeated(torch.utils.data.Dataset):
-    """``dataset`` visited ``repeats`` times per epoch, each item loaded and cached once."""
-
-    def __init__(self, dataset, repeats: int) -> None:
-        if repeats < 1:
-            raise ValueError(f"repeats must be >= 1, got {repeats}")
-        self.dataset, self.repeats = dataset, repeats
-
-    def __len__(self) -> int:
-        return len(self.dataset) * self.repeats
-
-    def __getitem__(self, index: int):
-        return self.dataset[index % len(self.dataset)]
 
 
 def preprocessing(
@@ -308,6 +253,8 @@ class MSD3DDataModule(SegmentationDataModule):
             raise ValueError(f"foreground_ratio must be in [0, 1], got {foreground_ratio}")
         intensity_augmentation_check(intensity_augmentation)
         self.save_hyperparameters()
+        # from dataset.json at setup (scseg.data.labels)
+        self.scheme, self.ignore_index, self.multilabel = None, None, False
 
     spatial_dims = 3
 
@@ -323,25 +270,46 @@ class MSD3DDataModule(SegmentationDataModule):
         split = read_split(root, self.hparams.split_file, self.fold)
         if missing := [c for c in split["train"] + split["val"] if c not in pairs]:
             raise ValueError(f"{root / self.hparams.split_file}: unknown cases {missing[:5]}")
+        self._read_labels(meta, root)
         if self.hparams.validate and stage in (None, "fit"):
             self.validate(root, split, pairs)
-        if self.class_names is None and "labels" in meta:
-            labels = meta["labels"]
-            self.class_names = [str(labels.get(str(i), i)) for i in range(self.classes)]
         self.intensity = self._intensity(meta)
         keys = ("image", "label")
         pre = preprocessing(keys, self.hparams.spacing, self.intensity, self.hparams.ct_window)
+        if self.scheme is not None and self.scheme.regions is not None:
+            pre.append(RegionMasksd("label", self.scheme.regions))
 
         def with_case(cases: list[str]) -> list[dict]:
             return [{**pairs[c], "case": c} for c in cases]
 
-        self._cache_settings = {"spacing": self.hparams.spacing, "intensity": self.intensity,
-                                "ct_window": self.hparams.ct_window,
-                                "grid": "orthonormal"}  # fmt: skip
+        hp = self.hparams
+        self._cache_settings = {"spacing": hp.spacing, "intensity": self.intensity,
+                                "ct_window": hp.ct_window, "grid": "orthonormal"}  # fmt: skip
+        if self.multilabel:  # cached labels are region masks
+            self._cache_settings["labels"] = self.scheme.info()
         self.train_set = self._train_set(with_case(split["train"]), pre)
         self.val_set = self._dataset(with_case(split["val"]), pre)
         same = split["test"] == split["val"]  # the usual case: validation cases, held once
         self.test_set = self.val_set if same else self._dataset(with_case(split["test"]), pre)
+
+    def _read_labels(self, meta: dict, root: Path) -> None:
+        """Class or region names, the ignore value and the mode from ``dataset.json``
+        (:mod:`scseg.data.labels`)."""
+        self.scheme = label_scheme(meta, str(root / "dataset.json"))
+        self.ignore_index = self.scheme.ignore if self.scheme else None
+        self.multilabel = bool(self.scheme and self.scheme.multilabel)
+        if self.multilabel and self.scheme.channels != self.classes:
+            raise ValueError(
+                f"{root / 'dataset.json'}: {self.scheme.channels} regions, but data.classes="
+                f"{self.classes}: set classes (and model.classes) to the number of regions"
+            )
+        if self.class_names is not None:
+            return
+        if self.scheme is not None and self.scheme.channels == self.classes:
+            self.class_names = list(self.scheme.names)
+        elif self.scheme is None and "labels" in meta:
+            labels = meta["labels"]
+            self.class_names = [str(labels.get(str(i), i)) for i in range(self.classes)]
 
     def _dataset(self, items: list[dict], transforms: list, seeded: bool = False):
         """``items`` through ``transforms``, the deterministic head of which is cached as
@@ -374,27 +342,34 @@ class MSD3DDataModule(SegmentationDataModule):
         region = self.patch_size
         if margin:
             region = transform_region(self.patch_size, self.hparams.rotation, self.hparams.zoom[0])
-        return [
+        n = self.hparams.samples_per_volume
+        if self.ignore_index is None:
+            crop = T.RandCropByPosNegLabeld(
+                keys, "label", region, ratio, 1.0 - ratio, num_samples=n
+            )
+        else:  # encoded (0: not annotated): foreground or annotated background, never neither
+            share = [ratio / (self.classes - 1)] * (self.classes - 1)
+            crop = T.RandCropByLabelClassesd(keys, "label", region, [0.0, 1.0 - ratio, *share],
+                                             num_classes=self.classes + 1, num_samples=n,
+                                             warn=False)  # fmt: skip
+        return sparse_labels(self.ignore_index, [
             T.SpatialPadd(keys, region),
-            T.RandCropByPosNegLabeld(
-                keys,
-                "label",
-                region,
-                pos=ratio,
-                neg=1.0 - ratio,
-                num_samples=self.hparams.samples_per_volume,
-            ),
+            crop,
             *[T.RandFlipd(keys, prob=0.5, spatial_axis=a) for a in self.hparams.flip_axes],
             *patch_turns(keys, self.hparams.rotation, self.hparams.zoom, self.hparams.spatial_prob),
             *([T.CenterSpatialCropd(keys, self.patch_size)] if margin else []),
             *intensity_augmentation("image", self.hparams.intensity_augmentation, 3),
-        ]
+        ])  # fmt: skip
 
     def validate(self, root: Path, split: dict, pairs: dict[str, dict[str, str]]) -> None:
         """Raises :class:`~scseg.data.validation.DataValidationError` listing bad cases."""
+        import numpy as np
+
+        from scseg.data.labels import check_region_values
         from scseg.data.validation import (
             check_intensities,
             check_labels,
+            check_region_masks,
             check_volume_pair,
             validate_pairs,
         )
@@ -410,9 +385,20 @@ class MSD3DDataModule(SegmentationDataModule):
             if channels != self.in_channels:
                 report.add(case, f"{channels} channel(s), the config says {self.in_channels}")
             check_intensities(report, case, image)
-            check_labels(report, case, label, self.classes, None)
+            if self.scheme is not None and self.scheme.masks:
+                check_region_masks(report, case, label, self.classes)
+            elif self.multilabel:
+                present.update(int(v) for v in np.unique(label))
+            elif label.ndim == 4 and label.shape[3] > 1:
+                report.add(case, f"label file holds {label.shape[3]} masks (4D): overlapping "
+                                 "regions need region_masks in dataset.json")  # fmt: skip
+            else:
+                check_labels(report, case, label, self.classes, self.ignore_index)
 
+        present: set[int] = set()
         validate_pairs(root, split, files, load)
+        if present:
+            check_region_values(self.scheme, present, str(root / "dataset.json"))
 
     def train_dataloader(self) -> DataLoader:
         return DataLoader(
@@ -443,4 +429,6 @@ class MSD3DDataModule(SegmentationDataModule):
             "intensity": getattr(self, "intensity", self.hparams.intensity),
             "ct_window": list(self.hparams.ct_window),
             "class_names": self.class_names,
+            "ignore_index": self.ignore_index,
+            **(self.scheme.info() if self.scheme else {}),
         }

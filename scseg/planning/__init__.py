@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from scseg.data.labels import check_region_values
 from scseg.planning.choices import plan
 from scseg.planning.fingerprint import Fingerprint, fingerprint
 from scseg.planning.rules import Plan
@@ -39,7 +40,20 @@ def check_classes(fp: Fingerprint) -> None:
         ValueError: naming a case that holds the value.
     """
     present = sorted({v for c in fp.cases for v in c.counts})
-    labels = fp.meta.get("labels")
+    scheme = fp.scheme
+    if scheme is not None and scheme.multilabel:
+        if not scheme.masks:
+            check_region_values(scheme, set(present), str(fp.root / "dataset.json"))
+        return
+    if scheme is not None:  # sparse: the ignore value is not a class
+        present = [v for v in present if v != scheme.ignore]
+        if present[-1] >= scheme.channels:
+            case = next(c.name for c in fp.cases if present[-1] in c.counts)
+            raise ValueError(
+                f"{fp.root}: case {case} holds label value {present[-1]}, but dataset.json "
+                f"names {scheme.channels} classes and ignore = {scheme.ignore}"
+            )
+    labels = None if scheme is not None else fp.meta.get("labels")
     if labels:
         named = len(labels)
         if present[-1] >= named:
@@ -202,10 +216,25 @@ def summary_tables(run: PlannedRun) -> list:
         classes.add_column(column, justify="left" if column == "name" else "right")
     total = sum(sum(c.counts.values()) for c in fp.cases)
     size_unit = "mm³" if fp.layout == "msd" else "px"
+    scheme = fp.scheme
+    if scheme is not None and scheme.ignore is not None:
+        total -= sum(c.counts.get(scheme.ignore, 0) for c in fp.cases)  # of annotated voxels
+        data.add_row(
+            "annotated",
+            f"{100 * fp.annotated_share():.2f} % of voxels (label {scheme.ignore}: not "
+            "annotated, left out of loss and scores)",
+        )
+    multilabel = scheme is not None and scheme.multilabel
+    if multilabel:
+        data.add_row("labels", f"{scheme.channels} regions that may overlap (sigmoid per region)")
     for value, name in enumerate(fp.class_names()):
-        counts = [c.counts.get(value, 0) * float(np.prod(c.spacing)) for c in fp.cases]
+
+        def voxels(case, value=value) -> int:
+            return fp.region_voxels(case)[value] if multilabel else case.counts.get(value, 0)
+
+        counts = [voxels(c) * float(np.prod(c.spacing)) for c in fp.cases]
         present = [n for n in counts if n]
-        share = sum(c.counts.get(value, 0) for c in fp.cases) / total
+        share = sum(voxels(c) for c in fp.cases) / total
         size = f"{np.median(present):,.0f} {size_unit}" if present else "-"
         classes.add_row(
             str(value), name, f"{100 * share:.2f} %", size, f"{len(present)} of {len(fp.cases)}"

@@ -38,6 +38,16 @@ def _common(p: Plan, fp: Fingerprint, epochs: int, cpu: bool) -> None:
         "scse",
         "scSE after every decoder block (--model.attention cse/sse/none to compare)",
     )
+    scheme = fp.scheme
+    if scheme is not None and scheme.ignore is not None:
+        share = fp.annotated_share()
+        p.set("model.ignore_index", scheme.ignore,
+              f"dataset.json's ignore label: {100 * share:.1f} % of voxels are annotated; the "
+              "rest count for nothing in loss and scores")  # fmt: skip
+    if scheme is not None and scheme.multilabel:
+        p.set("model.multilabel", True,
+              f"{scheme.channels} regions that may overlap, from dataset.json: a sigmoid "
+              "per region, Dice + binary cross-entropy")  # fmt: skip
     p.set("model.loss", "dicece", "Dice + cross-entropy, as nnU-Net")
     p.set("model.lr", 0.003, "AdamW with a cosine schedule (nnU-Net: SGD 0.01, poly)")
     p.set("model.scheduler", "cosine")

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from scseg.data.labels import LabelScheme, label_scheme
 from scseg.data.validation import (
     Report,
     check_image_mask,
@@ -55,8 +56,35 @@ class Fingerprint:
         return self.cases[0].channels
 
     @property
+    def scheme(self) -> LabelScheme | None:
+        """What ``dataset.json`` says the label values mean (:mod:`scseg.data.labels`):
+        an ignore value, regions, or (``None``) plain classes."""
+        if self.layout != "msd":
+            return None
+        scheme = label_scheme(self.meta, str(self.root / "dataset.json"))
+        return scheme if scheme and (scheme.multilabel or scheme.ignore is not None) else None
+
+    @property
     def classes(self) -> int:
+        """Output channels: classes with background, or regions."""
+        if self.scheme is not None:
+            return self.scheme.channels
         return max(max(c.counts) for c in self.cases) + 1
+
+    def annotated_share(self) -> float | None:
+        """The share of voxels that are annotated (not the ignore value), if sparse."""
+        ignore = self.scheme.ignore if self.scheme else None
+        if ignore is None:
+            return None
+        total = sum(sum(c.counts.values()) for c in self.cases)
+        return 1 - sum(c.counts.get(ignore, 0) for c in self.cases) / max(1, total)
+
+    def region_voxels(self, case: Case) -> list[int]:
+        """Voxels in each region of a case (regions from values, or one mask each)."""
+        scheme = self.scheme
+        if scheme.masks:
+            return [case.counts.get(r + 1, 0) for r in range(scheme.channels)]
+        return [sum(case.counts.get(v, 0) for v in members) for members in scheme.regions]
 
     @property
     def spacings(self) -> np.ndarray:
@@ -81,6 +109,8 @@ class Fingerprint:
         return found
 
     def class_names(self) -> list[str]:
+        if self.scheme is not None:
+            return list(self.scheme.names)
         labels = self.meta.get("labels") or {}
         if isinstance(labels, dict) and labels:
             by_value = {int(v): k for k, v in labels.items()} if _nnunet_labels(labels) else None
@@ -164,6 +194,9 @@ def fingerprint(root: str | Path, seed: int = 0) -> Fingerprint:
     """
     root = Path(root)
     layout, meta, pairs = find_cases(root)
+    scheme = label_scheme(meta, str(root / "dataset.json")) if layout == "msd" else None
+    ignore = scheme.ignore if scheme else None
+    masks = bool(scheme and scheme.masks)
     rng = np.random.default_rng(seed)
     cases: dict[str, Case] = {}
     samples: dict[str, list[np.ndarray]] = {}
@@ -177,11 +210,17 @@ def fingerprint(root: str | Path, seed: int = 0) -> Fingerprint:
         if image is None:
             return
         check_intensities(report, case, image)
+        if masks and (label.ndim != 4 or label.shape[3] != scheme.channels):
+            report.add(case, f"label shape {label.shape}: region_masks needs one mask per region")
+            return
         values, counts = np.unique(label, return_counts=True)
         if values.size and values.min() < 0:
             report.add(case, f"negative label value {int(values.min())}")
             return
-        mask = label > 0
+        if masks:  # counts: voxels per region, as region index + 1
+            values, counts = np.arange(1, label.shape[3] + 1), (label > 0).sum((0, 1, 2))
+            values, counts = np.append(values, 0), np.append(counts, (~label.any(3)).sum())
+        mask = label.any(3) if masks else (label > 0) & (label != ignore)
         channels = image.shape[-1]
         picks = []
         for channel in range(channels):

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
-from monai.losses import FocalLoss, MaskedDiceLoss
+from monai.losses import DiceLoss, FocalLoss, MaskedDiceLoss
 from torch import nn
 
 LOSSES = ("dice", "ce", "dicece", "focal")
@@ -59,9 +59,9 @@ class SegmentationLoss(nn.Module):
         clean, valid = self._prepare(target, logits.ndim)
         loss = logits.new_zeros(())
         if self.name in ("ce", "dicece"):
-            ignore = -100 if self.ignore_index is None else self.ignore_index
-            target = torch.where(valid, clean, ignore)
-            loss = loss + F.cross_entropy(logits, target, ignore_index=ignore)
+            # the mean over annotated voxels; a patch with none gives 0, not 0 / 0
+            ce = F.cross_entropy(logits, clean, reduction="none")
+            loss = loss + (ce * valid).sum() / valid.sum().clamp_min(1)
         if self.name in ("dice", "dicece"):
             onehot = F.one_hot(clean, logits.shape[1]).movedim(-1, 1).to(logits.dtype)
             loss = loss + self.dice(logits, onehot, mask=valid.unsqueeze(1).to(logits.dtype))
@@ -111,7 +111,7 @@ class SegmentationLoss(nn.Module):
         valid = sums["valid"].sum()
         loss = valid.new_zeros(())
         if "ce" in sums:
-            loss = loss + sums["ce"].sum() / valid
+            loss = loss + sums["ce"].sum() / valid.clamp_min(1)
         if "intersection" in sums:
             first = 0 if self.dice.include_background else 1
             tp = sums["intersection"][:, first:]
@@ -120,6 +120,61 @@ class SegmentationLoss(nn.Module):
             loss = loss + (1 - dice).mean()
         if "focal" in sums:
             loss = loss + sums["focal"].sum() / valid.clamp_min(1)
+        return loss.float()
+
+
+class RegionLoss(nn.Module):
+    """Per-region sigmoid Dice, binary cross-entropy, or their sum, on logits: each output
+    channel is one region, and regions may overlap (nnU-Net's region-based training).
+
+    Args:
+        name: ``"dicece"`` (Dice + BCE), ``"dice"`` or ``"ce"`` (BCE).
+
+    Shapes:
+        forward: logits ``(B, R, *spatial)``, target ``(B, R, *spatial)`` of 0/1 -> scalar.
+    """
+
+    def __init__(self, name: str = "dicece") -> None:
+        super().__init__()
+        if name not in ("dice", "ce", "dicece"):
+            raise ValueError(f"loss {name!r} has no region form; choose dicece, dice or ce")
+        self.name = name
+        self.dice = DiceLoss(sigmoid=True, include_background=True)
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        target = target.to(logits.dtype)
+        loss = logits.new_zeros(())
+        if self.name in ("ce", "dicece"):
+            loss = loss + F.binary_cross_entropy_with_logits(logits, target)
+        if self.name in ("dice", "dicece"):
+            loss = loss + self.dice(logits, target)
+        return loss
+
+    def sums(self, logits: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
+        """As :meth:`SegmentationLoss.sums`: ``valid`` (voxels per case), ``bce`` ``(B,)``
+        (the per-voxel mean over regions, summed over voxels) and the sigmoid Dice terms
+        ``(B, R)``."""
+        logits, target = logits.float(), target.float()
+        axes = tuple(range(2, logits.ndim))
+        out = {"valid": logits.new_full((logits.shape[0],), logits[0, 0].numel()).double()}
+        if self.name in ("ce", "dicece"):
+            bce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+            out["bce"] = bce.mean(1).sum(tuple(range(1, bce.ndim - 1))).double()
+        if self.name in ("dice", "dicece"):
+            probs = torch.sigmoid(logits)
+            out["intersection"] = (probs * target).sum(axes).double()
+            out["predicted"] = probs.sum(axes).double()
+            out["truth"] = target.sum(axes).double()
+        return out
+
+    def from_sums(self, sums: dict[str, torch.Tensor]) -> torch.Tensor:
+        loss = sums["valid"].new_zeros(())
+        if "bce" in sums:
+            loss = loss + sums["bce"].sum() / sums["valid"].sum()
+        if "intersection" in sums:
+            tp, total = sums["intersection"], sums["predicted"] + sums["truth"]
+            dice = (2 * tp + self.dice.smooth_nr) / (total + self.dice.smooth_dr)
+            loss = loss + (1 - dice).mean()
         return loss.float()
 
 

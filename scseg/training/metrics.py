@@ -54,6 +54,18 @@ def confusion_counts(
     return tp, fp, fn
 
 
+def region_counts(
+    pred: torch.Tensor, target: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`confusion_counts` of overlapping regions: ``pred`` and ``target`` binary
+    ``(B, R, *spatial)``, each channel one region; returns ``tp, fp, fn`` ``(B, R)``."""
+    if pred.shape != target.shape:
+        raise ValueError(f"prediction {tuple(pred.shape)} and target {tuple(target.shape)} differ")
+    p, t = pred.bool().flatten(2), target.bool().flatten(2)
+    tp = (p & t).sum(2)
+    return tp, p.sum(2) - tp, t.sum(2) - tp
+
+
 def case_scores(
     tp: torch.Tensor, fp: torch.Tensor, fn: torch.Tensor, ignore_empty: bool = True
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -79,6 +91,8 @@ class SegmentationMetrics(Metric):
         include_background: include class 0 in the means.
         ignore_empty: see the module docstring.
         ignore_index: label value to ignore.
+        multilabel: predictions and targets are binary masks ``(B, R, *spatial)``, one
+            per (possibly overlapping) region; every region is scored (no background).
     """
 
     full_state_update = False
@@ -90,13 +104,15 @@ class SegmentationMetrics(Metric):
         include_background: bool = False,
         ignore_empty: bool = True,
         ignore_index: int | None = None,
+        multilabel: bool = False,
     ) -> None:
         super().__init__()
         if class_names is not None and len(class_names) != classes:
             raise ValueError(f"{len(class_names)} class names for {classes} classes")
         self.classes = classes
         self.class_names = list(class_names or [f"class_{i}" for i in range(classes)])
-        self.include_background = include_background
+        self.include_background = include_background or multilabel
+        self.multilabel = multilabel
         self.ignore_empty = ignore_empty
         self.ignore_index = ignore_index
         self.last_table: list[dict] = []
@@ -105,7 +121,10 @@ class SegmentationMetrics(Metric):
             self.add_state(name, torch.zeros(classes, dtype=dtype), dist_reduce_fx="sum")
 
     def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
-        tp, fp, fn = confusion_counts(pred, target, self.classes, self.ignore_index)
+        if self.multilabel:
+            tp, fp, fn = region_counts(pred, target)
+        else:
+            tp, fp, fn = confusion_counts(pred, target, self.classes, self.ignore_index)
         dice, iou = case_scores(tp, fp, fn, self.ignore_empty)
         counted = ~torch.isnan(dice)
         self.dice_sum += torch.nan_to_num(dice).sum(0)

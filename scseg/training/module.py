@@ -18,7 +18,7 @@ from scseg.models.slabs import (
     sliding_window_slabs,
     window_batch_size,
 )
-from scseg.training.losses import SegmentationLoss, supervised_loss
+from scseg.training.losses import RegionLoss, SegmentationLoss, supervised_loss
 from scseg.training.metrics import SegmentationMetrics
 
 SCHEDULERS = ("cosine", "poly", "none")
@@ -36,7 +36,11 @@ class SegmentationModule(pl.LightningModule):
             ``deep_supervision``, ...).
         loss: ``"dicece"``, ``"dice"``, ``"ce"`` or ``"focal"``.
         include_background: count class 0 in the Dice loss and the metric means.
-        ignore_index: label value that counts for nothing in loss and metrics.
+        ignore_index: label value that counts for nothing in loss and metrics: voxels
+            nobody annotated (``dataset.json``'s ``labels.ignore``; :mod:`scseg.data.labels`).
+        multilabel: each output channel is one region with a sigmoid, trained with
+            per-region Dice + binary cross-entropy, so regions may overlap; targets are
+            one mask per region (the data module's, from ``dataset.json`` regions).
         ignore_empty: metric convention for cases without a class (see
             :mod:`scseg.training.metrics`).
         lr, weight_decay: AdamW settings.
@@ -76,6 +80,7 @@ class SegmentationModule(pl.LightningModule):
         loss: str = "dicece",
         include_background: bool = False,
         ignore_index: int | None = None,
+        multilabel: bool = False,
         ignore_empty: bool = True,
         lr: float = 1e-3,
         weight_decay: float = 1e-4,
@@ -96,6 +101,8 @@ class SegmentationModule(pl.LightningModule):
             raise ValueError(f"freeze_encoder_epochs must be >= 0, got {freeze_encoder_epochs}")
         if init_lr_scale < 0.0:
             raise ValueError(f"init_lr_scale must be >= 0, got {init_lr_scale}")
+        if multilabel and ignore_index is not None:
+            raise ValueError("multilabel regions with ignore_index are not supported")
         self.save_hyperparameters()
         # Every architecture option, defaults included, goes into checkpoints: a model keeps
         # loading after a default changes.
@@ -112,11 +119,15 @@ class SegmentationModule(pl.LightningModule):
             to_channels_last(self.net, spatial_dims)
         if compile:
             self.net.compile()
-        self.loss = SegmentationLoss(loss, include_background, ignore_index)
+        if multilabel:
+            self.loss = RegionLoss(loss)
+        else:
+            self.loss = SegmentationLoss(loss, include_background, ignore_index)
         options = {
             "include_background": include_background,
             "ignore_empty": ignore_empty,
             "ignore_index": ignore_index,
+            "multilabel": multilabel,
         }
         # Class names come from the data module (see setup), so they live in one place.
         self.val_metrics = SegmentationMetrics(classes, None, **options)
@@ -143,6 +154,13 @@ class SegmentationModule(pl.LightningModule):
             if theirs is not None and theirs != hp[key]:
                 raise ValueError(
                     f"model.{key}={hp[key]} but data.{key}={theirs}: make them agree in the config"
+                )
+        for key, what in (("ignore_index", "the ignore label"), ("multilabel", "regions")):
+            theirs = getattr(datamodule, key, None) or None
+            if theirs != (hp.get(key) or None):
+                raise ValueError(
+                    f"model.{key}={hp.get(key)} but the data's dataset.json gives {theirs} "
+                    f"({what}): set model.{key}: {theirs} in the config"
                 )
         names = getattr(datamodule, "class_names", None)
         if names:
@@ -244,7 +262,7 @@ class SegmentationModule(pl.LightningModule):
         if x.ndim == 4:  # 2D images: small enough to score whole
             logits = pad_predict(self.net, x)
             loss = self.loss(logits, y)
-            metrics.update(logits.argmax(1), y)
+            metrics.update(self._decide(logits), y)
         else:
             loss = self._volume_loss_and_update(x, y, metrics)
         self.log(f"{stage}/loss", loss, batch_size=x.shape[0], sync_dist=True)
@@ -257,8 +275,11 @@ class SegmentationModule(pl.LightningModule):
         sums are taken from each slab as it comes, so memory grows with voxels plus one
         slab of classes x voxels, not with classes x voxels (137 classes on a 1 mm brain:
         benchmarks/results/predict_memory.md)."""
-        y = y[:, 0] if y.ndim == x.ndim else y
-        labels = torch.empty(y.shape, dtype=torch.long, device=y.device)
+        multilabel = self.hparams.get("multilabel", False)
+        y = y[:, 0] if y.ndim == x.ndim and not multilabel else y
+        kind = torch.bool if multilabel else torch.long
+        labels = torch.empty(y.shape, dtype=kind, device=y.device)
+        lead = 2 if multilabel else 1  # axes before the spatial ones in y and labels
         sums: list[dict[str, torch.Tensor]] = []
         for b in range(x.shape[0]):
             case: dict[str, torch.Tensor] = {}
@@ -268,15 +289,19 @@ class SegmentationModule(pl.LightningModule):
                 step = max(1, PIECE_ELEMENTS // max(1, plane))
                 for low in range(start, stop, step):
                     high = min(low + step, stop)
-                    index = [slice(b, b + 1), slice(None), slice(None), slice(None)]
-                    index[axis + 1] = slice(low, high)
+                    index = [slice(b, b + 1)] + [slice(None)] * (lead + 2)
+                    index[axis + lead] = slice(low, high)
                     piece = slab.narrow(axis + 2, low - start, high - low)
-                    labels[tuple(index)] = piece.argmax(1)
+                    labels[tuple(index)] = self._decide(piece)
                     for key, value in self.loss.sums(piece, y[tuple(index)]).items():
                         case[key] = case[key] + value if key in case else value
             sums.append(case)
         metrics.update(labels, y)
         return self.loss.from_sums({k: torch.cat([c[k] for c in sums]) for k in sums[0]})
+
+    def _decide(self, logits: torch.Tensor) -> torch.Tensor:
+        """Label map ``(B, *spatial)`` by argmax, or region masks (logit above 0)."""
+        return logits > 0 if self.hparams.get("multilabel", False) else logits.argmax(1)
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         return self._shared_step(batch, "train")
