@@ -15,6 +15,7 @@ Empty structures (Metrics Reloaded's recommendation, BraTS's worst-case distance
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import math
@@ -26,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from scseg.data.labels import LabelScheme, label_scheme
 from scseg.data.volumes3d import VOLUME_SUFFIXES, case_name
 
 METRICS = ("dice", "iou", "hd95", "msd", "nsd")
@@ -199,12 +201,70 @@ def class_names_for(prediction: Path, truth: Path, pairs: Sequence[tuple[str, Pa
             return [name for _, name in sorted((int(i), n) for i, n in rows)]
     for meta in (truth / "dataset.json", truth.parent / "dataset.json"):
         if meta.is_file():
-            labels = json.loads(meta.read_text()).get("labels") or {}
+            data = json.loads(meta.read_text())
+            labels = data.get("labels") or {}
+            with contextlib.suppress(ValueError):
+                scheme = label_scheme(data, str(meta))
+                if scheme is not None and not scheme.multilabel:
+                    return list(scheme.names)
             try:
                 return [str(labels[str(i)]) for i in range(len(labels))]
             except KeyError:
                 return None
     return None
+
+
+def dataset_labels(truth: Path) -> LabelScheme | None:
+    """The label scheme (ignore value, regions) of ``dataset.json`` beside or above the
+    truth folder, if it has one (:mod:`scseg.data.labels`)."""
+    for meta in (truth / "dataset.json", truth.parent / "dataset.json"):
+        if meta.is_file():
+            try:
+                return label_scheme(json.loads(meta.read_text()), str(meta))
+            except ValueError as err:
+                raise EvaluationError(str(err)) from None
+    return None
+
+
+def read_regions(path: Path, scheme: LabelScheme) -> tuple[np.ndarray, LabelMap]:
+    """Region masks ``(R, *spatial)`` of a file holding one mask per region (4D) or a
+    label map (each region the union of its values); and the file's geometry.
+
+    Raises:
+        EvaluationError: unreadable, or neither R masks nor a label map.
+    """
+    from scseg.data.volumes3d import read_volume
+
+    try:
+        data, affine = read_volume(path)
+        data = np.asarray(data)
+    except Exception as err:  # nibabel and pynrrd raise many types for bad files
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise EvaluationError(f"{path}: cannot read volume ({first})") from None
+    if data.ndim == 4 and data.shape[3] == 1:
+        data = data[..., 0]
+    if data.ndim == 4 and data.shape[3] == scheme.channels:
+        masks = np.moveaxis(data > 0, 3, 0)
+    elif data.ndim == 3 and scheme.regions is not None:
+        masks = np.stack([np.isin(data, members) for members in scheme.regions])
+    else:
+        raise EvaluationError(
+            f"{path}: shape {data.shape} is neither {scheme.channels} region masks (4D) nor "
+            "a label map of the regions' values"
+        )
+    spacing = tuple(float(v) for v in np.sqrt((affine[:3, :3] ** 2).sum(0)))
+    return masks, LabelMap(masks[0].astype(np.int64), spacing, affine)
+
+
+def _score_regions(pred_path: Path, truth_path: Path, scheme: LabelScheme, tolerance: float):
+    pred, pred_map = read_regions(pred_path, scheme)
+    true, true_map = read_regions(truth_path, scheme)
+    check_geometry(pred_map, true_map, pred_path, truth_path)
+    return {
+        r + 1: score_class(pred[r], true[r], true_map.spacing, tolerance)
+        for r in range(scheme.channels)
+        if pred[r].any() or true[r].any()
+    }
 
 
 def evaluate(
@@ -214,6 +274,8 @@ def evaluate(
     tolerance: float = 1.0,
     progress=None,
     cases: Sequence[str] | None = None,
+    ignore: int | None = None,
+    regions: LabelScheme | None = None,
 ) -> tuple[list[dict], list[str], str]:
     """Scores every truth case against the prediction of the same name.
 
@@ -224,6 +286,11 @@ def evaluate(
         tolerance: NSD's tolerance, in mm (volumes) or pixels (PNG masks).
         progress: called with each case name as it is scored.
         cases: score only these (default: every truth file).
+        ignore: a truth value that means "not annotated": those voxels are left out of
+            every score (the prediction there counts for nothing).
+        regions: score regions that may overlap (:class:`scseg.data.labels.LabelScheme`),
+            each a "class" (numbered from 1 in the rows), from region masks (4D files)
+            or label maps (each region the union of its values).
 
     Returns:
         ``(rows, class_names, unit)``: a row per case and foreground class
@@ -237,17 +304,30 @@ def evaluate(
     if not tolerance > 0:
         raise EvaluationError(f"--tolerance must be positive, got {tolerance}")
     pairs = pair_files(prediction, truth, None if cases is None else set(cases))
+    if regions is not None and regions.multilabel:
+        names = ["background", *regions.names]
+        scores = {}
+        for case, pred_path, truth_path in pairs:
+            if progress is not None:
+                progress(case)
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", "monai.metrics.utils get_mask_edges")
+                scores[case] = _score_regions(pred_path, truth_path, regions, tolerance)
+        return _rows(pairs, scores, names), names, "mm"
     names = list(class_names) if class_names else class_names_for(prediction, truth, pairs)
     if names is not None and len(names) < 2:
         raise EvaluationError(f"give a name for background and each class, got {names}")
     scores: dict[str, dict[int, dict]] = {}
-    shapes: dict[str, tuple[int, ...]] = {}
     top = 0
     for case, pred_path, truth_path in pairs:
         if progress is not None:
             progress(case)
         pred, true = read_label_map(pred_path), read_label_map(truth_path)
         check_geometry(pred, true, pred_path, truth_path)
+        if ignore is not None:
+            annotated = true.labels != ignore
+            true.labels = np.where(annotated, true.labels, 0)
+            pred.labels = np.where(annotated, pred.labels, 0)  # unscored where unannotated
         for path, label_map in ((pred_path, pred), (truth_path, true)):
             highest = int(label_map.labels.max()) if label_map.labels.size else 0
             if names is not None and highest >= len(names):
@@ -265,14 +345,17 @@ def evaluate(
                 for c in present
                 if c > 0
             }
-        shapes[case] = true.labels.shape
     names = names or ["background", *[str(i) for i in range(1, top + 1)]]
+    return _rows(pairs, scores, names), names, "mm" if _is_volume(pairs[0][2]) else "px"
+
+
+def _rows(pairs, scores: dict[str, dict[int, dict]], names: list[str]) -> list[dict]:
     rows = []
     for case, _, _ in pairs:
         for c in range(1, len(names)):
             empty = {**dict.fromkeys(METRICS, math.nan), "truth_voxels": 0, "predicted_voxels": 0}
             rows.append({"case": case, "class": c, "name": names[c], **scores[case].get(c, empty)})
-    return rows, names, "mm" if _is_volume(pairs[0][2]) else "px"
+    return rows
 
 
 def write_csv(rows: Sequence[dict], path: Path, overwrite: bool = False) -> Path:

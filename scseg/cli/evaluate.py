@@ -36,6 +36,10 @@ def add_parser(sub) -> None:
         "--fold", type=non_negative_int, help="with --split: score fold K's validation cases "
         "(a split with folds needs it: each fold validates on other cases)"
     )  # fmt: skip
+    evaluate.add_argument(
+        "--ignore-label", type=non_negative_int, help="a truth value meaning 'not annotated', "
+        "left out of every score (default: dataset.json's labels.ignore beside or above --truth)"
+    )  # fmt: skip
     evaluate.add_argument("--overwrite", action="store_true", help="replace an existing CSV")
     evaluate.set_defaults(run=run)
 
@@ -43,7 +47,7 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from scseg.evaluation import evaluate, summarise, summary_table, write_csv
+    from scseg.evaluation import dataset_labels, evaluate, summarise, summary_table, write_csv
     from scseg.inference.writing import refuse_existing
 
     refuse_existing([args.out], args.overwrite)  # before the work, not after
@@ -60,14 +64,21 @@ def run(args: argparse.Namespace) -> int:
             )
     elif args.fold is not None:
         raise ValueError("--fold needs --split (the split file that holds the folds)")
+    scheme = dataset_labels(args.truth)
+    ignore = args.ignore_label if args.ignore_label is not None else scheme and scheme.ignore
+    regions = scheme if scheme is not None and scheme.multilabel else None
     console = Console(stderr=True)
     with console.status("scoring") as status:
         rows, names, unit = evaluate(args.prediction, args.truth, args.classes, args.tolerance,
-                               lambda case: status.update(f"scoring {case}"), cases)  # fmt: skip
+                                     lambda case: status.update(f"scoring {case}"), cases,
+                                     ignore or None, regions)  # fmt: skip
     write_csv(rows, args.out, args.overwrite)
     # piped output (a log) gets the whole table, not one cut to 80 columns
     wide = Console(width=None if sys.stdout.isatty() else 200)
     wide.print(summary_table(summarise(rows), unit, args.tolerance))
     cases = len({r["case"] for r in rows})
-    print(f"{cases} case(s), {len(names) - 1} class(es); per case and class: {args.out}")
+    what = "region(s) (may overlap)" if regions else "class(es)"
+    print(f"{cases} case(s), {len(names) - 1} {what}; scores per case: {args.out}")
+    if ignore:
+        print(f"scored on annotated voxels only: truth label {ignore} means not annotated")
     return 0

@@ -65,6 +65,11 @@ def add_parser(sub) -> None:
     predict.add_argument(
         "--compile", action="store_true", help="torch.compile the network: pays off over many files"
     )
+    predict.add_argument(
+        "--regions", choices=("masks", "labelmap"), default="masks", help="for a model of "
+        "regions that may overlap: one mask per region (a 4D file; DICOM-SEG: overlapping "
+        "segments), or one label map by the regions' order (later regions over earlier)"
+    )  # fmt: skip
     predict.add_argument("--quiet", action="store_true", help="no progress bar")
     predict.set_defaults(run=run)
 
@@ -106,6 +111,7 @@ def _prepare_prediction(args: argparse.Namespace, device: str, quiet: bool, list
         roi_size=args.roi_size,
         overlap=args.overlap,
         sw_batch_size=args.sw_batch_size,
+        regions=args.regions,
     )
     inputs = None
     if listing:

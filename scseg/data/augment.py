@@ -106,7 +106,7 @@ def patch_turns(
         min_zoom=low,
         max_zoom=high,
         keep_size=True,
-        mode=("trilinear", "nearest"),
+        mode=("trilinear", "nearest-exact"),  # "nearest" is half a voxel off linear
         padding_mode="constant",
     )
     return [turn, zoom_]

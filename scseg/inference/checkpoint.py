@@ -37,6 +37,15 @@ class LoadedModel:
         return self.data_info.get("class_names") or [f"class_{i}" for i in range(self.classes)]
 
     @property
+    def multilabel(self) -> bool:
+        """Each output channel is a region with its own sigmoid (regions may overlap)."""
+        return bool(self.hparams.get("multilabel", False))
+
+    def activate(self, logits: torch.Tensor) -> torch.Tensor:
+        """Softmax over classes, or a sigmoid per region."""
+        return torch.sigmoid(logits) if self.multilabel else torch.softmax(logits, 1)
+
+    @property
     def slice_axis(self) -> int | None:
         """For a 2D model trained on slices of volumes, the axis it segments across."""
         axis = self.data_info.get("slice_axis")
@@ -65,8 +74,9 @@ class LoadedModel:
         tta: bool = False,
         slabs: Callable[[torch.Tensor, torch.Tensor | None], SlabStream] | None = None,
     ) -> torch.Tensor:
-        """Softmax of the logits of ``x``, in float32 on the CPU, averaged over every mirror
-        combination of the spatial axes when ``tta`` (nnU-Net's test-time mirroring).
+        """Softmax (regions: sigmoid) of the logits of ``x``, in float32 on the CPU,
+        averaged over every mirror combination of the spatial axes when ``tta`` (nnU-Net's
+        test-time mirroring).
 
         The logits come from ``logits(x)``, or as a stream (:mod:`scseg.models.slabs`) from
         ``slabs(x, out)``, which accumulates into ``out`` (``(B, classes, *spatial)`` zeros)
@@ -88,11 +98,11 @@ class LoadedModel:
                 if slabs is not None and total is None:  # the first pass is unmirrored
                     total = torch.zeros((x.shape[0], self.classes, *x.shape[2:]), device=x.device)
                     for _, _, _, part in slabs(xi, total):
-                        _softmax_(part)
+                        _activate_(part, self.multilabel)
                     continue
                 stream = whole(logits(xi)) if slabs is None else slabs(xi, None)
                 for axis, start, stop, part in stream:
-                    probs = torch.softmax(part.float(), 1)
+                    probs = self.activate(part.float())
                     probs = torch.flip(probs, dims) if dims else probs
                     dim, size = axis + 2, x.shape[axis + 2]
                     if dim in dims:  # a slab of the mirrored volume
@@ -108,9 +118,12 @@ class LoadedModel:
         return total.cpu()
 
 
-def _softmax_(logits: torch.Tensor) -> None:
-    """Softmax over channels in place, one plane at a time along the first spatial axis
-    (the temporary is one plane)."""
+def _activate_(logits: torch.Tensor, multilabel: bool = False) -> None:
+    """Softmax over channels (or a sigmoid per channel) in place, one plane at a time
+    along the first spatial axis (the temporary is one plane)."""
+    if multilabel:
+        logits.sigmoid_()
+        return
     for k in range(logits.shape[2]):
         plane = logits[:, :, k]
         plane.copy_(torch.softmax(plane, 1))
@@ -139,21 +152,34 @@ class Ensemble(nn.Module):
     forward: ``(B, C_in, *spatial) -> (B, classes, *spatial)`` log-probabilities.
     """
 
-    def __init__(self, nets: list[nn.Module]) -> None:
+    def __init__(self, nets: list[nn.Module], multilabel: bool = False) -> None:
         super().__init__()
         self.members = nn.ModuleList(nets)
+        self.multilabel = multilabel
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         total = None
         for net in self.members:  # each padded to its own encoder's divisor, if any
-            probabilities = torch.softmax(pad_predict(net, x).float(), 1)
+            logits = pad_predict(net, x).float()
+            probabilities = torch.sigmoid(logits) if self.multilabel else torch.softmax(logits, 1)
             total = probabilities if total is None else total.add_(probabilities)
+        mean = total.div_(len(self.members))
+        if self.multilabel:  # regions: the logit of the mean sigmoid
+            return torch.logit(mean, eps=1e-6)
         # tiny floor: log(0) would be -inf, and -inf - -inf is NaN in the window blending
-        return total.div_(len(self.members)).clamp_min_(1e-12).log_()
+        return mean.clamp_min_(1e-12).log_()
 
 
 # What makes two checkpoints' inputs and outputs the same: they can be averaged.
-SAME_DATA = ("spacing", "intensity", "ct_window", "normalization", "slice_axis", "class_names")
+SAME_DATA = (
+    "spacing",
+    "intensity",
+    "ct_window",
+    "normalization",
+    "slice_axis",
+    "class_names",
+    "regions",
+)
 
 
 def load_models(paths, device: str | torch.device = "cpu") -> LoadedModel:
@@ -174,7 +200,7 @@ def ensemble(sources: list, models: list[LoadedModel], device="cpu") -> LoadedMo
         return first
     check_one_plan(sources, [(m.spatial_dims, m.in_channels, m.classes, m.data_info)
                              for m in models])  # fmt: skip
-    net = Ensemble([m.net for m in models]).to(device).eval()
+    net = Ensemble([m.net for m in models], first.multilabel).to(device).eval()
     return LoadedModel(net, first.spatial_dims, first.in_channels, first.classes,
                        first.hparams, first.data_info)  # fmt: skip
 

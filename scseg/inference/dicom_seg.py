@@ -3,7 +3,8 @@
 Written with highdicom as a binary segmentation (the type every reader takes: highdicom,
 pydicom-seg, OHIF, 3D Slicer): one segment per foreground class, labelled with the class
 name, one frame per segment and source slice where that segment is present. Class 0 is
-the background and is not a segment (DICOM-SEG has no segment 0).
+the background and is not a segment (DICOM-SEG has no segment 0). Regions that overlap
+(a model of regions) are segments whose frames overlap.
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ def segmentation(
 
     Args:
         labels: ``(columns, rows, slices)`` integer labels, as the NIfTI output holds them
-            (the series' own grid, slices in :attr:`DicomVolume.datasets` order).
+            (the series' own grid, slices in :attr:`DicomVolume.datasets` order), or
+            ``(columns, rows, slices, R)`` masks of regions that may overlap (the standard
+            allows overlapping segments in a binary segmentation).
         series: the source series as read by :func:`scseg.data.dicom.read_series`.
         class_names: names of classes ``0..C-1``; 1.. become the segment labels.
         model_name: the algorithm name recorded with each segment.
@@ -44,11 +47,16 @@ def segmentation(
 
     expected = (int(series.datasets[0].Columns), int(series.datasets[0].Rows),
                 len(series.datasets))  # fmt: skip
-    if tuple(labels.shape) != expected:
+    if tuple(labels.shape[:3]) != expected:
         raise ValueError(f"label map {labels.shape} does not fit the series grid {expected}")
+    overlapping = labels.ndim == 4
+    if overlapping and labels.shape[3] != len(class_names) - 1:
+        raise ValueError(f"{len(class_names) - 1} region names for {labels.shape[3]} masks")
     if len(class_names) < 2:
         raise ValueError("a segmentation needs at least one class besides the background")
-    if int(labels.max(initial=0)) >= len(class_names) or int(labels.min(initial=0)) < 0:
+    if not overlapping and (
+        int(labels.max(initial=0)) >= len(class_names) or int(labels.min(initial=0)) < 0
+    ):
         raise ValueError(f"labels outside 0..{len(class_names) - 1}")
     algorithm = hd.AlgorithmIdentificationSequence(
         name=model_name, version=__version__, family=codes.cid7162.ArtificialIntelligence
@@ -64,8 +72,11 @@ def segmentation(
         )
         for number, name in enumerate(class_names[1:], start=1)
     ]
-    dtype = np.uint8 if len(class_names) <= 256 else np.uint16
-    frames = np.ascontiguousarray(labels.transpose(2, 1, 0), dtype=dtype)  # (slice, row, col)
+    if overlapping:  # (slice, row, col, segment): binary masks that may overlap
+        frames = np.ascontiguousarray(labels.transpose(2, 1, 0, 3) > 0)
+    else:
+        dtype = np.uint8 if len(class_names) <= 256 else np.uint16
+        frames = np.ascontiguousarray(labels.transpose(2, 1, 0), dtype=dtype)  # (slice, row, col)
     source = series.datasets[0]
     return hd.seg.Segmentation(
         source_images=series.datasets,

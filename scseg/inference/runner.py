@@ -39,6 +39,7 @@ class PredictOptions:
     roi_size: Sequence[int] | None = None
     overlap: float = 0.5
     sw_batch_size: int = 4
+    regions: str = "masks"
 
 
 @dataclass
@@ -179,15 +180,17 @@ def _predict_into(
                 probabilities_dtype=options.probabilities_dtype)))  # fmt: skip
             result = done[0]
         else:
-            result = predict_volume(model, path, *settings)
+            result = predict_volume(model, path, *settings, regions=options.regions)
+        # a region model's names are its regions, and 0 is "in none of them"
+        names = ["background", *model.class_names] if model.multilabel else model.class_names
         if "dicom-seg" in targets:
             from scseg.inference.dicom_seg import write_dicom_seg
 
             labels = np.asarray(result.labels.dataobj)
             staged.write(targets["dicom-seg"], lambda t: write_dicom_seg(
-                t, labels, result.series, model.class_names))  # fmt: skip
+                t, labels, result.series, names))  # fmt: skip
         if "labels" in targets:
-            table = label_table(model.class_names)
+            table = label_table(names)
             staged.write(targets["names"], lambda t: Path(t).write_text(table))
             staged.write(targets["labels"], lambda t: nib.save(result.labels, t))
         return

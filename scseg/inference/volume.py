@@ -166,6 +166,7 @@ def predict_volume(
     probabilities: bool = False,
     probabilities_file: str | Path | None = None,
     probabilities_dtype: str = "float32",
+    regions: str = "masks",
 ) -> VolumePrediction:
     """Segments one volume with the training preprocessing, then maps the result back.
 
@@ -193,6 +194,10 @@ def predict_volume(
             as they are resampled (:class:`scseg.inference.writing.ClassVolumeWriter`), so
             the whole array never exists; ``probabilities_dtype`` ``"float32"`` or
             ``"uint8"`` (quantised, 4x smaller).
+        regions: for a region model (``multilabel``), ``"masks"``: ``labels`` holds one
+            mask per region, 4D ``(*input, R)`` uint8, regions in the model's order; or
+            ``"labelmap"``: one label map, each region writing its ``region_order`` value
+            (default ``1..R``) where predicted, later regions over earlier ones.
 
     Raises:
         InputError: unreadable file, or wrong dimensionality or channel count.
@@ -210,6 +215,12 @@ def predict_volume(
         model, image.as_tensor()[None].float(), roi, overlap, sw_batch_size, tta
     )[0]
     grid = tuple(shape[:3])
+    if model.multilabel:
+        if probabilities or probabilities_file is not None:
+            raise InputError(f"{path}: probabilities are not written for region models")
+        masks = _invert_regions(pre, image, probs, grid)
+        return VolumePrediction(_region_output(model, masks, regions, affine, header),
+                                series=dicom)  # fmt: skip
     if probabilities_file is not None:
         header4d = _header_like(affine, header, (*grid, model.classes), np.float32, "none", 1.0)
         with ClassVolumeWriter(probabilities_file, header4d, probabilities_dtype) as writer:
@@ -224,6 +235,36 @@ def predict_volume(
     if full is not None:
         out.probabilities = _like(full, affine, header, "none", 1.0)
     return out
+
+
+def _invert_regions(
+    pre: T.Compose, image: MetaTensor, probs: torch.Tensor, shape: tuple[int, ...]
+) -> np.ndarray:
+    """Region probabilities ``(R, *preprocessed)`` back on the input grid a few regions at
+    a time, each thresholded at 0.5: masks ``(R, *input)`` (bool)."""
+    regions = probs.shape[0]
+    step = max(1, min(regions, CLASS_CHUNK_ELEMENTS // max(1, int(np.prod(shape)))))
+    invert = T.Invertd("pred", transform=pre, orig_keys="image", nearest_interp=False)
+    masks = np.zeros((regions, *shape), bool)
+    for start in range(0, regions, step):
+        part = MetaTensor(probs[start : start + step], meta=dict(image.meta))
+        chunk = invert({"image": image, "pred": part})["pred"]
+        chunk = (chunk.as_tensor() if isinstance(chunk, MetaTensor) else chunk).float()
+        masks[start : start + chunk.shape[0]] = (chunk > 0.5).numpy()
+    return masks
+
+
+def _region_output(model: LoadedModel, masks: np.ndarray, mode: str, affine, header):
+    from scseg.data.labels import regions_to_label_map
+
+    if mode == "masks":
+        array = np.ascontiguousarray(np.moveaxis(masks, 0, -1).astype(np.uint8))
+        return _like(array, affine, header, "label", 1)
+    if mode != "labelmap":
+        raise ValueError(f"regions must be masks or labelmap, got {mode!r}")
+    order = model.data_info.get("region_order") or list(range(1, masks.shape[0] + 1))
+    labels = regions_to_label_map(masks, order)
+    return _like(labels, affine, header, "label", max(order))
 
 
 def _invert_argmax(

@@ -1,0 +1,83 @@
+"""Prediction with a model of regions that overlap: masks (NIfTI, 4D) or one label map by
+the regions' order, and DICOM-SEG with overlapping segments read back by highdicom."""
+
+from __future__ import annotations
+
+import highdicom as hd
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+
+from scseg.data.dicom import find_series, read_series
+from scseg.data.labels import regions_to_label_map
+from scseg.inference import LoadedModel
+from scseg.inference.runner import PredictOptions, predict_one
+from scseg.inference.volume import preprocess_volume, sliding_window_probabilities
+from scseg.models import create_model
+
+from ..dicom_series import write_series
+
+NAMES = ["whole", "core", "enhancing"]
+
+
+@pytest.fixture(scope="module")
+def region_model() -> LoadedModel:
+    torch.manual_seed(0)
+    net = create_model("unet", spatial_dims=3, in_channels=1, classes=3, channels=(8, 16))
+    with torch.no_grad():  # logits near 0: each region covers part of the volume
+        net.head.weight.mul_(20.0)
+    info = {"patch_size": [16, 16, 16], "intensity": "zscore", "class_names": NAMES,
+            "regions": [[1, 2, 3], [2, 3], [3]], "region_order": [1, 2, 3]}  # fmt: skip
+    return LoadedModel(net.eval(), 3, 1, 3, {"multilabel": True}, info)
+
+
+@pytest.fixture(scope="module")
+def scan(tmp_path_factory):
+    root = tmp_path_factory.mktemp("regions")
+    rng = np.random.default_rng(0)
+    data = (rng.normal(size=(20, 18, 12)) * 100 + 500).astype(np.int16)
+    affine = np.diag([0.9, 0.9, 2.0, 1.0])
+    affine[:3, 3] = (-9.0, -8.0, 4.0)
+    nib.save(nib.Nifti1Image(data, affine), root / "scan.nii.gz")
+    write_series(data, affine, root / "dicom" / "scan")
+    return root
+
+
+def _network_masks(model: LoadedModel, path) -> np.ndarray:
+    """The network's own masks on the input grid (RAS, no resampling: the identity)."""
+    _, data = preprocess_volume(model, path)
+    probs = sliding_window_probabilities(model, data["image"].as_tensor()[None].float(),
+                                         [16, 16, 16])[0]  # fmt: skip
+    return (probs > 0.5).numpy()
+
+
+def test_masks_and_label_map_written_equal_the_network_masks(region_model, scan, tmp_path):
+    expected = _network_masks(region_model, scan / "scan.nii.gz")
+    assert all(0 < m.mean() < 1 for m in expected)  # regions neither empty nor everywhere
+    assert (expected.sum(0) > 1).any()  # and they overlap
+    written = predict_one(region_model, scan / "scan.nii.gz", tmp_path / "masks", PredictOptions())
+    image = nib.load(written["labels"])
+    np.testing.assert_array_equal(np.moveaxis(np.asarray(image.dataobj), -1, 0), expected)
+    np.testing.assert_array_equal(image.affine, nib.load(scan / "scan.nii.gz").affine)
+    assert written["names"].read_text().splitlines()[1:] == [
+        "0\tbackground",
+        *[f"{i}\t{n}" for i, n in enumerate(NAMES, 1)],
+    ]
+    options = PredictOptions(regions="labelmap")
+    written = predict_one(region_model, scan / "scan.nii.gz", tmp_path / "map", options)
+    labels = np.asarray(nib.load(written["labels"]).dataobj)
+    np.testing.assert_array_equal(labels, regions_to_label_map(expected, [1, 2, 3]))
+
+
+def test_dicom_seg_holds_overlapping_segments(region_model, scan, tmp_path):
+    series = find_series(scan / "dicom")[0]
+    options = PredictOptions(formats=("nifti", "dicom-seg"))
+    written = predict_one(region_model, series, tmp_path, options)
+    masks = np.asarray(nib.load(written["labels"]).dataobj)  # (X, Y, Z, R)
+    seg = hd.seg.segread(written["dicom-seg"])
+    assert [s.SegmentLabel for s in seg.SegmentSequence] == NAMES
+    ordered = [ds.SOPInstanceUID for ds in read_series(series).datasets]
+    frames = seg.get_pixels_by_source_instance(ordered, combine_segments=False)
+    np.testing.assert_array_equal(frames.transpose(2, 1, 0, 3), masks)  # (slice, row, col, R)
+    assert (masks.sum(-1) > 1).any()  # segments that overlap, as the standard allows
