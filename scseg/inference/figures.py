@@ -54,7 +54,16 @@ def _captured(
     maps.sse = [m[crop] if m is not None else None for m in maps.sse]
     if not any(m is not None for m in maps.sse + maps.cse):
         raise InputError(f"{path}: the model has no attention to show (attention 'none')")
-    return x, maps, maps.output[crop].argmax(1), spacing
+    logits = maps.output[crop]
+    if not model.multilabel:
+        return x, maps, logits.argmax(1), spacing
+    # regions that overlap, shown as one label map: each voxel in its last region by the
+    # model's region order (nested regions: the innermost), 0 where in none
+    from scseg.data.labels import regions_to_label_map
+
+    order = list(range(1, logits.shape[1] + 1))
+    masks = (logits[0] > 0).cpu().numpy()
+    return x, maps, torch.from_numpy(regions_to_label_map(masks, order)).long()[None], spacing
 
 
 def attention_figures(
@@ -135,11 +144,20 @@ def _report(
         side = "left (radiological)" if radiological else "right (neurological)"
         notes.append(f"shown as the model sees it: {where}, {tuple(x.shape[2:])} voxels; "
                      f"the patient's right on the screen's {side}")  # fmt: skip
+    if model.multilabel:
+        notes.append(f"{model.classes} regions that may overlap: each voxel is coloured by the "
+                     "last region that holds it, in the model's order")  # fmt: skip
     sse = [m[0, 0].numpy() if m is not None else None for m in maps.sse]
     cse = [w[0].numpy() if w is not None else None for w in maps.cse]
     return report_html(
         x[0].mean(0).numpy(), prediction[0].numpy(), sse, cse,
         title=f"scseg attention: {case_name(path)}",
-        class_names=model.data_info.get("class_names"), spacing=spacing, notes=notes,
+        class_names=_shown_names(model), spacing=spacing, notes=notes,
         radiological=radiological,
     )  # fmt: skip
+
+
+def _shown_names(model: LoadedModel) -> list[str] | None:
+    """The legend: the classes, or for a model of regions "none" and the regions."""
+    names = model.data_info.get("class_names")
+    return ["none", *model.class_names] if model.multilabel else names

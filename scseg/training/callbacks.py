@@ -116,6 +116,7 @@ class MetricsReport(pl.Callback):
                     add(row)
         mean = [f"{metrics.get(f'{stage}/{k}_mean', float('nan')):.4f}" for k in ("dice", "iou")]
         table.add_row("mean", *mean, *([""] if sized else []), style="bold")
+        table.caption = _scored_on(pl_module)
         return table
 
     @staticmethod
@@ -177,3 +178,13 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             os.replace(tmp, target)
         finally:
             tmp.unlink(missing_ok=True)
+
+
+def _scored_on(module: pl.LightningModule | None) -> str | None:
+    """What the table scores, where it is not every voxel's one class."""
+    hp = getattr(module, "hparams", {}) if module is not None else {}
+    if hp.get("ignore_index") is not None:
+        return f"scored on annotated voxels only (label {hp['ignore_index']}: not annotated)"
+    if hp.get("multilabel"):
+        return "regions that may overlap, each scored on its own (sigmoid > 0.5)"
+    return None

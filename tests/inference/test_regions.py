@@ -81,3 +81,12 @@ def test_dicom_seg_holds_overlapping_segments(region_model, scan, tmp_path):
     frames = seg.get_pixels_by_source_instance(ordered, combine_segments=False)
     np.testing.assert_array_equal(frames.transpose(2, 1, 0, 3), masks)  # (slice, row, col, R)
     assert (masks.sum(-1) > 1).any()  # segments that overlap, as the standard allows
+
+
+def test_attention_report_shows_the_regions(region_model, scan, tmp_path):
+    from scseg.inference.figures import attention_figures
+
+    written = attention_figures(region_model, scan / "scan.nii.gz", tmp_path, html=True)
+    page = next(p for p in written if p.suffix == ".html").read_text()
+    assert all(name in page for name in NAMES)
+    assert "regions that may overlap: each voxel is coloured by the last region" in page
