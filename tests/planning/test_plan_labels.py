@@ -126,3 +126,19 @@ def test_bad_labels_are_one_line(own_scans, tmp_path, capsys, labels, extra, exp
     data = _labelled(own_scans, tmp_path / "bad", labels, **extra)
     err = _error(capsys, "--data", data, "--out", tmp_path / "p.yaml")
     assert expected in err and str(data / "dataset.json") in err and "\n" not in err
+
+
+def test_region_masks_plan_and_train(own_scans, tmp_path) -> None:  # noqa: F811
+    """Regions as one mask per region (4D label files, ``region_masks``) plan and train
+    as regions given by label values do."""
+    data = _labelled(own_scans, tmp_path / "masks", {}, region_masks=["brain", "white matter"])
+    for path in sorted((data / "labelsTr").iterdir()):
+        image = nib.load(path)
+        truth = np.asarray(image.dataobj)
+        stacked = np.stack([np.isin(truth, [1, 2]), truth == 2], -1).astype(np.uint8)
+        nib.save(nib.Nifti1Image(stacked, image.affine), path)
+    out = tmp_path / "masks.yaml"
+    assert _plan(data, out, "--memory", "0.5", "--device", "cpu") == 0
+    config = yaml.safe_load(out.read_text())
+    assert config["model"]["multilabel"] is True and config["model"]["classes"] == 2
+    assert _fit(out, tmp_path / "run", "--trainer.fast_dev_run", "true") == 0
