@@ -55,6 +55,11 @@ def add_parser(sub) -> None:
         help="regex whose first group (or whole match) is a case's subject: a subject's "
         "cases stay on one side of every split (default: BIDS sub-<label> where names carry it)",
     )
+    plan.add_argument(
+        "--schedule", choices=("scseg", "nnunet"), default="scseg", help="optimisation: "
+        "scseg's AdamW 0.003 with a cosine schedule (default), or nnU-Net's SGD 0.01 with "
+        "Nesterov momentum 0.99, poly decay and weight decay 3e-5"
+    )  # fmt: skip
     plan.add_argument("--overwrite", action="store_true", help="replace existing files")
     plan.set_defaults(run=run)
 
@@ -68,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     run = plan_dataset(args.data, args.out, args.memory, args.ram, args.folds, args.dims,
                        args.seed, args.epochs, args.spacing, args.subject_pattern,
                        None if args.device is None else args.device == "cpu",
-                       args.overwrite)  # fmt: skip
+                       args.overwrite, args.schedule)  # fmt: skip
     console = Console(width=None if sys.stdout.isatty() else 120)
     for table in summary_tables(run):
         console.print(table)

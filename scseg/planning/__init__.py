@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from scseg.data.labels import check_region_values
-from scseg.planning.choices import plan
+from scseg.planning.choices import nnunet_schedule, plan
 from scseg.planning.fingerprint import Fingerprint, fingerprint
 from scseg.planning.rules import Plan
 from scseg.planning.split import make_split, subjects
@@ -100,6 +100,7 @@ def plan_dataset(
     subject_pattern: str | None = None,
     cpu: bool | None = None,
     overwrite: bool = False,
+    schedule: str = "scseg",
 ) -> PlannedRun:
     """Fingerprints ``data``, writes ``out`` (the config) and ``<out stem>_split.json``.
 
@@ -133,6 +134,10 @@ def plan_dataset(
     split = make_split(names, seed, folds, subject_pattern, given=given)
     n_train = len(split["folds"][0]["train"]) if folds else len(split["train"])
     p = plan(fp, memory, ram, cpu, dims, epochs, spacing, n_train)
+    if schedule == "nnunet":
+        nnunet_schedule(p)
+    elif schedule != "scseg":
+        raise ValueError(f"--schedule must be scseg or nnunet, got {schedule!r}")
     p.set(
         "trainer.default_root_dir",
         f"runs/{out.stem}",

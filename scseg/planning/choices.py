@@ -59,6 +59,17 @@ def _common(p: Plan, fp: Fingerprint, epochs: int, cpu: bool) -> None:
     p.summary.append(("device", "CPU (float32)" if cpu else "GPU (mixed precision)"))
 
 
+def nnunet_schedule(p: Plan) -> None:
+    """nnU-Net's optimisation in place of ours: SGD with Nesterov momentum 0.99, learning
+    rate 0.01 decayed by the poly rule (exponent 0.9), weight decay 3e-5."""
+    why = "nnU-Net's schedule (scseg plan --schedule nnunet)"
+    p.set("model.optimizer", "sgd", f"{why}: SGD, Nesterov momentum 0.99")
+    p.set("model.lr", 0.01, why)
+    p.set("model.weight_decay", 3e-5, why)
+    p.set("model.scheduler", "poly", f"{why}: lr x (1 - epoch / epochs)^0.9")
+    p.summary.append(("optimisation", "SGD 0.01, Nesterov 0.99, poly (nnU-Net)"))
+
+
 def _sides(names: list[str]) -> bool:
     return any(any(s in f"_{n.lower()}_" for s in SIDES) for n in names)
 

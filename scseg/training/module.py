@@ -22,6 +22,7 @@ from scseg.training.losses import RegionLoss, SegmentationLoss, supervised_loss
 from scseg.training.metrics import SegmentationMetrics
 
 SCHEDULERS = ("cosine", "poly", "none")
+OPTIMIZERS = ("adamw", "sgd")
 # classes x voxels of logits scored at a time in whole-volume validation (float32: 32 MiB)
 PIECE_ELEMENTS = 1 << 23
 
@@ -43,7 +44,9 @@ class SegmentationModule(pl.LightningModule):
             one mask per region (the data module's, from ``dataset.json`` regions).
         ignore_empty: metric convention for cases without a class (see
             :mod:`scseg.training.metrics`).
-        lr, weight_decay: AdamW settings.
+        lr, weight_decay: the optimizer's settings.
+        optimizer: ``"adamw"``, or ``"sgd"``: nnU-Net's SGD with Nesterov momentum 0.99
+            (nnU-Net pairs it with lr 0.01, weight decay 3e-5 and the ``"poly"`` schedule).
         scheduler: ``"cosine"`` or ``"poly"`` (nnU-Net, exponent 0.9) over the trainer's
             ``max_epochs``, or ``"none"``.
         roi_size: sliding-window size for 3D validation/test (default: the data module's
@@ -84,6 +87,7 @@ class SegmentationModule(pl.LightningModule):
         ignore_empty: bool = True,
         lr: float = 1e-3,
         weight_decay: float = 1e-4,
+        optimizer: str = "adamw",
         scheduler: str = "cosine",
         roi_size: list[int] | None = None,
         sw_batch_size: int = 4,
@@ -95,6 +99,8 @@ class SegmentationModule(pl.LightningModule):
         init_lr_scale: float = 1.0,
     ) -> None:
         super().__init__()
+        if optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
         if scheduler not in SCHEDULERS:
             raise ValueError(f"scheduler must be one of {SCHEDULERS}, got {scheduler!r}")
         if freeze_encoder_epochs < 0:
@@ -326,9 +332,14 @@ class SegmentationModule(pl.LightningModule):
         self._log_metrics(self.test_metrics, "test")
 
     def configure_optimizers(self):
-        optimizer = torch.optim.AdamW(
-            self._parameter_groups(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay
-        )
+        hp = self.hparams
+        if hp.get("optimizer", "adamw") == "sgd":
+            optimizer = torch.optim.SGD(self._parameter_groups(), lr=hp.lr, momentum=0.99,
+                                        nesterov=True, weight_decay=hp.weight_decay)  # fmt: skip
+        else:
+            optimizer = torch.optim.AdamW(
+                self._parameter_groups(), lr=hp.lr, weight_decay=hp.weight_decay
+            )
         epochs = self.trainer.max_epochs if self._trainer else None
         if self.hparams.scheduler == "none" or not epochs or epochs < 1:
             return optimizer

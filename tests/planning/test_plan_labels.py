@@ -44,12 +44,15 @@ TISSUE = {"background": 0, "grey matter": 1, "white matter": 2}
 
 def test_sparse_labels_plan_train_and_evaluate(own_scans, tmp_path, capsys) -> None:  # noqa: F811
     data = _labelled(own_scans, tmp_path / "sparse", {**TISSUE, "ignore": IGNORE}, sparse=True)
-    out = tmp_path / "sparse.yaml"
-    assert _plan(data, out, "--memory", "0.5", "--device", "cpu") == 0
+    out = tmp_path / "sparse.yaml"  # with nnU-Net's optimisation, which it then trains with
+    assert _plan(data, out, "--memory", "0.5", "--device", "cpu", "--schedule", "nnunet") == 0
     printed = capsys.readouterr().out
     assert "annotated" in printed and "not annotated" in printed
     config = yaml.safe_load(out.read_text())
     assert config["model"]["ignore_index"] == IGNORE
+    model = config["model"]
+    assert (model["optimizer"], model["lr"], model["weight_decay"], model["scheduler"]) == (
+        "sgd", 0.01, 3e-5, "poly")  # fmt: skip
     assert config["model"]["classes"] == config["data"]["init_args"]["classes"] == 3
     assert config["data"]["init_args"]["class_names"] == list(TISSUE)
     share = float(re.search(r"ignore label: ([\d.]+) % of voxels", out.read_text())[1])

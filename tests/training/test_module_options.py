@@ -37,3 +37,18 @@ def test_channels_last_layout_same_values_and_gradients() -> None:
     assert outputs[1].is_contiguous(memory_format=torch.channels_last)
     torch.testing.assert_close(outputs[1], outputs[0], rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(grads[1], grads[0], rtol=1e-4, atol=1e-5)
+
+
+def test_sgd_is_nnunets_and_unknown_optimizers_are_refused() -> None:
+    import pytest
+
+    module = SegmentationModule(arch="unet", spatial_dims=3, classes=2, optimizer="sgd",
+                                lr=0.01, weight_decay=3e-5, scheduler="none",
+                                model_options={"channels": [4, 8]})  # fmt: skip
+    optimizer = module.configure_optimizers()
+    assert isinstance(optimizer, torch.optim.SGD)
+    group = optimizer.param_groups[0]
+    assert (group["momentum"], group["nesterov"], group["lr"], group["weight_decay"]) == (
+        0.99, True, 0.01, 3e-5)  # fmt: skip
+    with pytest.raises(ValueError, match="optimizer must be one of"):
+        SegmentationModule(arch="unet", spatial_dims=3, classes=2, optimizer="adam")
