@@ -121,6 +121,10 @@ def preprocessing_config(info: dict) -> list[dict]:
 def inference_config(model: LoadedModel, overlap: float = 0.5, sw_batch_size: int = 4) -> dict:
     """The bundle's ``inference.json``: every NIfTI file in ``dataset_dir`` segmented into
     ``output_dir`` as ``<name>_seg.nii.gz`` on its own grid."""
+    # regions that overlap: a sigmoid per region and one mask each (a 4D file)
+    multilabel = model.multilabel
+    activation = {"sigmoid": True} if multilabel else {"softmax": True}
+    decision = {"threshold": 0.5} if multilabel else {"argmax": True}
     return {
         "imports": ["$import glob", "$import os", "$import numpy", "$import torch"],
         "bundle_root": ".",
@@ -157,7 +161,7 @@ def inference_config(model: LoadedModel, overlap: float = 0.5, sw_batch_size: in
         "postprocessing": {
             "_target_": "Compose",
             "transforms": [
-                {"_target_": "Activationsd", "keys": "pred", "softmax": True},
+                {"_target_": "Activationsd", "keys": "pred", **activation},
                 {
                     "_target_": "Invertd",
                     "keys": "pred",
@@ -166,7 +170,7 @@ def inference_config(model: LoadedModel, overlap: float = 0.5, sw_batch_size: in
                     "nearest_interp": False,
                     "to_tensor": True,
                 },
-                {"_target_": "AsDiscreted", "keys": "pred", "argmax": True},
+                {"_target_": "AsDiscreted", "keys": "pred", **decision},
                 {
                     "_target_": "SaveImaged",
                     "keys": "pred",

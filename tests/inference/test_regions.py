@@ -90,3 +90,24 @@ def test_attention_report_shows_the_regions(region_model, scan, tmp_path):
     page = next(p for p in written if p.suffix == ".html").read_text()
     assert all(name in page for name in NAMES)
     assert "regions that may overlap: each voxel is coloured by the last region" in page
+
+
+def test_monai_bundle_of_a_region_model_gives_the_same_masks(region_model, scan, tmp_path):
+    import warnings
+
+    import monai.bundle
+
+    from scseg.inference.bundle import write_bundle
+
+    bundle = write_bundle(region_model, tmp_path / "bundle")
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "scan.nii.gz").symlink_to(scan / "scan.nii.gz")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        monai.bundle.run(config_file=str(bundle / "configs" / "inference.json"),
+                         bundle_root=str(bundle), dataset_dir=str(tmp_path / "in"),
+                         output_dir=str(tmp_path / "monai"))  # fmt: skip
+    theirs = np.asarray(nib.load(tmp_path / "monai" / "scan_seg.nii.gz").dataobj)
+    ours = predict_one(region_model, scan / "scan.nii.gz", tmp_path / "ours", PredictOptions())
+    masks = np.asarray(nib.load(ours["labels"]).dataobj)
+    np.testing.assert_array_equal(theirs.reshape(masks.shape), masks)
