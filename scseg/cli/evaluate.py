@@ -78,7 +78,8 @@ def run(args: argparse.Namespace) -> int:
     wide.print(summary_table(summarise(rows), unit, args.tolerance))
     cases = len({r["case"] for r in rows})
     what = "region(s) (may overlap)" if regions else "class(es)"
-    print(f"{cases} case(s), {len(names) - 1} {what}; scores per case: {args.out}")
+    unit = "region" if regions else "class"
+    print(f"{cases} case(s), {len(names) - 1} {what}; per case and {unit}: {args.out}")
     if ignore:
         print(f"scored on annotated voxels only: truth label {ignore} means not annotated")
     return 0

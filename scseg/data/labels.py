@@ -147,7 +147,8 @@ def _regions(meta: dict, values: dict, source: str) -> LabelScheme:
 
 def check_region_values(scheme: LabelScheme, present: set[int], source: str) -> None:
     """Raises :class:`LabelSchemeError` where a region names a label value no label map
-    holds, or a label map holds a value in no region (``present``: values found)."""
+    holds (``present``: the values found). Values in no region are background for every
+    region (a parcellation's regions need not cover every structure)."""
     if scheme.regions is None:
         return
     for name, members in zip(scheme.names, scheme.regions, strict=True):
@@ -155,11 +156,6 @@ def check_region_values(scheme: LabelScheme, present: set[int], source: str) -> 
             raise LabelSchemeError(
                 f"{source}: labels.{name} names label value(s) {missing} that no label map holds"
             )
-    known = {0}.union(*map(set, scheme.regions))
-    if stray := sorted(present - known):
-        raise LabelSchemeError(
-            f"{source}: label maps hold value(s) {stray[:10]} that no region includes"
-        )
 
 
 def region_masks(labels: torch.Tensor, regions: Sequence[Sequence[int]]) -> torch.Tensor:
