@@ -53,6 +53,25 @@ def _is_mask(path: Path) -> bool:
     return path.suffix.lower() == ".png"
 
 
+def _read_volume(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """``(array, affine)`` of a NIfTI/NRRD file, a trailing axis of one dropped.
+
+    Raises:
+        EvaluationError: unreadable.
+    """
+    from scseg.data.volumes3d import read_volume
+
+    try:
+        data, affine = read_volume(path)
+        data = np.asarray(data)
+    except Exception as err:  # nibabel and pynrrd raise many types for bad files
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise EvaluationError(f"{path}: cannot read volume ({first})") from None
+    if data.ndim == 4 and data.shape[3] == 1:
+        data = data[..., 0]
+    return data, affine
+
+
 def read_label_map(path: Path) -> LabelMap:
     """A NIfTI/NRRD volume or a PNG mask of class indices.
 
@@ -60,16 +79,7 @@ def read_label_map(path: Path) -> LabelMap:
         EvaluationError: unreadable, not 2D/3D, or not whole numbers.
     """
     if _is_volume(path):
-        from scseg.data.volumes3d import read_volume
-
-        try:
-            data, affine = read_volume(path)
-            data = np.asarray(data)
-        except Exception as err:  # nibabel and pynrrd raise many types for bad files
-            first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-            raise EvaluationError(f"{path}: cannot read volume ({first})") from None
-        if data.ndim == 4 and data.shape[3] == 1:
-            data = data[..., 0]
+        data, affine = _read_volume(path)
         if data.ndim != 3:
             raise EvaluationError(f"{path}: a label map must be 3D, got shape {data.shape}")
         spacing = tuple(float(s) for s in np.sqrt((affine[:3, :3] ** 2).sum(0)))
@@ -233,16 +243,7 @@ def read_regions(path: Path, scheme: LabelScheme) -> tuple[np.ndarray, LabelMap]
     Raises:
         EvaluationError: unreadable, or neither R masks nor a label map.
     """
-    from scseg.data.volumes3d import read_volume
-
-    try:
-        data, affine = read_volume(path)
-        data = np.asarray(data)
-    except Exception as err:  # nibabel and pynrrd raise many types for bad files
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        raise EvaluationError(f"{path}: cannot read volume ({first})") from None
-    if data.ndim == 4 and data.shape[3] == 1:
-        data = data[..., 0]
+    data, affine = _read_volume(path)
     if data.ndim == 4 and data.shape[3] == scheme.channels:
         masks = np.moveaxis(data > 0, 3, 0)
     elif data.ndim == 3 and scheme.regions is not None:
