@@ -347,9 +347,10 @@ class MSD3DDataModule(SegmentationDataModule):
             crop = T.RandCropByPosNegLabeld(
                 keys, "label", region, ratio, 1.0 - ratio, num_samples=n
             )
-        else:  # encoded (0: not annotated): foreground or annotated background, never neither
+        else:  # encoded (0: not annotated): foreground or annotated background; unannotated
+            # centres only for a volume with no annotation at all (MONAI needs some ratio)
             share = [ratio / (self.classes - 1)] * (self.classes - 1)
-            crop = T.RandCropByLabelClassesd(keys, "label", region, [0.0, 1.0 - ratio, *share],
+            crop = T.RandCropByLabelClassesd(keys, "label", region, [1e-9, 1.0 - ratio, *share],
                                              num_classes=self.classes + 1, num_samples=n,
                                              warn=False)  # fmt: skip
         return sparse_labels(self.ignore_index, [

@@ -121,6 +121,19 @@ def test_padding_and_turned_corners_are_not_annotated() -> None:
     assert values == {1.0, float(IGNORE)}  # padded: ignore, not background 0
 
 
+def test_a_volume_without_annotation_still_gives_patches() -> None:
+    from scseg.data import MSD3DDataModule
+
+    image, label = torch.ones(1, 20, 20, 20), torch.full((1, 20, 20, 20), float(IGNORE))
+    module = MSD3DDataModule(root=".", classes=3, patch_size=(8, 8, 8), validate=False,
+                             intensity_augmentation="none")  # fmt: skip
+    module.ignore_index = IGNORE
+    augment = T.Compose(module._patch_augmentation())
+    augment.set_random_state(0)
+    patches = augment({"image": image, "label": label})
+    assert all(set(torch.unique(p["label"]).tolist()) == {float(IGNORE)} for p in patches)
+
+
 def test_slice_augmentation_keeps_ignore_as_itself() -> None:
     from scseg.data import MSDSlicesDataModule
 
