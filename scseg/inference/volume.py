@@ -218,7 +218,7 @@ def predict_volume(
     if model.multilabel:
         if probabilities or probabilities_file is not None:
             raise InputError(f"{path}: probabilities are not written for region models")
-        masks = _invert_regions(pre, image, probs, grid)
+        masks = _invert_regions(pre, image, probs, grid, path)
         return VolumePrediction(_region_output(model, masks, regions, affine, header),
                                 series=dicom)  # fmt: skip
     if probabilities_file is not None:
@@ -238,20 +238,33 @@ def predict_volume(
 
 
 def _invert_regions(
-    pre: T.Compose, image: MetaTensor, probs: torch.Tensor, shape: tuple[int, ...]
+    pre: T.Compose, image: MetaTensor, probs: torch.Tensor, shape: tuple[int, ...], path
 ) -> np.ndarray:
     """Region probabilities ``(R, *preprocessed)`` back on the input grid a few regions at
-    a time, each thresholded at 0.5: masks ``(R, *input)`` (bool)."""
-    regions = probs.shape[0]
-    step = max(1, min(regions, CLASS_CHUNK_ELEMENTS // max(1, int(np.prod(shape)))))
-    invert = T.Invertd("pred", transform=pre, orig_keys="image", nearest_interp=False)
-    masks = np.zeros((regions, *shape), bool)
-    for start in range(0, regions, step):
-        part = MetaTensor(probs[start : start + step], meta=dict(image.meta))
-        chunk = invert({"image": image, "pred": part})["pred"]
-        chunk = (chunk.as_tensor() if isinstance(chunk, MetaTensor) else chunk).float()
+    a time, each thresholded at 0.5: masks ``(R, *input)`` (bool).
+
+    Raises:
+        InputError: naming ``path`` if the inversion does not land on the input grid.
+    """
+    masks = np.zeros((probs.shape[0], *shape), bool)
+    for start, chunk in _inverted_chunks(pre, image, probs, shape):
+        if tuple(chunk.shape[1:]) != shape:
+            raise InputError(f"{path}: internal error: output grid {chunk.shape[1:]} != {shape}")
         masks[start : start + chunk.shape[0]] = (chunk > 0.5).numpy()
     return masks
+
+
+def _inverted_chunks(pre: T.Compose, image: MetaTensor, probs: torch.Tensor, shape):
+    """``(start, chunk)``: channels ``start..`` of ``probs`` ``(C, *preprocessed)`` mapped
+    back to the input grid (MONAI ``Invertd``, float32 ``(k, *input)``), a few channels at
+    a time so that memory does not grow with the number of channels. Resampling is per
+    channel, so each chunk equals that part of inverting all channels at once."""
+    step = max(1, min(probs.shape[0], CLASS_CHUNK_ELEMENTS // max(1, int(np.prod(shape)))))
+    invert = T.Invertd("pred", transform=pre, orig_keys="image", nearest_interp=False)
+    for start in range(0, probs.shape[0], step):
+        part = MetaTensor(probs[start : start + step], meta=dict(image.meta))
+        chunk = invert({"image": image, "pred": part})["pred"]
+        yield start, (chunk.as_tensor() if isinstance(chunk, MetaTensor) else chunk).float()
 
 
 def _region_output(model: LoadedModel, masks: np.ndarray, mode: str, affine, header):
@@ -290,13 +303,8 @@ def _invert_argmax(
         probabilities ``(*input, C)``.
     """
     classes = probs.shape[0]
-    step = max(1, min(classes, CLASS_CHUNK_ELEMENTS // max(1, int(np.prod(shape)))))
-    invert = T.Invertd("pred", transform=pre, orig_keys="image", nearest_interp=False)
     best = labels = full = None
-    for start in range(0, classes, step):
-        part = MetaTensor(probs[start : start + step], meta=dict(image.meta))
-        chunk = invert({"image": image, "pred": part})["pred"]
-        chunk = (chunk.as_tensor() if isinstance(chunk, MetaTensor) else chunk).float()
+    for start, chunk in _inverted_chunks(pre, image, probs, shape):
         if tuple(chunk.shape[1:]) != shape:
             return np.empty(tuple(chunk.shape[1:])), None  # reported by the caller
         if sink is not None:

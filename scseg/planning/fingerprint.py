@@ -8,6 +8,7 @@ intensities are sampled from foreground voxels (at most 10,000 per case and chan
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -55,7 +56,7 @@ class Fingerprint:
     def channels(self) -> int:
         return self.cases[0].channels
 
-    @property
+    @functools.cached_property
     def scheme(self) -> LabelScheme | None:
         """What ``dataset.json`` says the label values mean (:mod:`scseg.data.labels`):
         an ignore value, regions, or (``None``) plain classes."""
