@@ -1,0 +1,415 @@
+"""Against nnU-Net: its whole pipeline, run through its own command line, beside scseg's
+``plan`` -> ``fit`` -> ``predict`` on the same training and held-out cases, both scored by
+``scseg evaluate``, at equal gradient steps and at equal training wall time.
+
+nnU-Net v2 (``nnunetv2``, pinned below) lives in its own environment
+(``runs/against_nnunet/nnunet-env``, made with uv), never in scseg's. Per dataset and repeat:
+
+1. scseg: ``scseg plan`` (its split: training and held-out cases), then ``scseg fit`` for E
+   epochs, ``scseg predict --tta`` on the held-out cases with the last checkpoint.
+2. nnU-Net: the same training cases in its raw layout (``imagesTr``, ``labelsTr``, the
+   held-out cases in ``imagesTs``), ``nnUNetv2_plan_and_preprocess``, ``nnUNetv2_train ...
+   all -tr nnUNetTrainer_scsegBudget`` (its default trainer with E epochs of as many steps as
+   scseg's epoch, ``nnunet/``), ``nnUNetv2_predict`` (final checkpoint, its default mirroring).
+   Both draw 2 patches per step, so equal steps are equal patches.
+3. Equal wall time: whichever trained faster at equal steps trains again for as many steps
+   as fit in the slower one's training time.
+4. A baseline that needs no learning, scored the same way.
+
+    uv run python benchmarks/against_nnunet.py run --dataset tissue --epochs 8 [--repeat 0]
+    uv run python benchmarks/against_nnunet.py report
+
+Results: ``benchmarks/results/against_nnunet.{md,csv}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import yaml
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+RESULTS = HERE / "results"
+RUNS = REPO / "runs" / "against_nnunet"
+ENV = RUNS / "nnunet-env"
+NNUNET = "nnunetv2==2.8.1"
+TRAINER = "nnUNetTrainer_scsegBudget"
+SCSEG = [sys.executable, "-m", "scseg.cli"]
+
+# per dataset: nnU-Net's dataset id, and what both plans are asked to change
+DATASETS = {
+    "tissue": {
+        "id": 901,
+        "title": "brain tissue blocks (`scseg data own_scans`: 6 training, 2 held-out), 2 mm",
+        # both at 2 mm (each would plan the data's 1 mm), to fit two CPU cores
+        "plan": ["--spacing", "2", "2", "2"],
+        "nnunet_plan": ["-overwrite_target_spacing", "2", "2", "2"],
+        "names": {"class_1": "grey matter", "class_2": "white matter"},
+    },
+    "tumour": {
+        "id": 902,
+        "title": "tumour MR (`scseg data tumour3d`: 2 training, 1 held-out), each plan's "
+        "spacing, patches planned for 2 GB",
+        # both plan their patch for 2 GB instead of 8 (nnU-Net's reference GPU), to fit
+        # two CPU cores
+        "plan": ["--memory", "2"],
+        "nnunet_plan": ["-gpu_memory_target", "2"],
+    },
+}
+
+
+# scseg plan options measured beside the plain plan at equal steps (`run --variant NAME`)
+VARIANTS = {
+    "nnunet-schedule": ("scseg, nnU-Net's schedule", ["--schedule", "nnunet"]),
+}
+
+
+def sh(cmd: list, env: dict | None = None, log: Path | None = None) -> float:
+    """Runs ``cmd``, its output to ``log``; returns its wall time; raises on failure."""
+    start = time.perf_counter()
+    with open(log or os.devnull, "w") as out:
+        done = subprocess.run([str(c) for c in cmd], env=env, stdout=out, stderr=subprocess.STDOUT)
+    if done.returncode:
+        tail = Path(log).read_text()[-3000:] if log else ""
+        raise SystemExit(f"failed ({done.returncode}): {' '.join(map(str, cmd))}\n{tail}")
+    return time.perf_counter() - start
+
+
+def uv() -> list[str]:
+    found = shutil.which("uv")
+    return [found] if found else ["python3", "-m", "uv"]
+
+
+def nnunet_env() -> dict:
+    """The isolated nnU-Net environment (made once) and the variables its commands need."""
+    python = ENV / "bin" / "python"
+    if not python.exists():
+        RUNS.mkdir(parents=True, exist_ok=True)
+        sh([*uv(), "venv", "-q", "--python", sys.executable, ENV])
+        sh([*uv(), "pip", "install", "-q", "--python", python, NNUNET])
+    package = subprocess.run(
+        [python, "-c", "import nnunetv2, os; print(os.path.dirname(nnunetv2.__file__))"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    variants = Path(package) / "training" / "nnUNetTrainer" / "variants"
+    shutil.copy(HERE / "nnunet" / f"{TRAINER}.py", variants / f"{TRAINER}.py")
+    return {**os.environ, "PATH": f"{ENV / 'bin'}:{os.environ['PATH']}"}
+
+
+def prepare(name: str, folder: Path, variant: str | None = None) -> tuple[Path, dict, dict]:
+    """``(data folder, scseg config, split)``: the dataset and scseg's plan of it (with the
+    variant's plan options: ``scseg_<variant>.yaml``)."""
+    if name == "tissue":
+        sh([*SCSEG, "data", "own_scans", "--out", folder], log=folder / "data.log")
+        data = folder / "own_scans"
+    else:
+        from scseg.data.samples import prepare_sample
+
+        data = prepare_sample("tumour3d", quiet=True)
+    stem = f"scseg_{variant}" if variant else "scseg"
+    config = folder / f"{stem}.yaml"
+    extra = VARIANTS[variant][1] if variant else []
+    if not config.exists():
+        sh([*SCSEG, "plan", "--data", data, "--out", config, *DATASETS[name]["plan"], *extra],
+           log=folder / f"{stem}_plan.log")  # fmt: skip
+    split = json.loads((folder / f"{stem}_split.json").read_text())
+    return data, yaml.safe_load(config.read_text()), split
+
+
+def steps_per_epoch(config: dict, split: dict) -> int:
+    """scseg's training steps per epoch: a batch of ``batch_size`` volumes per step, each
+    volume listed ``repeats`` times (every volume gives ``samples_per_volume`` patches)."""
+    args = config["data"]["init_args"]
+    return math.ceil(args.get("repeats", 1) * len(split["train"]) / args["batch_size"])
+
+
+def nnunet_raw(name: str, data: Path, config: dict, split: dict, env: dict) -> Path:
+    """nnU-Net's raw dataset: the training cases, the held-out ones in ``imagesTs``."""
+    raw = Path(env["nnUNet_raw"]) / f"Dataset{DATASETS[name]['id']}_{name}"
+    if (raw / "dataset.json").exists():
+        return raw
+    for sub in ("imagesTr", "labelsTr", "imagesTs"):
+        (raw / sub).mkdir(parents=True, exist_ok=True)
+    for case in split["train"]:
+        shutil.copy(data / "imagesTr" / f"{case}.nii.gz", raw / "imagesTr" / f"{case}_0000.nii.gz")
+        shutil.copy(data / "labelsTr" / f"{case}.nii.gz", raw / "labelsTr" / f"{case}.nii.gz")
+    for case in split["val"]:
+        shutil.copy(data / "imagesTr" / f"{case}.nii.gz", raw / "imagesTs" / f"{case}_0000.nii.gz")
+    names = config["data"]["init_args"]["class_names"]
+    meta = {
+        "channel_names": {"0": "MRI"},
+        "labels": {n: i for i, n in enumerate(names)},
+        "numTraining": len(split["train"]),
+        "file_ending": ".nii.gz",
+    }
+    (raw / "dataset.json").write_text(json.dumps(meta, indent=1))
+    return raw
+
+
+def baseline(name: str, data: Path, split: dict, out: Path) -> str:
+    """Label maps of the held-out cases that need no learning; returns what they are."""
+    out.mkdir(parents=True, exist_ok=True)
+    for case in split["val"]:
+        img = nib.load(data / "imagesTr" / f"{case}.nii.gz")
+        image = np.asarray(img.dataobj, np.float32)
+        if name == "tissue":
+            sys.path.insert(0, str(HERE))
+            from simple_baselines import two_thresholds
+
+            low, high = two_thresholds(image[image > 0])
+            guess = np.where(image <= low, 0, np.where(image <= high, 1, 2))
+        else:
+            guess = np.zeros(image.shape)
+        nib.save(nib.Nifti1Image(guess.astype(np.uint8), img.affine), out / f"{case}.nii.gz")
+    return "two-threshold Otsu on intensity" if name == "tissue" else "majority class (background)"
+
+
+def evaluate(prediction: Path, data: Path, config: dict, split_file: Path) -> dict:
+    """``scseg evaluate``'s mean Dice, HD95 and NSD per class over the held-out cases."""
+    scores = prediction.parent / f"{prediction.name}_scores.csv"
+    names = config["data"]["init_args"]["class_names"]
+    sh([*SCSEG, "evaluate", "--prediction", prediction, "--truth", data / "labelsTr",
+        "--split", split_file, "--out", scores, "--classes", *names, "--overwrite"],
+       log=prediction.parent / f"{prediction.name}_evaluate.log")  # fmt: skip
+    per_class: dict[str, dict[str, list[float]]] = {}
+    with open(scores) as f:
+        for row in csv.DictReader(f):
+            entry = per_class.setdefault(row["name"], {"dice": [], "hd95": [], "nsd": []})
+            for key in entry:
+                if row.get(key) not in (None, ""):
+                    entry[key].append(float(row[key]))
+    return {n: {k: float(np.mean(v)) for k, v in m.items() if v} for n, m in per_class.items()}
+
+
+def held_out_images(data: Path, split: dict, folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for case in split["val"]:
+        link = folder / f"{case}.nii.gz"
+        if not link.exists():
+            link.symlink_to((data / "imagesTr" / f"{case}.nii.gz").resolve())
+    return folder
+
+
+def run_scseg(folder: Path, config_file: Path, epochs: int, seed: int, images: Path) -> dict:
+    """``scseg fit`` for ``epochs`` (validating once, at the end), ``scseg predict --tta``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    fit = sh([*SCSEG, "fit", "--config", config_file, "--seed_everything", seed,
+              "--trainer.max_epochs", epochs, "--trainer.check_val_every_n_epoch", epochs,
+              "--trainer.default_root_dir", folder], log=folder / "fit.log")  # fmt: skip
+    prediction = folder / "prediction"
+    shutil.rmtree(prediction, ignore_errors=True)
+    predict = sh([*SCSEG, "predict", "--checkpoint", folder / "checkpoints" / "last.ckpt",
+                  "--input", images, "--output", prediction, "--tta", "--quiet"],
+                 log=folder / "predict.log")  # fmt: skip
+    return {"train_s": fit, "predict_s": predict, "prediction": prediction}
+
+
+def run_nnunet(name: str, folder: Path, env: dict, epochs: int, iterations: int, raw: Path):
+    """nnU-Net's plan (once), training for ``epochs`` x ``iterations`` and prediction."""
+    ident = str(DATASETS[name]["id"])
+    plans = "nnUNetPlans"
+    pre = Path(env["nnUNet_preprocessed"]) / raw.name
+    if DATASETS[name]["nnunet_plan"]:
+        plans = "nnUNetPlans_scsegBudget"
+    if not (pre / f"{plans}.json").exists():
+        sh(["nnUNetv2_plan_and_preprocess", "-d", ident, "-c", "3d_fullres", "-np", "2",
+            "--verify_dataset_integrity"], env=env,
+           log=raw.parent / f"{name}_plan.log")  # fmt: skip
+        if plans != "nnUNetPlans":
+            sh(["nnUNetv2_plan_experiment", "-d", ident, *DATASETS[name]["nnunet_plan"],
+                "-overwrite_plans_name", plans],
+               env=env, log=raw.parent / f"{name}_plan2.log")  # fmt: skip
+            sh(["nnUNetv2_preprocess", "-d", ident, "-plans_name", plans, "-c", "3d_fullres",
+                "-np", "2"], env=env, log=raw.parent / f"{name}_preprocess.log")  # fmt: skip
+    folder.mkdir(parents=True, exist_ok=True)
+    env = {**env, "nnUNet_results": str(folder / "results"), "SCSEG_NNUNET_EPOCHS": str(epochs),
+           "SCSEG_NNUNET_ITERATIONS": str(iterations)}  # fmt: skip
+    shutil.rmtree(folder / "results", ignore_errors=True)
+    device = "cuda" if _cuda() else "cpu"
+    train = sh(["nnUNetv2_train", ident, "3d_fullres", "all", "-tr", TRAINER, "-p", plans,
+                "-device", device], env=env, log=folder / "train.log")  # fmt: skip
+    prediction = folder / "prediction"
+    shutil.rmtree(prediction, ignore_errors=True)
+    predict = sh(["nnUNetv2_predict", "-i", raw / "imagesTs", "-o", prediction, "-d", ident,
+                  "-c", "3d_fullres", "-f", "all", "-tr", TRAINER, "-p", plans,
+                  "-chk", "checkpoint_final.pth", "-device", device, "-npp", "1", "-nps", "1"],
+                 env=env, log=folder / "predict.log")  # fmt: skip
+    return {"train_s": train, "predict_s": predict, "prediction": prediction}
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def run(args: argparse.Namespace) -> None:
+    name, repeat = args.dataset, args.repeat
+    base = RUNS / name
+    base.mkdir(parents=True, exist_ok=True)
+    env = nnunet_env()
+    env.update(nnUNet_raw=str(RUNS / "nnunet_raw"), nnUNet_preprocessed=str(RUNS / "nnunet_pre"),
+               nnUNet_n_proc_DA=str(os.cpu_count() or 1))  # fmt: skip
+    data, config, split = prepare(name, base)
+    images = held_out_images(data, split, base / "held_out")
+    per_epoch = steps_per_epoch(config, split)
+    rows = []
+
+    def record(pipeline: str, budget: str, epochs: int, result: dict) -> None:
+        scores = evaluate(result["prediction"], data, config, base / "scseg_split.json")
+        rows.append({"dataset": name, "repeat": repeat, "pipeline": pipeline, "budget": budget,
+                     "steps": epochs * per_epoch, "train_s": round(result["train_s"], 1),
+                     "predict_s": round(result["predict_s"], 1), "scores": scores})  # fmt: skip
+        print(f"{name} {pipeline} {budget}: {epochs * per_epoch} steps, "
+              f"{result['train_s']:.0f} s, {scores}", flush=True)  # fmt: skip
+
+    run_dir = base / f"repeat{repeat}"
+    if args.variant:
+        label, _ = VARIANTS[args.variant]
+        _, variant_config, _ = prepare(name, base, args.variant)
+        assert steps_per_epoch(variant_config, split) == per_epoch
+        result = run_scseg(run_dir / f"scseg_{args.variant}", base / f"scseg_{args.variant}.yaml",
+                           args.epochs, repeat, images)  # fmt: skip
+        record(label, "equal steps", args.epochs, result)
+        return save(rows, name)
+    raw = nnunet_raw(name, data, config, split, env)
+    what = baseline(name, data, split, base / "baseline")
+    record(what, "no learning", 0, {"train_s": 0, "predict_s": 0,
+                                    "prediction": base / "baseline"})  # fmt: skip
+    ours = run_scseg(run_dir / "scseg_steps", base / "scseg.yaml", args.epochs, repeat, images)
+    record("scseg", "equal steps", args.epochs, ours)
+    theirs = run_nnunet(name, run_dir / "nnunet_steps", env, args.epochs, per_epoch, raw)
+    record("nnU-Net", "equal steps", args.epochs, theirs)
+    # equal wall time: the faster one trains again for the slower one's training time
+    if args.no_equal_time:
+        pass
+    elif ours["train_s"] < theirs["train_s"]:
+        epochs = max(args.epochs, round(args.epochs * theirs["train_s"] / ours["train_s"]))
+        more = run_scseg(run_dir / "scseg_time", base / "scseg.yaml", epochs, repeat, images)
+        record("scseg", "equal wall time", epochs, more)
+    else:
+        epochs = max(args.epochs, round(args.epochs * ours["train_s"] / theirs["train_s"]))
+        more = run_nnunet(name, run_dir / "nnunet_time", env, epochs, per_epoch, raw)
+        record("nnU-Net", "equal wall time", epochs, more)
+    save(rows, name)
+
+
+def save(rows: list[dict], name: str) -> None:
+    out = RUNS / "results.jsonl"
+    with open(out, "a") as f:
+        for row in rows:
+            f.write(json.dumps({**row, "title": DATASETS[name]["title"], "nnunet": NNUNET}) + "\n")
+    print(f"appended {len(rows)} rows to {out}")
+
+
+def _mean(scores: dict, classes: list[str], key: str) -> float:
+    return float(np.mean([scores[c][key] for c in classes if key in scores.get(c, {})]))
+
+
+def paired(ours: list[dict], theirs: list[dict], classes: list[str], seed: int = 0) -> str:
+    """Dice of ``ours`` minus ``theirs``, paired by repeat and class, with a 95 % bootstrap
+    interval (repeats and classes resampled)."""
+    by_repeat = {r["repeat"]: r["scores"] for r in theirs}
+    diff = np.array([[r["scores"][c]["dice"] - by_repeat[r["repeat"]][c]["dice"] for c in classes]
+                     for r in ours if r["repeat"] in by_repeat])  # fmt: skip
+    if not diff.size:
+        return "no paired repeats"
+    rng = np.random.default_rng(seed)
+    boot = [diff[np.ix_(rng.integers(0, len(diff), len(diff)),
+                        rng.integers(0, diff.shape[1], diff.shape[1]))].mean()
+            for _ in range(2000)]  # fmt: skip
+    lo, hi = np.percentile(boot, [2.5, 97.5])
+    return (f"{diff.mean():+.3f} [{lo:+.3f}, {hi:+.3f}] "
+            f"({len(diff)} repeat(s) x {diff.shape[1]} classes)")  # fmt: skip
+
+
+def report(args: argparse.Namespace) -> None:
+    rows = [json.loads(line) for line in (RUNS / "results.jsonl").read_text().splitlines()]
+    RESULTS.mkdir(exist_ok=True)
+    lines = ["<!-- generated by benchmarks/against_nnunet.py; do not edit -->", ""]
+    flat = []
+    for name in dict.fromkeys(r["dataset"] for r in rows):
+        group = [r for r in rows if r["dataset"] == name]
+        classes = [c for c in group[0]["scores"] if c != "background"]
+        shown = DATASETS[name].get("names", {})
+        lines += [f"**{DATASETS[name]['title']}**", "",
+                  "| pipeline | budget | repeats | steps | training (s) | prediction (s) | "
+                  + " | ".join(f"{shown.get(c, c)}: Dice" for c in classes)
+                  + " | mean Dice | mean HD95 (mm) | mean NSD (1 mm) |",
+                  "|---|---|---|---|---|---|" + "---|" * (len(classes) + 3)]  # fmt: skip
+        runs: dict[tuple, list[dict]] = {}
+        for r in group:
+            runs.setdefault((r["pipeline"], r["budget"]), []).append(r)
+        for (pipeline, budget), same in runs.items():
+            learnt = budget != "no learning"
+            same = same if learnt else same[:1]
+            means = [_mean(r["scores"], classes, "dice") for r in same]
+            spread = f" ± {np.std(means, ddof=1):.3f}" if len(same) > 1 else ""
+            dice = " | ".join(
+                f"{np.mean([r['scores'][c]['dice'] for r in same]):.3f}" for c in classes
+            )
+            cells = [pipeline, budget, str(len(same)) if learnt else "",
+                     "/".join(sorted({str(r["steps"]) for r in same})) if learnt else "",
+                     f"{np.mean([r['train_s'] for r in same]):.0f}" if learnt else "",
+                     f"{np.mean([r['predict_s'] for r in same]):.0f}" if learnt else "",
+                     dice, f"**{np.mean(means):.3f}**{spread}",
+                     f"{np.mean([_mean(r['scores'], classes, 'hd95') for r in same]):.2f}",
+                     f"{np.mean([_mean(r['scores'], classes, 'nsd') for r in same]):.3f}",
+                     ]  # fmt: skip
+            lines.append("| " + " | ".join(cells) + " |")
+            for r in same:
+                flat.append({"dataset": name, "pipeline": pipeline, "budget": budget,
+                             "repeat": r["repeat"] if learnt else "", "steps": r["steps"],
+                             "train_s": r["train_s"], "predict_s": r["predict_s"],
+                             **{f"dice_{c}": r["scores"][c]["dice"] for c in classes},
+                             "mean_dice": _mean(r["scores"], classes, "dice"),
+                             "mean_hd95": _mean(r["scores"], classes, "hd95"),
+                             "mean_nsd": _mean(r["scores"], classes, "nsd")})  # fmt: skip
+        lines.append("")
+        nnunet = runs.get(("nnU-Net", "equal steps"), [])
+        for (pipeline, budget), same in runs.items():
+            if pipeline != "nnU-Net" and budget == "equal steps":
+                lines.append(f"- {pipeline} minus nnU-Net, equal steps, Dice: "
+                             f"{paired(same, nnunet, classes)}")  # fmt: skip
+        lines.append("")
+    lines.append(f"nnU-Net: {rows[0]['nnunet']} through its own CLI (`{TRAINER}`: its default "
+                 "trainer with the budget set); two CPU cores. scseg predicts with `--tta`, "
+                 "nnU-Net with its default mirroring; both from the last checkpoint.")  # fmt: skip
+    (RESULTS / "against_nnunet.md").write_text("\n".join(lines) + "\n")
+    with open(RESULTS / "against_nnunet.csv", "w", newline="") as f:
+        fields = list(dict.fromkeys(k for row in flat for k in row))
+        writer = csv.DictWriter(f, fields)
+        writer.writeheader()
+        writer.writerows(flat)
+    print((RESULTS / "against_nnunet.md").read_text())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    go = sub.add_parser("run")
+    go.add_argument("--dataset", choices=DATASETS, required=True)
+    go.add_argument("--epochs", type=int, default=8, help="of scseg's steps per epoch")
+    go.add_argument("--repeat", type=int, default=0, help="scseg's seed; nnU-Net is unseeded")
+    go.add_argument("--variant", choices=VARIANTS, help="only this scseg plan variant")
+    go.add_argument("--no-equal-time", action="store_true", help="equal steps only")
+    go.set_defaults(fn=run)
+    sub.add_parser("report").set_defaults(fn=report)
+    args = parser.parse_args()
+    args.fn(args)
+
+
+if __name__ == "__main__":
+    main()
