@@ -284,6 +284,11 @@ def run(args: argparse.Namespace) -> None:
                            args.epochs, repeat, images)  # fmt: skip
         record(label, "equal steps", args.epochs, result)
         return save(rows, name)
+    if args.equal_time_epochs:
+        epochs = args.equal_time_epochs
+        more = run_scseg(run_dir / "scseg_time", base / "scseg.yaml", epochs, repeat, images)
+        record("scseg", "equal wall time", epochs, more)
+        return save(rows, name)
     raw = nnunet_raw(name, data, config, split, env)
     what = baseline(name, data, split, base / "baseline")
     record(what, "no learning", 0, {"train_s": 0, "predict_s": 0,
@@ -379,10 +384,14 @@ def report(args: argparse.Namespace) -> None:
                              "mean_nsd": _mean(r["scores"], classes, "nsd")})  # fmt: skip
         lines.append("")
         nnunet = runs.get(("nnU-Net", "equal steps"), [])
+        plain = runs.get(("scseg", "equal steps"), [])
         for (pipeline, budget), same in runs.items():
-            if pipeline != "nnU-Net" and budget == "equal steps":
-                lines.append(f"- {pipeline} minus nnU-Net, equal steps, Dice: "
-                             f"{paired(same, nnunet, classes)}")  # fmt: skip
+            if pipeline == "scseg" and budget != "no learning":
+                versus = paired(same, nnunet, classes)
+                lines.append(f"- scseg ({budget}) minus nnU-Net, Dice: {versus}")
+            elif pipeline.startswith("scseg, "):
+                lines.append(f"- {pipeline} ({budget}) minus scseg, Dice: "
+                             f"{paired(same, plain, classes)}")  # fmt: skip
         lines.append("")
     lines.append(f"nnU-Net: {rows[0]['nnunet']} through its own CLI (`{TRAINER}`: its default "
                  "trainer with the budget set); two CPU cores. scseg predicts with `--tta`, "
@@ -405,6 +414,8 @@ def main() -> None:
     go.add_argument("--repeat", type=int, default=0, help="scseg's seed; nnU-Net is unseeded")
     go.add_argument("--variant", choices=VARIANTS, help="only this scseg plan variant")
     go.add_argument("--no-equal-time", action="store_true", help="equal steps only")
+    go.add_argument("--equal-time-epochs", type=int, help="only scseg's equal-time run, for "
+                    "this many epochs (what an earlier repeat found)")  # fmt: skip
     go.set_defaults(fn=run)
     sub.add_parser("report").set_defaults(fn=report)
     args = parser.parse_args()
