@@ -38,6 +38,9 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import yaml
+from simple_baselines import two_thresholds
+
+from scseg.evaluation import METRICS, summarise
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -165,9 +168,6 @@ def baseline(name: str, data: Path, split: dict, out: Path) -> str:
         img = nib.load(data / "imagesTr" / f"{case}.nii.gz")
         image = np.asarray(img.dataobj, np.float32)
         if name == "tissue":
-            sys.path.insert(0, str(HERE))
-            from simple_baselines import two_thresholds
-
             low, high = two_thresholds(image[image > 0])
             guess = np.where(image <= low, 0, np.where(image <= high, 1, 2))
         else:
@@ -183,14 +183,11 @@ def evaluate(prediction: Path, data: Path, config: dict, split_file: Path) -> di
     sh([*SCSEG, "evaluate", "--prediction", prediction, "--truth", data / "labelsTr",
         "--split", split_file, "--out", scores, "--classes", *names, "--overwrite"],
        log=prediction.parent / f"{prediction.name}_evaluate.log")  # fmt: skip
-    per_class: dict[str, dict[str, list[float]]] = {}
-    with open(scores) as f:
-        for row in csv.DictReader(f):
-            entry = per_class.setdefault(row["name"], {"dice": [], "hd95": [], "nsd": []})
-            for key in entry:
-                if row.get(key) not in (None, ""):
-                    entry[key].append(float(row[key]))
-    return {n: {k: float(np.mean(v)) for k, v in m.items() if v} for n, m in per_class.items()}
+    with open(scores) as f:  # the CSV leaves a score that is NaN empty
+        rows = [{**row, **{m: float(row[m] or "nan") for m in METRICS}}
+                for row in csv.DictReader(f)]  # fmt: skip
+    return {entry["name"]: {k: entry[k] for k in ("dice", "hd95", "nsd") if entry["cases"]}
+            for entry in summarise(rows)}  # fmt: skip
 
 
 def held_out_images(data: Path, split: dict, folder: Path) -> Path:
@@ -218,18 +215,14 @@ def run_scseg(folder: Path, config_file: Path, epochs: int, seed: int, images: P
 
 def run_nnunet(name: str, folder: Path, env: dict, epochs: int, iterations: int, raw: Path):
     """nnU-Net's plan (once), training for ``epochs`` x ``iterations`` and prediction."""
-    ident = str(DATASETS[name]["id"])
-    plans = "nnUNetPlans"
-    pre = Path(env["nnUNet_preprocessed"]) / raw.name
-    if DATASETS[name]["nnunet_plan"]:
-        plans = "nnUNetPlans_scsegBudget"
-    if not (pre / f"{plans}.json").exists():
+    ident, change = str(DATASETS[name]["id"]), DATASETS[name]["nnunet_plan"]
+    plans = "nnUNetPlans_scsegBudget" if change else "nnUNetPlans"
+    if not (Path(env["nnUNet_preprocessed"]) / raw.name / f"{plans}.json").exists():
         sh(["nnUNetv2_plan_and_preprocess", "-d", ident, "-c", "3d_fullres", "-np", "2",
             "--verify_dataset_integrity"], env=env,
            log=raw.parent / f"{name}_plan.log")  # fmt: skip
-        if plans != "nnUNetPlans":
-            sh(["nnUNetv2_plan_experiment", "-d", ident, *DATASETS[name]["nnunet_plan"],
-                "-overwrite_plans_name", plans],
+        if change:
+            sh(["nnUNetv2_plan_experiment", "-d", ident, *change, "-overwrite_plans_name", plans],
                env=env, log=raw.parent / f"{name}_plan2.log")  # fmt: skip
             sh(["nnUNetv2_preprocess", "-d", ident, "-plans_name", plans, "-c", "3d_fullres",
                 "-np", "2"], env=env, log=raw.parent / f"{name}_preprocess.log")  # fmt: skip
@@ -284,10 +277,13 @@ def run(args: argparse.Namespace) -> None:
                            args.epochs, repeat, images)  # fmt: skip
         record(label, "equal steps", args.epochs, result)
         return save(rows, name)
-    if args.equal_time_epochs:
-        epochs = args.equal_time_epochs
+
+    def scseg_equal_time(epochs: int) -> None:
         more = run_scseg(run_dir / "scseg_time", base / "scseg.yaml", epochs, repeat, images)
         record("scseg", "equal wall time", epochs, more)
+
+    if args.equal_time_epochs:
+        scseg_equal_time(args.equal_time_epochs)
         return save(rows, name)
     raw = nnunet_raw(name, data, config, split, env)
     what = baseline(name, data, split, base / "baseline")
@@ -298,14 +294,13 @@ def run(args: argparse.Namespace) -> None:
     theirs = run_nnunet(name, run_dir / "nnunet_steps", env, args.epochs, per_epoch, raw)
     record("nnU-Net", "equal steps", args.epochs, theirs)
     # equal wall time: the faster one trains again for the slower one's training time
+    faster, slower = sorted((ours["train_s"], theirs["train_s"]))
+    epochs = max(args.epochs, round(args.epochs * slower / faster))
     if args.no_equal_time:
         pass
     elif ours["train_s"] < theirs["train_s"]:
-        epochs = max(args.epochs, round(args.epochs * theirs["train_s"] / ours["train_s"]))
-        more = run_scseg(run_dir / "scseg_time", base / "scseg.yaml", epochs, repeat, images)
-        record("scseg", "equal wall time", epochs, more)
+        scseg_equal_time(epochs)
     else:
-        epochs = max(args.epochs, round(args.epochs * ours["train_s"] / theirs["train_s"]))
         more = run_nnunet(name, run_dir / "nnunet_time", env, epochs, per_epoch, raw)
         record("nnU-Net", "equal wall time", epochs, more)
     save(rows, name)
