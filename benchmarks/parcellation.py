@@ -5,6 +5,14 @@ budget, all in the same training loop (``scseg fit``) on the same data.
     uv run python benchmarks/parcellation.py run --group ablation_3d --seeds 3 --jobs 6
     uv run python benchmarks/parcellation.py report
 
+The group ``ablation_prior`` (register then refine, ``configs/brain_parcellation_3d_prior.yaml``)
+validates on the native-space subjects:
+
+    uv run python benchmarks/parcellation.py run --group ablation_prior --seeds 3 \
+        --output runs/parcellation_native
+    uv run python benchmarks/parcellation.py report --prefix parcellation_native \
+        --output runs/parcellation_native
+
 ``run`` trains every run of the chosen groups (several at once with ``--jobs``; a finished
 run is read, not redone) into ``runs/parcellation/<group>/<name>_seed<k>``. ``report``
 reads them all and writes ``benchmarks/results/parcellation_*.{md,csv,png}``:
@@ -42,6 +50,9 @@ CONFIG_3D = str(REPO / "configs" / "brain_parcellation_3d.yaml")
 OPTIONS_2D = {"encoder_name": "resnet18", "encoder_weights": None,
               "decoder_channels": [128, 64, 32, 16, 16]}  # fmt: skip
 OPTIONS_3D = {"channels": [16, 32, 64, 128]}
+# register then refine, validated on the native-space subjects (split_native.json)
+CONFIG_PRIOR = str(REPO / "configs" / "brain_parcellation_3d_prior.yaml")
+OPTIONS_PRIOR = {**OPTIONS_3D, "label_prior": True}
 
 
 def _model(arch: str | None, attention: str, options: dict) -> list[str]:
@@ -51,7 +62,8 @@ def _model(arch: str | None, attention: str, options: dict) -> list[str]:
 
 # group -> {run name: (config, arguments, baseline run name or None)}
 GROUPS: dict[str, dict[str, tuple[str, list[str], str | None]]] = {}
-for dims, config, options in (("2d", CONFIG_2D, OPTIONS_2D), ("3d", CONFIG_3D, OPTIONS_3D)):
+for dims, config, options in (("2d", CONFIG_2D, OPTIONS_2D), ("3d", CONFIG_3D, OPTIONS_3D),
+                              ("prior", CONFIG_PRIOR, OPTIONS_PRIOR)):  # fmt: skip
     GROUPS[f"ablation_{dims}"] = {
         "none": (config, _model(None, "none", options), None),
         "cse": (config, _model(None, "cse", options), "none"),
@@ -219,7 +231,7 @@ def report_group(group: str, output: Path, rng: np.random.Generator, prefix: str
             row["small"] = paired(by_seed, runs[base_name], smallest, rng)
         rows.append(row)
     lines = [
-        f"### {group}: {len(names)} structures scored on the validation template, "
+        f"### {group}: {len(names)} structures scored on the validation cases, "
         f"{len(rows[0]['last_dice'])} seeds",
         "",
         "| variant | params | steps | last val Dice | best val Dice | 20 smallest, Dice "

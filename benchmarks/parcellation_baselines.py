@@ -3,8 +3,9 @@ MNI-space validation template: what every network row must be read against.
 
 * atlas copy: the training template's labels placed on the subject by world position;
 * affine registration: the training template registered to the subject (SimpleITK,
-  Mattes mutual information, rigid then 12 parameters, two resolutions), its labels warped
-  (nearest);
+  Mattes mutual information, rigid then 12 parameters, two resolutions;
+  :mod:`scseg.data.registration`, the same that a label-prior model starts from), its
+  labels warped (nearest);
 * affine + deformable: then SimpleITK's fast symmetric-forces demons at 2 mm, its labels
   warped.
 
@@ -25,80 +26,13 @@ import statistics
 import time
 from pathlib import Path
 
-import numpy as np
 import SimpleITK as sitk
 from common import write
 
+from scseg.data.registration import affine, deformable
+from scseg.data.registration import labels_on as _labels_on
 from scseg.data.samples import prepare_sample
 from scseg.evaluation import mean_dice
-
-
-def _labels_on(fixed: sitk.Image, labels: sitk.Image, transform: sitk.Transform) -> np.ndarray:
-    warped = sitk.Resample(labels, fixed, transform, sitk.sitkNearestNeighbor, 0)
-    return sitk.GetArrayFromImage(warped)
-
-
-def _method() -> sitk.ImageRegistrationMethod:
-    """Mattes mutual information on a regular 10 % sample (deterministic), at a quarter and
-    a half of the resolution."""
-    method = sitk.ImageRegistrationMethod()
-    method.SetMetricAsMattesMutualInformation(numberOfHistogramBins=32)
-    method.SetMetricSamplingStrategy(method.REGULAR)
-    method.SetMetricSamplingPercentage(0.1)
-    method.SetInterpolator(sitk.sitkLinear)
-    method.SetShrinkFactorsPerLevel([4, 2])
-    method.SetSmoothingSigmasPerLevel([2, 1])
-    method.SmoothingSigmasAreSpecifiedInPhysicalUnitsOn()
-    return method
-
-
-def _run(fixed: sitk.Image, moving: sitk.Image, start: sitk.Transform, rate: float,
-         iterations: int) -> sitk.Transform:  # fmt: skip
-    method = _method()
-    method.SetOptimizerAsRegularStepGradientDescent(learningRate=rate, minStep=1e-4,
-                                                    numberOfIterations=iterations,
-                                                    relaxationFactor=0.5)  # fmt: skip
-    method.SetOptimizerScalesFromPhysicalShift()
-    method.SetInitialTransform(start, inPlace=False)
-    found = method.Execute(fixed, moving)
-    return found.GetNthTransform(0) if isinstance(found, sitk.CompositeTransform) else found
-
-
-def affine(fixed: sitk.Image, moving: sitk.Image) -> sitk.Transform:
-    """Rigid (centres of mass aligned first), then the 12-parameter affine from it: a
-    direct affine search from the moments stopped in poorer optima here (Dice 0.52-0.68
-    against 0.73 on the first native subjects)."""
-    moments = sitk.CenteredTransformInitializerFilter.MOMENTS
-    start = sitk.CenteredTransformInitializer(fixed, moving, sitk.Euler3DTransform(), moments)
-    rigid = sitk.Euler3DTransform(_run(fixed, moving, start, 2.0, 200))
-    full = sitk.AffineTransform(3)
-    full.SetCenter(rigid.GetCenter())
-    full.SetMatrix(rigid.GetMatrix())
-    full.SetTranslation(rigid.GetTranslation())
-    return sitk.AffineTransform(_run(fixed, moving, full, 1.0, 300))
-
-
-def _at_2mm(image: sitk.Image) -> sitk.Image:
-    size = [round(n * p / 2.0) for n, p in zip(image.GetSize(), image.GetSpacing(), strict=True)]
-    return sitk.Resample(image, size, sitk.Transform(), sitk.sitkLinear, image.GetOrigin(),
-                         (2.0, 2.0, 2.0), image.GetDirection(), 0.0, sitk.sitkFloat32)  # fmt: skip
-
-
-def deformable(fixed: sitk.Image, moving: sitk.Image, initial: sitk.Transform) -> sitk.Transform:
-    """After the affine, SimpleITK's fast symmetric-forces demons at 2 mm (50 iterations,
-    the field smoothed with sigma 1.5 voxels), the moving template's intensities matched to
-    the subject's histogram first. A B-spline transform (a control point every 40 mm, 50
-    L-BFGS-B iterations) scored less (0.744 against 0.768 on native_00) in 77 s against
-    11 s."""
-    target = _at_2mm(fixed)
-    moved = sitk.Resample(moving, target, initial, sitk.sitkLinear, 0.0, sitk.sitkFloat32)
-    moved = sitk.HistogramMatching(moved, target, 256, 7, True)
-    demons = sitk.FastSymmetricForcesDemonsRegistrationFilter()
-    demons.SetNumberOfIterations(50)
-    demons.SetStandardDeviations(1.5)
-    field = demons.Execute(target, moved)
-    shift = sitk.DisplacementFieldTransform(sitk.Cast(field, sitk.sitkVectorFloat64))
-    return sitk.CompositeTransform([initial, shift])  # the field first, then the affine
 
 
 def score_subject(

@@ -138,3 +138,36 @@ def kvasir_zip(path: Path, n: int = 6) -> Path:
             zf.writestr(f"Kvasir-SEG/images/{name}.jpg", _jpg_bytes(image))
             zf.writestr(f"Kvasir-SEG/masks/{name}.jpg", _jpg_bytes((inside * 255).astype(np.uint8)))
     return path
+
+
+def ellipsoid_subject(shift_mm: float, affine: np.ndarray, size: int = 40):
+    """A bright ellipsoid (label 1 on its left half, 2 on its right) with an inner landmark
+    in a dim box, moved along x by ``shift_mm``: ``(image float32, labels int16)``."""
+    grid = np.stack(np.meshgrid(*[np.arange(size)] * 3, indexing="ij")).astype(np.float32)
+    world = np.einsum("ij,j...->i...", affine[:3, :3], grid) + affine[:3, 3, None, None, None]
+    x, y, z = world[0] - shift_mm, world[1], world[2]
+    inside = (x / 22) ** 2 + (y / 16) ** 2 + (z / 14) ** 2 < 1
+    image = np.where(inside, 100.0, 10.0).astype(np.float32)
+    image += 40.0 * (((x / 8) ** 2 + (y / 6) ** 2 + (z / 6) ** 2) < 1)
+    labels = np.where(inside, np.where(x < 0, 1, 2), 0).astype(np.int16)
+    return image, labels
+
+
+def ellipsoid_dataset(root: Path, shifts: dict[str, float]) -> Path:
+    """An MSD folder of :func:`ellipsoid_subject` cases (2 mm voxels), the first training
+    and the rest validating."""
+    from scseg.data.convert import write_msd_dataset_json, write_split
+
+    for folder in ("imagesTr", "labelsTr"):
+        (root / folder).mkdir(parents=True, exist_ok=True)
+    affine = np.diag([2.0, 2.0, 2.0, 1.0])
+    affine[:3, 3] = -40
+    for case, shift in shifts.items():
+        image, labels = ellipsoid_subject(shift, affine)
+        nib.save(nib.Nifti1Image(image, affine), root / "imagesTr" / f"{case}.nii.gz")
+        nib.save(nib.Nifti1Image(labels, affine), root / "labelsTr" / f"{case}.nii.gz")
+    cases = list(shifts)
+    write_msd_dataset_json(root, "ellipsoids", ["MR"], {0: "background", 1: "left",
+                           2: "right"}, cases)  # fmt: skip
+    write_split(root, cases[:1], cases[1:])
+    return root

@@ -7,7 +7,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from scseg.cli.common import USER_ERRORS, add_model_source, load_source, overlap, positive_int
+from scseg.cli.common import (
+    USER_ERRORS,
+    add_model_source,
+    load_source,
+    model_source,
+    overlap,
+    positive_int,
+)
 
 
 def add_parser(sub) -> None:
@@ -70,6 +77,11 @@ def add_parser(sub) -> None:
         "regions that may overlap: one mask per region (a 4D file; DICOM-SEG: overlapping "
         "segments), or one label map by the regions' order (later regions over earlier)"
     )  # fmt: skip
+    predict.add_argument(
+        "--atlas", nargs=2, type=Path, metavar=("IMAGE", "LABELS"),
+        help="for a model that refines a registered atlas: the atlas image and label files "
+        "(default: those it was trained with)",
+    )  # fmt: skip
     predict.add_argument("--quiet", action="store_true", help="no progress bar")
     predict.set_defaults(run=run)
 
@@ -97,6 +109,11 @@ def _prepare_prediction(args: argparse.Namespace, device: str, quiet: bool, list
     from scseg.models import to_channels_last
 
     model = load_source(args, device)
+    if args.atlas:
+        if not model.atlas:
+            raise ValueError(f"--atlas: {model_source(args)} does not refine an atlas")
+        model.data_info["label_prior"] = {"image": str(args.atlas[0].resolve()),
+                                          "label": str(args.atlas[1].resolve())}  # fmt: skip
     if args.channels_last:
         to_channels_last(model.net, model.spatial_dims)
     if args.compile:

@@ -95,7 +95,7 @@ def patch_turns(
         range_y=ax1,
         range_z=ax2,
         prob=prob,
-        mode=("bilinear", "nearest"),
+        mode=("bilinear",) + ("nearest",) * (len(keys) - 1),
         padding_mode="zeros",
     )
     if (low, high) == (1.0, 1.0):
@@ -106,7 +106,7 @@ def patch_turns(
         min_zoom=low,
         max_zoom=high,
         keep_size=True,
-        mode=("trilinear", "nearest-exact"),  # "nearest" is half a voxel off linear
+        mode=("trilinear",) + ("nearest-exact",) * (len(keys) - 1),  # "nearest": half a voxel off
         padding_mode="constant",
     )
     return [turn, zoom_]

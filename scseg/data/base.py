@@ -48,7 +48,8 @@ class SegmentationDataModule(pl.LightningDataModule):
         if self.root is None:
             from scseg.data.samples import prepare_sample
 
-            prepare_sample(self.sample, atlas=self.atlas)
+            native = getattr(self, "hparams", {}).get("native", 0)
+            prepare_sample(self.sample, atlas=self.atlas, native=native)
 
     def dataset_root(self) -> Path:
         if self.root is not None:

@@ -37,6 +37,9 @@ from scseg.data.nrrd import NRRD_SUFFIXES, ras_nrrd_reader
 INTENSITY_MODES = ("auto", "zscore", "ct", "none")
 CACHE_MODES = ("memory", "disk", "none")
 VOLUME_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr")
+# the residual warp of label-prior training (MSD3DDataModule's prior_warp)
+PRIOR_WARP = {"elastic_sigma": (8.0, 12.0), "elastic_magnitude": (100.0, 400.0),
+              "rotation": 0.07, "scale": 0.06, "shift": 2.0}  # fmt: skip
 
 
 def case_name(path: str | Path) -> str:
@@ -203,6 +206,21 @@ class MSD3DDataModule(SegmentationDataModule):
         fold: train on fold K of the split file's ``folds`` (``scseg plan --folds``).
         validate: check every case before training (:mod:`scseg.data.validation`):
             geometry, label values, NaN/Inf, empty files, duplicates; ``False`` skips it.
+        native: with ``sample="brain_parcellation3d"``, add this many native-space subjects
+            (:mod:`scseg.data.native`; ``split_file: split_native.json`` validates on them).
+        label_prior: train a model that refines a registered atlas
+            (``model.model_options.label_prior``, :mod:`scseg.models.prior`): each input
+            gets one more channel, a prior label map. For a training case it is the case's
+            own labels, which the pose augmentation (``rotation``, ``zoom``) moves with the
+            image while a residual warp (``prior_warp``) moves only image and labels, as a
+            registration leaves them; validation and test cases get the atlas (``atlas_case``)
+            registered to them (:func:`scseg.data.registration.register_labels`, kept in
+            ``cache_dir``/priors).
+        atlas_case: the training case that is the atlas (default: the first one).
+        prior_warp: the residual warp of ``label_prior`` training, in voxels of
+            ``spacing`` and radians: ``elastic_sigma`` and ``elastic_magnitude`` ranges
+            (MONAI ``Rand3DElasticd``: 8-12 and 100-400 give displacements of 1.5 to 5
+            voxels), ``rotation`` (about each axis), ``scale`` (relative) and ``shift``.
     """
 
     def __init__(
@@ -234,6 +252,10 @@ class MSD3DDataModule(SegmentationDataModule):
         cache: str = "memory",
         cache_dir: str | None = None,
         fold: int | None = None,
+        native: int = 0,
+        label_prior: bool = False,
+        atlas_case: str | None = None,
+        prior_warp: dict | None = None,
     ) -> None:
         super().__init__(root, sample, classes, class_names, in_channels, patch_size, atlas,
                          fold)  # fmt: skip
@@ -252,7 +274,10 @@ class MSD3DDataModule(SegmentationDataModule):
         if not 0.0 <= foreground_ratio <= 1.0:
             raise ValueError(f"foreground_ratio must be in [0, 1], got {foreground_ratio}")
         intensity_augmentation_check(intensity_augmentation)
+        if bad := set(prior_warp or {}) - set(PRIOR_WARP):
+            raise ValueError(f"prior_warp takes {', '.join(PRIOR_WARP)}; not {sorted(bad)}")
         self.save_hyperparameters()
+        self.atlas_files: dict[str, str] | None = None
         # from dataset.json at setup (scseg.data.labels)
         self.scheme, self.ignore_index, self.multilabel = None, None, False
 
@@ -274,7 +299,7 @@ class MSD3DDataModule(SegmentationDataModule):
         if self.hparams.validate and stage in (None, "fit"):
             self.validate(root, split, pairs)
         self.intensity = self._intensity(meta)
-        keys = ("image", "label")
+        keys = self._keys()
         pre = preprocessing(keys, self.hparams.spacing, self.intensity, self.hparams.ct_window)
         if self.scheme is not None and self.scheme.regions is not None:
             pre.append(RegionMasksd("label", self.scheme.regions))
@@ -282,15 +307,52 @@ class MSD3DDataModule(SegmentationDataModule):
         def with_case(cases: list[str]) -> list[dict]:
             return [{**pairs[c], "case": c} for c in cases]
 
+        if self.hparams.get("label_prior"):
+            with_case = self._with_priors(pairs, split)
+
         hp = self.hparams
         self._cache_settings = {"spacing": hp.spacing, "intensity": self.intensity,
                                 "ct_window": hp.ct_window, "grid": "orthonormal"}  # fmt: skip
         if self.multilabel:  # cached labels are region masks
             self._cache_settings["labels"] = self.scheme.info()
         self.train_set = self._train_set(with_case(split["train"]), pre)
-        self.val_set = self._dataset(with_case(split["val"]), pre)
+        whole = pre + self._prior_channel()
+        self.val_set = self._dataset(with_case(split["val"]), whole)
         same = split["test"] == split["val"]  # the usual case: validation cases, held once
-        self.test_set = self.val_set if same else self._dataset(with_case(split["test"]), pre)
+        self.test_set = self.val_set if same else self._dataset(with_case(split["test"]), whole)
+
+    def _keys(self) -> tuple[str, ...]:
+        prior = ("prior",) if self.hparams.get("label_prior") else ()
+        return ("image", "label", *prior)
+
+    def _with_priors(self, pairs: dict, split: dict):
+        """``with_case`` for label-prior training: training cases are their own prior;
+        the others get the atlas registered to them, once (kept by file stamps)."""
+        from scseg.data.registration import prior_path, register_labels
+
+        atlas = self.hparams.get("atlas_case") or split["train"][0]
+        if atlas not in pairs:
+            raise ValueError(f"atlas_case {atlas!r} is not a case of the dataset")
+        self.atlas_files = dict(pairs[atlas])
+        folder = preprocessed_cache_dir(self.hparams.get("cache_dir"), {"priors": "affine"})
+        train = set(split["train"])
+
+        def with_case(cases: list[str]) -> list[dict]:
+            items = []
+            for case in cases:
+                item = {**pairs[case], "case": case}
+                if case in train:
+                    item["prior"] = item["label"]
+                else:
+                    out = prior_path(folder, item["image"], self.atlas_files["image"])
+                    if not out.is_file():
+                        register_labels(item["image"], self.atlas_files["image"],
+                                        self.atlas_files["label"], out)  # fmt: skip
+                    item["prior"] = str(out)
+                items.append(item)
+            return items
+
+        return with_case
 
     def _read_labels(self, meta: dict, root: Path) -> None:
         """Class or region names, the ignore value and the mode from ``dataset.json``
@@ -336,7 +398,7 @@ class MSD3DDataModule(SegmentationDataModule):
         """Crop (foreground-centred with ``foreground_ratio``), mirror, turn and zoom, then
         intensities. With ``spatial_margin`` the crop is a region large enough for the
         largest turn and zoom, and the patch is cut from its centre after them."""
-        keys = ("image", "label")
+        keys = self._keys()
         ratio = self.hparams.foreground_ratio
         margin = self.hparams.get("spatial_margin", False)
         region = self.patch_size
@@ -354,13 +416,32 @@ class MSD3DDataModule(SegmentationDataModule):
                                              num_classes=self.classes + 1, num_samples=n,
                                              warn=False)  # fmt: skip
         return sparse_labels(self.ignore_index, [
+            *(self._residual_warp() if self.hparams.get("label_prior") else []),
             T.SpatialPadd(keys, region),
             crop,
             *[T.RandFlipd(keys, prob=0.5, spatial_axis=a) for a in self.hparams.flip_axes],
             *patch_turns(keys, self.hparams.rotation, self.hparams.zoom, self.hparams.spatial_prob),
             *([T.CenterSpatialCropd(keys, self.patch_size)] if margin else []),
             *intensity_augmentation("image", self.hparams.intensity_augmentation, 3),
+            *self._prior_channel(),
         ])  # fmt: skip
+
+    def _prior_channel(self) -> list:
+        """For label-prior models, the prior joins the image as its last channel."""
+        if not self.hparams.get("label_prior"):
+            return []
+        return [T.ConcatItemsd(("image", "prior"), "image"), T.DeleteItemsd("prior")]
+
+    def _residual_warp(self) -> list:
+        """What an atlas registration leaves: a smooth elastic warp and a small affine
+        error of image and labels, the prior staying where it was (the whole volume, before
+        the crop)."""
+        warp = {**PRIOR_WARP, **(self.hparams.get("prior_warp") or {})}
+        turn, scale, shift = warp["rotation"], warp["scale"], warp["shift"]
+        return [T.Rand3DElasticd(("image", "label"), warp["elastic_sigma"],
+                                 warp["elastic_magnitude"], prob=1.0, rotate_range=(turn,) * 3,
+                                 scale_range=(scale,) * 3, translate_range=(shift,) * 3,
+                                 mode=("bilinear", "nearest"), padding_mode="zeros")]  # fmt: skip
 
     def validate(self, root: Path, split: dict, pairs: dict[str, dict[str, str]]) -> None:
         """Raises :class:`~scseg.data.validation.DataValidationError` listing bad cases."""
@@ -432,4 +513,5 @@ class MSD3DDataModule(SegmentationDataModule):
             "class_names": self.class_names,
             "ignore_index": self.ignore_index,
             **(self.scheme.info() if self.scheme else {}),
+            **({"label_prior": self.atlas_files} if self.atlas_files else {}),
         }

@@ -46,6 +46,12 @@ class LoadedModel:
         return torch.sigmoid(logits) if self.multilabel else torch.softmax(logits, 1)
 
     @property
+    def atlas(self) -> dict[str, str] | None:
+        """For a model that refines a registered atlas (:mod:`scseg.models.prior`), the
+        atlas's ``image`` and ``label`` files (set by training; ``--atlas`` replaces them)."""
+        return self.data_info.get("label_prior") or None
+
+    @property
     def slice_axis(self) -> int | None:
         """For a 2D model trained on slices of volumes, the axis it segments across."""
         axis = self.data_info.get("slice_axis")

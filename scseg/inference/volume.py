@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,6 +110,7 @@ def preprocess_volume(
     path: str | Path | DicomSeries,
     shape: tuple[int, ...] | None = None,
     dicom: DicomVolume | None = None,
+    prior: Path | None = None,
 ) -> tuple[T.Compose, dict]:
     """Applies the training preprocessing to one volume (RAS, spacing, intensity).
 
@@ -117,6 +119,8 @@ def preprocess_volume(
         path: a NIfTI/NRRD file, or a DICOM series (read here unless ``dicom`` is given).
         shape: the input's shape, if known (saves reading the header again).
         dicom: the series of ``path``, already read.
+        prior: for an atlas-prior model, the registered atlas labels on ``path``'s grid
+            (:func:`atlas_prior`), preprocessed as labels into ``data["prior"]``.
 
     Returns:
         the (invertible) transform and its output dict, ``data["image"]`` a MetaTensor
@@ -140,9 +144,12 @@ def preprocess_volume(
     intensity = info.get("intensity", "zscore")
     intensity = "zscore" if intensity == "auto" else intensity
     window = info.get("ct_window", (-175, 250))
-    pre = T.Compose(preprocessing(["image"], info.get("spacing"), intensity, window, True,
+    keys = ["image", "prior"] if prior is not None else ["image"]
+    pre = T.Compose(preprocessing(keys, info.get("spacing"), intensity, window, True,
                                   load=dicom is None))  # fmt: skip
     if dicom is not None:
+        if prior is not None:
+            raise InputError(f"{path}: atlas-prior models take NIfTI or NRRD files, not DICOM")
         meta = {"filename_or_obj": str(path), "original_channel_dim": "no_channel"}
         # As a NIfTI file stores it (float32), so that a series and its NIfTI conversion
         # give the same labels to the last bit; scseg.data.geometry keeps other formats of
@@ -151,9 +158,31 @@ def preprocess_volume(
         image = MetaTensor(torch.from_numpy(dicom.array), affine=affine, meta=meta)
         return pre, pre({"image": image})
     try:
-        return pre, pre({"image": str(path)})
+        return pre, pre({"image": str(path), **({"prior": str(prior)} if prior else {})})
     except Exception as err:  # a truncated file fails while its data is read
         raise InputError(f"{path}: cannot read volume data ({_cause(err)})") from None
+
+
+def atlas_prior(model: LoadedModel, path: Path, folder: Path) -> Path:
+    """The model's atlas (``model.atlas``: its image and labels) registered to ``path``
+    (:func:`scseg.data.registration.register_labels`), the labels on ``path``'s grid.
+
+    Raises:
+        InputError: a DICOM input, a missing atlas file, or a failed registration.
+    """
+    from scseg.data.registration import register_labels
+
+    if isinstance(path, DicomSeries):
+        raise InputError(f"{path}: atlas-prior models take NIfTI or NRRD files, not DICOM")
+    for kind in ("image", "label"):
+        if not Path(model.atlas[kind]).is_file():
+            raise InputError(f"{model.atlas[kind]}: the model's atlas {kind} is not on this "
+                             "machine: give --atlas IMAGE LABELS")  # fmt: skip
+    try:
+        return register_labels(path, model.atlas["image"], model.atlas["label"],
+                               folder / "prior.nii.gz")  # fmt: skip
+    except ValueError as err:
+        raise InputError(str(err)) from None
 
 
 def predict_volume(
@@ -206,14 +235,19 @@ def predict_volume(
     if not isinstance(path, DicomSeries):
         path = Path(path)
     affine, shape, header, dicom = _input_geometry(path)
-    pre, data = preprocess_volume(model, path, shape, dicom)
+    with tempfile.TemporaryDirectory(prefix="scseg-prior-") as scratch:
+        prior = atlas_prior(model, path, Path(scratch)) if model.atlas else None
+        pre, data = preprocess_volume(model, path, shape, dicom, prior)
     roi = list(roi_size or model.data_info.get("patch_size") or [])
     if len(roi) != 3 and model.slice_axis is None:
         raise InputError(f"{path}: no sliding-window size: give roi_size (3 values)")
     image = data["image"]
-    probs = sliding_window_probabilities(
-        model, image.as_tensor()[None].float(), roi, overlap, sw_batch_size, tta
-    )[0]
+    x = image.as_tensor()
+    if prior is not None:
+        x = torch.cat([x, data["prior"].as_tensor()])
+    probs = sliding_window_probabilities(model, x[None].float(), roi, overlap, sw_batch_size, tta)[
+        0
+    ]
     grid = tuple(shape[:3])
     if model.multilabel:
         if probabilities or probabilities_file is not None:

@@ -8,6 +8,7 @@ from scseg.layers.fused import CHANNELS_LAST
 from scseg.models import peers as _peers  # noqa: F401  (registers the peer networks)
 from scseg.models.decoder import DecoderBlock, UnetDecoder
 from scseg.models.encoders import NdEncoder, SMPEncoder
+from scseg.models.prior import LabelPrior
 from scseg.models.unet import MODELS, SEUnet
 
 
@@ -18,6 +19,7 @@ def create_model(
     in_channels: int,
     classes: int,
     attention: str = "scse",
+    label_prior: bool = False,
     **kwargs,
 ) -> nn.Module:
     """Builds a registered model.
@@ -28,20 +30,23 @@ def create_model(
         in_channels: input channels.
         classes: output channels (logits).
         attention: ``"none"``, ``"cse"``, ``"sse"`` or ``"scse"``, after every decoder block.
+        label_prior: the model refines a registered atlas (:class:`LabelPrior`): it takes
+            ``in_channels + 1`` channels, the last a prior label map.
         **kwargs: the model's own options (see its factory in :mod:`scseg.models.unet`);
             an option it does not take raises ``ValueError``.
 
     Raises:
         ValueError: for an unknown model or attention name, or a bad option.
     """
-    return MODELS.build(
+    net = MODELS.build(
         name,
         spatial_dims=spatial_dims,
-        in_channels=in_channels,
+        in_channels=in_channels + LabelPrior.EMBEDDING if label_prior else in_channels,
         classes=classes,
         attention=attention,
         **kwargs,
     )
+    return LabelPrior(net, classes) if label_prior else net
 
 
 def to_channels_last(net: nn.Module, spatial_dims: int) -> nn.Module:
@@ -61,6 +66,7 @@ def list_models() -> list[str]:
 
 __all__ = [
     "DecoderBlock",
+    "LabelPrior",
     "NdEncoder",
     "SEUnet",
     "SMPEncoder",

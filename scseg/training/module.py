@@ -112,14 +112,18 @@ class SegmentationModule(pl.LightningModule):
         self.save_hyperparameters()
         # Every architecture option, defaults included, goes into checkpoints: a model keeps
         # loading after a default changes.
+        options = dict(model_options or {})
+        label_prior = bool(options.pop("label_prior", False))
         self.architecture = MODELS.resolved(
             arch,
             spatial_dims=spatial_dims,
             in_channels=in_channels,
             classes=classes,
             attention=attention,
-            **(model_options or {}),
+            **options,
         )
+        if label_prior:  # not an option of the factory: create_model wraps the network
+            self.architecture["label_prior"] = True
         self.net = create_model(arch, **self.architecture)
         if channels_last:
             to_channels_last(self.net, spatial_dims)
@@ -168,6 +172,12 @@ class SegmentationModule(pl.LightningModule):
                     f"model.{key}={hp.get(key)} but the data's dataset.json gives {theirs} "
                     f"({what}): set model.{key}: {theirs} in the config"
                 )
+        theirs = bool(getattr(datamodule, "hparams", {}).get("label_prior", False))
+        if theirs != bool(self.architecture.get("label_prior")):
+            raise ValueError(
+                f"data.label_prior={theirs} but model.model_options.label_prior="
+                f"{bool(self.architecture.get('label_prior'))}: make them agree in the config"
+            )
         names = getattr(datamodule, "class_names", None)
         if names:
             if len(names) != hp.classes:

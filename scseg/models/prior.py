@@ -1,0 +1,58 @@
+"""A network that corrects a registered atlas instead of drawing every label from nothing.
+
+Register then refine: the input carries, after the image channels, one channel holding a
+label map that an atlas registration put on the subject (:mod:`scseg.data.registration`).
+:class:`LabelPrior` gives the wrapped network the image and a learnt embedding of each
+voxel's prior label (a few channels, not one per class: the first convolution stays as cheap
+as the image's), and adds the network's output to the prior's own logits (``strength`` x
+one-hot). The network's
+head starts at zero, so an untrained model predicts the registered atlas exactly, and
+training only has to learn where the registration is wrong.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class LabelPrior(nn.Module):
+    """``net`` (built for ``image_channels + embedding`` inputs) refining a prior label map.
+
+    Args:
+        net: the network; its heads (``head``, ``aux_heads``) are zeroed.
+        classes: number of classes of the prior and of the output.
+        embedding: channels that describe a prior label to the network.
+        strength: initial logit of the prior's class (others 0); learnt.
+
+    Input ``(B, image_channels + 1, *spatial)``: the last channel is the prior's labels.
+    """
+
+    EMBEDDING = 16
+
+    def __init__(
+        self, net: nn.Module, classes: int, embedding: int = EMBEDDING, strength: float = 6.0
+    ) -> None:
+        super().__init__()
+        self.net = net
+        self.classes = classes
+        self.embedding = nn.Embedding(classes, embedding)
+        self.strength = nn.Parameter(torch.tensor(float(strength)))
+        heads = [getattr(net, "head", None), *getattr(net, "aux_heads", [])]
+        for head in heads:
+            if isinstance(head, nn.Sequential):
+                head = next((m for m in reversed(head) if hasattr(m, "weight")), None)
+            if head is not None and getattr(head, "weight", None) is not None:
+                nn.init.zeros_(head.weight)
+                if head.bias is not None:
+                    nn.init.zeros_(head.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        index = x[:, -1].round().long().clamp_(0, self.classes - 1)
+        described = self.embedding(index).movedim(-1, 1).to(x.dtype)
+        out = self.net(torch.cat([x[:, :-1], described], 1))
+        prior = F.one_hot(index, self.classes).movedim(-1, 1).to(x.dtype)
+        if isinstance(out, (list, tuple)):  # deep supervision: every head at full size
+            return type(out)(o + self.strength.to(o.dtype) * prior for o in out)
+        return out + self.strength.to(out.dtype) * prior
