@@ -29,14 +29,21 @@ class AttentionMaps:
     cse: list[torch.Tensor | None] = field(default_factory=list)
 
 
-def _network(model: nn.Module) -> nn.Module:
-    """The U-Net inside a LightningModule or a loaded model, or ``model`` itself."""
+def _network(model: nn.Module) -> tuple[nn.Module, nn.Module]:
+    """What runs an input, and the U-Net in it whose decoder blocks are hooked: the
+    U-Net inside a LightningModule or a loaded model, or ``model`` itself; a label-prior
+    model (:class:`~scseg.models.prior.LabelPrior`) runs whole around its U-Net."""
+    from scseg.models.prior import LabelPrior
+
     inner = getattr(model, "net", None)
+    for outer in (model, inner):
+        if isinstance(outer, LabelPrior):
+            return outer, outer.net
     if isinstance(inner, nn.Module) and hasattr(inner, "decoder"):
-        return inner
+        return inner, inner
     if not hasattr(model, "decoder") or not hasattr(model.decoder, "blocks"):
         raise ValueError("expected an scseg U-Net (with decoder.blocks) or a module holding one")
-    return model
+    return model, model
 
 
 def _parts(attention: nn.Module) -> tuple[ChannelSE | None, SpatialSE | None]:
@@ -66,7 +73,7 @@ def capture(model: nn.Module, x: torch.Tensor, upsample: bool = False) -> Attent
     The hooks are removed before returning, also when the forward pass fails; the model's
     output is exactly what it is without capture.
     """
-    net = _network(model)
+    runner, net = _network(model)
     blocks = net.decoder.blocks
     sse: list[torch.Tensor | None] = [None] * len(blocks)
     cse: list[torch.Tensor | None] = [None] * len(blocks)
@@ -86,7 +93,7 @@ def capture(model: nn.Module, x: torch.Tensor, upsample: bool = False) -> Attent
             if spatial is not None:
                 handles.append(spatial.gate.register_forward_hook(keep(sse, i)))
         with torch.no_grad():
-            output = net(x)
+            output = runner(x)
     finally:
         for handle in handles:
             handle.remove()

@@ -20,14 +20,18 @@ class ExportError(RuntimeError):
 
 
 def example_input(model: LoadedModel, shape: Sequence[int] | None = None) -> torch.Tensor:
-    """A random input of ``shape`` (spatial) or the training patch size."""
+    """A random input of ``shape`` (spatial) or the training patch size (for an atlas-prior
+    model, with a prior channel of background)."""
     spatial = list(shape or model.data_info.get("patch_size") or [64] * model.spatial_dims)
     if len(spatial) != model.spatial_dims:
         raise ValueError(f"shape needs {model.spatial_dims} values, got {spatial}")
     divisor = model.net.size_divisor if model.net.encoder.requires_divisible_input else 1
     if any(s % divisor for s in spatial):
         raise ValueError(f"shape {spatial} must be divisible by {divisor} for this encoder")
-    return torch.randn(1, model.in_channels, *spatial, generator=torch.Generator().manual_seed(0))
+    x = torch.randn(1, model.in_channels, *spatial, generator=torch.Generator().manual_seed(0))
+    if model.atlas:  # an atlas-prior model also takes the registered atlas's labels
+        x = torch.cat([x, torch.zeros(1, 1, *spatial)], 1)
+    return x
 
 
 def export_model(

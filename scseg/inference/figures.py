@@ -12,7 +12,7 @@ from scseg.attention_report import report_html
 from scseg.data.volumes3d import case_name
 from scseg.inference.checkpoint import LoadedModel
 from scseg.inference.image import image_tensor
-from scseg.inference.volume import InputError, is_volume, preprocess_volume
+from scseg.inference.volume import InputError, is_volume, model_input
 from scseg.inference.writing import atomic_write, refuse_existing
 
 MAX_VOXELS_FACTOR = 8  # volumes up to 8 training patches are mapped whole, larger ones cropped
@@ -37,9 +37,9 @@ def _captured(
     if model.spatial_dims == 3:
         if not is_volume(path):
             raise InputError(f"{path}: a 3D model needs a NIfTI or NRRD volume")
-        image = preprocess_volume(model, path)[1]["image"]
-        spacing = [float(v) for v in image.pixdim]
-        x = image.as_tensor()[None].float()
+        _, data, x = model_input(model, path)
+        spacing = [float(v) for v in data["image"].pixdim]
+        x = x[None].float()
         patch = model.data_info.get("patch_size") or list(x.shape[2:])
         if x[0, 0].numel() > MAX_VOXELS_FACTOR * torch.tensor(patch).prod():
             x = _centre_crop(x, [2 * p for p in patch])

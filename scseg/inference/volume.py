@@ -163,6 +163,24 @@ def preprocess_volume(
         raise InputError(f"{path}: cannot read volume data ({_cause(err)})") from None
 
 
+def model_input(
+    model: LoadedModel,
+    path: Path | DicomSeries,
+    shape: tuple[int, ...] | None = None,
+    dicom: DicomVolume | None = None,
+) -> tuple[T.Compose, dict, torch.Tensor]:
+    """:func:`preprocess_volume`'s transform and data, and what the network takes:
+    the image ``(C, *spatial)``, followed for an atlas-prior model by the model's atlas
+    registered to the input (:func:`atlas_prior`, preprocessed as labels)."""
+    with tempfile.TemporaryDirectory(prefix="scseg-prior-") as scratch:
+        prior = atlas_prior(model, path, Path(scratch)) if model.atlas else None
+        pre, data = preprocess_volume(model, path, shape, dicom, prior)
+    x = data["image"].as_tensor()
+    if prior is not None:
+        x = torch.cat([x, data["prior"].as_tensor().to(x.dtype)])
+    return pre, data, x
+
+
 def atlas_prior(model: LoadedModel, path: Path, folder: Path) -> Path:
     """The model's atlas (``model.atlas``: its image and labels) registered to ``path``
     (:func:`scseg.data.registration.register_labels`), the labels on ``path``'s grid.
@@ -235,19 +253,13 @@ def predict_volume(
     if not isinstance(path, DicomSeries):
         path = Path(path)
     affine, shape, header, dicom = _input_geometry(path)
-    with tempfile.TemporaryDirectory(prefix="scseg-prior-") as scratch:
-        prior = atlas_prior(model, path, Path(scratch)) if model.atlas else None
-        pre, data = preprocess_volume(model, path, shape, dicom, prior)
+    pre, data, x = model_input(model, path, shape, dicom)
     roi = list(roi_size or model.data_info.get("patch_size") or [])
     if len(roi) != 3 and model.slice_axis is None:
         raise InputError(f"{path}: no sliding-window size: give roi_size (3 values)")
     image = data["image"]
-    x = image.as_tensor()
-    if prior is not None:
-        x = torch.cat([x, data["prior"].as_tensor()])
-    probs = sliding_window_probabilities(model, x[None].float(), roi, overlap, sw_batch_size, tta)[
-        0
-    ]
+    x = x[None].float()
+    probs = sliding_window_probabilities(model, x, roi, overlap, sw_batch_size, tta)[0]
     grid = tuple(shape[:3])
     if model.multilabel:
         if probabilities or probabilities_file is not None:

@@ -48,6 +48,15 @@ class LabelPrior(nn.Module):
                 if head.bias is not None:
                     nn.init.zeros_(head.bias)
 
+    @property
+    def encoder(self) -> nn.Module:
+        return self.net.encoder
+
+    @property
+    def size_divisor(self) -> int:
+        """What input sizes must be divisible by (the wrapped network's)."""
+        return self.net.size_divisor
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         index = x[:, -1].round().long().clamp_(0, self.classes - 1)
         described = self.embedding(index).movedim(-1, 1).to(x.dtype)

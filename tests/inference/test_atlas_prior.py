@@ -66,3 +66,12 @@ def test_a_missing_atlas_or_a_model_without_one_is_named(prior_checkpoint, ckpt_
     assert code != 0
     err = capsys.readouterr().err
     assert "does not refine an atlas" in err and "Traceback" not in err
+
+
+def test_attention_figures_of_an_atlas_prior_model(prior_checkpoint, tmp_path) -> None:
+    checkpoint, root = prior_checkpoint
+    subject = root / "imagesTr" / "moved.nii.gz"
+    args = ["attention", "--checkpoint", str(checkpoint), "--input", str(subject), "--output",
+            str(tmp_path / "maps")]  # fmt: skip
+    assert main(args) == 0
+    assert list((tmp_path / "maps").glob("*.png"))
