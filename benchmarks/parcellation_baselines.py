@@ -14,7 +14,8 @@ the subject's labels, on its own 1 mm grid; the time of each registration on thi
 machine's cores. The subjects come from ``scseg data brain_parcellation3d --native N``.
 
     uv run python benchmarks/parcellation_baselines.py [--native 8] [--atlas neuromorphometrics] \
-        [--network NAME PREDICTIONS_DIR SECONDS_PER_SUBJECT ...]
+        [--network NAME PREDICTIONS_DIR SECONDS_PER_SUBJECT ...] \
+        [--checkpoint NAME CHECKPOINT OUTPUT_DIR ...]
 
 Results: benchmarks/results/parcellation_baselines.{json,md}.
 """
@@ -23,6 +24,8 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -83,6 +86,21 @@ def score_network(folder, cases: list[str], name: str, predictions, seconds: flo
     return rows
 
 
+def predict_cases(folder, cases: list[str], checkpoint: Path, out: Path) -> list[float]:
+    """``scseg predict`` of each case, one process per case as a user runs it (model loading,
+    registration for a label-prior model, windows, writing); its seconds per case."""
+    out.mkdir(parents=True, exist_ok=True)
+    seconds = []
+    for case in cases:
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "scseg.cli", "predict", "--checkpoint",
+                        str(checkpoint), "--input", str(folder / "imagesTr" / f"{case}.nii.gz"),
+                        "--output", str(out), "--overwrite", "--quiet"], check=True)  # fmt: skip
+        seconds.append(time.perf_counter() - start)
+        print(f"{case:16s} predicted in {seconds[-1]:.1f} s", flush=True)
+    return seconds
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--native", type=int, default=8, help="native-space subjects")
@@ -92,6 +110,13 @@ def main() -> None:
         help="also score a network's predictions of every case in DIR (scseg predict's "
         "output), with its prediction time per subject",
     )  # fmt: skip
+    parser.add_argument(
+        "--checkpoint", nargs=3, action="append", default=[], metavar=("NAME", "CKPT", "OUT"),
+        help="predict every case with this checkpoint (scseg predict, timed per case) into "
+        "OUT, then score it",
+    )  # fmt: skip
+    parser.add_argument("--keep-networks", action="store_true",
+                        help="keep the network rows of the last results (dated)")  # fmt: skip
     args = parser.parse_args()
     folder = prepare_sample("brain_parcellation3d", atlas=args.atlas, native=args.native)
     train_image = sitk.ReadImage(str(folder / "imagesTr" / "fsl_mni152.nii.gz"), sitk.sitkFloat32)
@@ -100,6 +125,23 @@ def main() -> None:
     rows = [r for case in cases for r in score_subject(folder, case, train_image, train_labels)]
     for name, predictions, seconds in args.network:
         rows += score_network(folder, cases, name, Path(predictions), float(seconds))
+    for name, checkpoint, out in args.checkpoint:
+        seconds = predict_cases(folder, cases, Path(checkpoint), Path(out))
+        scored = score_network(folder, cases, name, Path(out), 0.0)
+        for row, took in zip(scored, seconds, strict=True):
+            row["seconds"] = took
+        rows += scored
+    if args.keep_networks:  # network rows of the last results, not measured again here
+        import json
+
+        from common import RESULTS
+
+        earlier = json.loads((RESULTS / "parcellation_baselines.json").read_text())
+        done = {r["method"] for r in rows}
+        for row in earlier["rows"]:
+            if row["method"].startswith("network") and row["method"] not in done:
+                rows.append({**row, "method": f"{row['method']} [{earlier['meta']['date']}]"}
+                            if "[" not in row["method"] else row)  # fmt: skip
     methods = list(dict.fromkeys(r["method"] for r in rows))
     lines = ["| method | MNI-space template: Dice | native subjects: mean Dice ± sd (min) | "
              "seconds per subject (native: median) |", "|---|---|---|---|"]  # fmt: skip

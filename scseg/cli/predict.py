@@ -112,7 +112,7 @@ def _prepare_prediction(args: argparse.Namespace, device: str, quiet: bool, list
     if args.atlas:
         if not model.atlas:
             raise ValueError(f"--atlas: {model_source(args)} does not refine an atlas")
-        model.data_info["label_prior"] = {"image": str(args.atlas[0].resolve()),
+        model.data_info["label_prior"] = {**model.atlas, "image": str(args.atlas[0].resolve()),
                                           "label": str(args.atlas[1].resolve())}  # fmt: skip
     if args.channels_last:
         to_channels_last(model.net, model.spatial_dims)

@@ -110,9 +110,13 @@ def labels_on(fixed, labels, transform) -> np.ndarray:
     return sitk.GetArrayFromImage(warped)
 
 
+REGISTRATIONS = ("affine", "deformable")
+
+
 def register_labels(subject: str | Path, atlas_image: str | Path, atlas_labels: str | Path,
-                    out: str | Path) -> Path:  # fmt: skip
-    """Registers ``atlas_image`` to ``subject`` (:func:`affine`) and writes the atlas labels
+                    out: str | Path, registration: str = "affine") -> Path:  # fmt: skip
+    """Registers ``atlas_image`` to ``subject`` (:func:`affine`, then :func:`deformable`
+    for ``registration="deformable"``) and writes the atlas labels
     warped onto the subject's own voxel grid (nearest) to ``out``, a NIfTI file with the
     subject's affine, written whole or not at all.
 
@@ -136,7 +140,12 @@ def register_labels(subject: str | Path, atlas_image: str | Path, atlas_labels: 
     if fixed.GetDimension() != 3 or fixed.GetNumberOfComponentsPerPixel() != 1:
         raise ValueError(f"{subject}: atlas registration takes one-channel 3D volumes")
     try:
-        found = affine(fixed, read(atlas_image, sitk.sitkFloat32))
+        if registration not in REGISTRATIONS:
+            raise ValueError(f"registration must be one of {REGISTRATIONS}, got {registration!r}")
+        moving = read(atlas_image, sitk.sitkFloat32)
+        found = affine(fixed, moving)
+        if registration == "deformable":
+            found = deformable(fixed, moving, found)
     except RuntimeError as err:
         last = (str(err).strip().splitlines() or ["no message"])[-1][:160]
         raise ValueError(f"{subject}: the atlas registration failed ({last})") from None

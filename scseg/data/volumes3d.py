@@ -216,6 +216,8 @@ class MSD3DDataModule(SegmentationDataModule):
             registration leaves them; validation and test cases get the atlas (``atlas_case``)
             registered to them (:func:`scseg.data.registration.register_labels`, kept in
             ``cache_dir``/priors).
+        prior_registration: how the atlas is registered to a case: ``"affine"`` or
+            ``"deformable"`` (affine, then demons at 2 mm; seconds more per case).
         atlas_case: the training case that is the atlas (default: the first one).
         prior_warp: the residual warp of ``label_prior`` training, in voxels of
             ``spacing`` and radians: ``elastic_sigma`` and ``elastic_magnitude`` ranges
@@ -254,6 +256,7 @@ class MSD3DDataModule(SegmentationDataModule):
         fold: int | None = None,
         native: int = 0,
         label_prior: bool = False,
+        prior_registration: str = "affine",
         atlas_case: str | None = None,
         prior_warp: dict | None = None,
     ) -> None:
@@ -274,6 +277,9 @@ class MSD3DDataModule(SegmentationDataModule):
         if not 0.0 <= foreground_ratio <= 1.0:
             raise ValueError(f"foreground_ratio must be in [0, 1], got {foreground_ratio}")
         intensity_augmentation_check(intensity_augmentation)
+        if prior_registration not in ("affine", "deformable"):
+            raise ValueError(f"prior_registration must be affine or deformable, "
+                             f"got {prior_registration!r}")  # fmt: skip
         if bad := set(prior_warp or {}) - set(PRIOR_WARP):
             raise ValueError(f"prior_warp takes {', '.join(PRIOR_WARP)}; not {sorted(bad)}")
         self.save_hyperparameters()
@@ -333,8 +339,9 @@ class MSD3DDataModule(SegmentationDataModule):
         atlas = self.hparams.get("atlas_case") or split["train"][0]
         if atlas not in pairs:
             raise ValueError(f"atlas_case {atlas!r} is not a case of the dataset")
-        self.atlas_files = dict(pairs[atlas])
-        folder = preprocessed_cache_dir(self.hparams.get("cache_dir"), {"priors": "affine"})
+        registration = self.hparams.get("prior_registration", "affine")
+        self.atlas_files = {**pairs[atlas], "registration": registration}
+        folder = preprocessed_cache_dir(self.hparams.get("cache_dir"), {"priors": registration})
         train = set(split["train"])
 
         def with_case(cases: list[str]) -> list[dict]:
@@ -347,7 +354,7 @@ class MSD3DDataModule(SegmentationDataModule):
                     out = prior_path(folder, item["image"], self.atlas_files["image"])
                     if not out.is_file():
                         register_labels(item["image"], self.atlas_files["image"],
-                                        self.atlas_files["label"], out)  # fmt: skip
+                                        self.atlas_files["label"], out, registration)  # fmt: skip
                     item["prior"] = str(out)
                 items.append(item)
             return items

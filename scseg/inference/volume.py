@@ -198,7 +198,8 @@ def atlas_prior(model: LoadedModel, path: Path, folder: Path) -> Path:
                              "machine: give --atlas IMAGE LABELS")  # fmt: skip
     try:
         return register_labels(path, model.atlas["image"], model.atlas["label"],
-                               folder / "prior.nii.gz")  # fmt: skip
+                               folder / "prior.nii.gz",
+                               model.atlas.get("registration", "affine"))  # fmt: skip
     except ValueError as err:
         raise InputError(str(err)) from None
 

@@ -64,6 +64,7 @@ def test_validation_cases_get_the_atlas_registered_once(ellipsoids, tmp_path, mo
     # the registered atlas fits the moved case far better than the atlas as it lies
     assert mean_dice(truth.numpy(), prior.numpy()) > 0.8 > mean_dice(truth.numpy(), atlas) + 0.3
     assert dm.info()["label_prior"]["image"].endswith("atlas.nii.gz")
+    assert dm.info()["label_prior"]["registration"] == "affine"
     again = _module(ellipsoids, tmp_path)
     again.setup("fit")
     assert len(calls) == 1  # kept in cache_dir, not registered anew

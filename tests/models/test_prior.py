@@ -79,6 +79,16 @@ def test_the_registered_atlas_lands_on_a_moved_subject(tmp_path) -> None:
     # a coarse toy (40 voxels, registered at 4 and 2 times coarser): 0.84 against 0.48
     assert mean_dice(truth, warped) > 0.8 > mean_dice(truth, copied) + 0.3
     assert not list(out.parent.glob("*.partial*"))
+    # affine, then demons: on the subject's grid too, and no worse on this toy
+    again = register_labels(tmp_path / "subject.nii.gz", tmp_path / "atlas.nii.gz",
+                            tmp_path / "atlas_labels.nii.gz", tmp_path / "deformable.nii.gz",
+                            "deformable")  # fmt: skip
+    assert nib.load(again).shape == moved.shape
+    assert mean_dice(truth, np.asarray(nib.load(again).dataobj)) > 0.8
+    with pytest.raises(ValueError, match="registration must be one of"):
+        register_labels(tmp_path / "subject.nii.gz", tmp_path / "atlas.nii.gz",
+                        tmp_path / "atlas_labels.nii.gz", tmp_path / "x.nii.gz",
+                        "rigid")  # fmt: skip
 
 
 def test_an_unreadable_subject_is_named(tmp_path) -> None:
