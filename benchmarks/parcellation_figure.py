@@ -1,6 +1,7 @@
 """One native-space subject of the parcellation sample, side by side: the image, its true
-labels, the training atlas copied by world position, the atlas after affine registration,
-and a network's prediction (``scseg predict``'s label map), each with its mean Dice.
+labels, the training atlas copied by world position, the atlas after affine registration
+and after affine + demons registration, and a network's prediction (``scseg predict``'s
+label map), each with its mean Dice.
 
     uv run python benchmarks/parcellation_figure.py PREDICTIONS_DIR [--case native_00] \
         [--name "register then refine"]
@@ -17,7 +18,7 @@ import numpy as np
 import SimpleITK as sitk
 from common import RESULTS
 
-from scseg.data.registration import affine, labels_on
+from scseg.data.registration import affine, deformable, labels_on
 from scseg.data.samples import prepare_sample
 from scseg.evaluation import mean_dice
 
@@ -39,11 +40,13 @@ def main() -> None:
     train = sitk.ReadImage(str(folder / "imagesTr" / "fsl_mni152.nii.gz"), sitk.sitkFloat32)
     train_labels = sitk.ReadImage(str(folder / "labelsTr" / "fsl_mni152.nii.gz"))
     truth = sitk.GetArrayFromImage(sitk.ReadImage(str(folder / "labelsTr" / f"{args.case}.nii.gz")))
+    found = affine(fixed, train)
     panels = {
         "image": sitk.GetArrayFromImage(fixed),
         "truth": truth,
         "atlas copy": labels_on(fixed, train_labels, sitk.Transform(3, sitk.sitkIdentity)),
-        "affine registration": labels_on(fixed, train_labels, affine(fixed, train)),
+        "affine registration": labels_on(fixed, train_labels, found),
+        "affine + demons": labels_on(fixed, train_labels, deformable(fixed, train, found)),
         args.name: sitk.GetArrayFromImage(
             sitk.ReadImage(str(args.predictions / f"{args.case}.nii.gz"))
         ),
