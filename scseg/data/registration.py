@@ -6,7 +6,7 @@ that a label-prior model (:class:`scseg.models.prior.LabelPrior`) starts from.
   and a half of the resolution);
 * :func:`deformable`: then SimpleITK's fast symmetric-forces demons at 2 mm;
 * :func:`register_labels`: the atlas labels warped (nearest) onto a subject's own grid by
-  the affine, written as a NIfTI label map with the subject's geometry.
+  either, written as a NIfTI label map with the subject's geometry.
 """
 
 from __future__ import annotations

@@ -214,8 +214,8 @@ class MSD3DDataModule(SegmentationDataModule):
             own labels, which the pose augmentation (``rotation``, ``zoom``) moves with the
             image while a residual warp (``prior_warp``) moves only image and labels, as a
             registration leaves them; validation and test cases get the atlas (``atlas_case``)
-            registered to them (:func:`scseg.data.registration.register_labels`, kept in
-            ``cache_dir``/priors).
+            registered to them (:func:`scseg.data.registration.register_labels`), once: the
+            warped labels are kept in the preprocessing cache (``cache_dir``).
         prior_registration: how the atlas is registered to a case: ``"affine"`` or
             ``"deformable"`` (affine, then demons at 2 mm; seconds more per case).
         atlas_case: the training case that is the atlas (default: the first one).
