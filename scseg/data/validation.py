@@ -134,3 +134,50 @@ def validate_pairs(
         if digest in by_digest:
             report.add(case, f"validation image identical to training case {by_digest[digest]}")
     report.raise_if_any()
+
+
+def validate_msd(
+    root: Path,
+    split: dict,
+    pairs: dict[str, dict[str, str]],
+    in_channels: int,
+    classes: int,
+    scheme,
+    ignore_index: int | None,
+    multilabel: bool,
+) -> None:
+    """Checks every case of an MSD-layout split (``MSD3DDataModule.validate``): geometry,
+    channels, intensities and labels (class values, region masks or region values of
+    ``scheme``, :mod:`scseg.data.labels`).
+
+    Raises:
+        DataValidationError: listing the bad cases.
+    """
+    from scseg.data.labels import check_region_values
+    from scseg.data.volumes3d import read_volume
+
+    def files(case: str) -> tuple[Path, Path]:
+        return Path(pairs[case]["image"]), Path(pairs[case]["label"])
+
+    def load(report, case: str, image_path: Path, label_path: Path) -> None:
+        image, image_affine = read_volume(image_path)
+        label, label_affine = read_volume(label_path)
+        check_volume_pair(report, case, image, image_affine, label, label_affine)
+        channels = image.shape[3] if image.ndim == 4 else 1
+        if channels != in_channels:
+            report.add(case, f"{channels} channel(s), the config says {in_channels}")
+        check_intensities(report, case, image)
+        if scheme is not None and scheme.masks:
+            check_region_masks(report, case, label, classes)
+        elif multilabel:
+            present.update(int(v) for v in np.unique(label))
+        elif label.ndim == 4 and label.shape[3] > 1:
+            report.add(case, f"label file holds {label.shape[3]} masks (4D): overlapping "
+                             "regions need region_masks in dataset.json")  # fmt: skip
+        else:
+            check_labels(report, case, label, classes, ignore_index)
+
+    present: set[int] = set()
+    validate_pairs(root, split, files, load)
+    if present:
+        check_region_values(scheme, present, str(root / "dataset.json"))

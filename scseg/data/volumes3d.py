@@ -33,13 +33,11 @@ from scseg.data.caching import (
 from scseg.data.geometry import OrthonormalAffined
 from scseg.data.labels import RegionMasksd, label_scheme, sparse_labels
 from scseg.data.nrrd import NRRD_SUFFIXES, ras_nrrd_reader
+from scseg.data.priors import check_prior_options, prior_channel, prior_items, residual_warp
 
 INTENSITY_MODES = ("auto", "zscore", "ct", "none")
 CACHE_MODES = ("memory", "disk", "none")
 VOLUME_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr")
-# the residual warp of label-prior training (MSD3DDataModule's prior_warp)
-PRIOR_WARP = {"elastic_sigma": (8.0, 12.0), "elastic_magnitude": (100.0, 400.0),
-              "rotation": 0.07, "scale": 0.06, "shift": 2.0}  # fmt: skip
 
 
 def case_name(path: str | Path) -> str:
@@ -277,11 +275,7 @@ class MSD3DDataModule(SegmentationDataModule):
         if not 0.0 <= foreground_ratio <= 1.0:
             raise ValueError(f"foreground_ratio must be in [0, 1], got {foreground_ratio}")
         intensity_augmentation_check(intensity_augmentation)
-        if prior_registration not in ("affine", "deformable"):
-            raise ValueError(f"prior_registration must be affine or deformable, "
-                             f"got {prior_registration!r}")  # fmt: skip
-        if bad := set(prior_warp or {}) - set(PRIOR_WARP):
-            raise ValueError(f"prior_warp takes {', '.join(PRIOR_WARP)}; not {sorted(bad)}")
+        check_prior_options(prior_registration, prior_warp)
         self.save_hyperparameters()
         self.atlas_files: dict[str, str] | None = None
         # from dataset.json at setup (scseg.data.labels)
@@ -314,7 +308,10 @@ class MSD3DDataModule(SegmentationDataModule):
             return [{**pairs[c], "case": c} for c in cases]
 
         if self.hparams.get("label_prior"):
-            with_case = self._with_priors(pairs, split)
+            hp = self.hparams
+            self.atlas_files, with_case = prior_items(
+                pairs, split, hp.atlas_case, hp.prior_registration, hp.cache_dir
+            )
 
         hp = self.hparams
         self._cache_settings = {"spacing": hp.spacing, "intensity": self.intensity,
@@ -322,7 +319,7 @@ class MSD3DDataModule(SegmentationDataModule):
         if self.multilabel:  # cached labels are region masks
             self._cache_settings["labels"] = self.scheme.info()
         self.train_set = self._train_set(with_case(split["train"]), pre)
-        whole = pre + self._prior_channel()
+        whole = pre + prior_channel(self.hparams.get("label_prior", False))
         self.val_set = self._dataset(with_case(split["val"]), whole)
         same = split["test"] == split["val"]  # the usual case: validation cases, held once
         self.test_set = self.val_set if same else self._dataset(with_case(split["test"]), whole)
@@ -330,36 +327,6 @@ class MSD3DDataModule(SegmentationDataModule):
     def _keys(self) -> tuple[str, ...]:
         prior = ("prior",) if self.hparams.get("label_prior") else ()
         return ("image", "label", *prior)
-
-    def _with_priors(self, pairs: dict, split: dict):
-        """``with_case`` for label-prior training: training cases are their own prior;
-        the others get the atlas registered to them, once (kept by file stamps)."""
-        from scseg.data.registration import prior_path, register_labels
-
-        atlas = self.hparams.get("atlas_case") or split["train"][0]
-        if atlas not in pairs:
-            raise ValueError(f"atlas_case {atlas!r} is not a case of the dataset")
-        registration = self.hparams.get("prior_registration", "affine")
-        self.atlas_files = {**pairs[atlas], "registration": registration}
-        folder = preprocessed_cache_dir(self.hparams.get("cache_dir"), {"priors": registration})
-        train = set(split["train"])
-
-        def with_case(cases: list[str]) -> list[dict]:
-            items = []
-            for case in cases:
-                item = {**pairs[case], "case": case}
-                if case in train:
-                    item["prior"] = item["label"]
-                else:
-                    out = prior_path(folder, item["image"], self.atlas_files["image"])
-                    if not out.is_file():
-                        register_labels(item["image"], self.atlas_files["image"],
-                                        self.atlas_files["label"], out, registration)  # fmt: skip
-                    item["prior"] = str(out)
-                items.append(item)
-            return items
-
-        return with_case
 
     def _read_labels(self, meta: dict, root: Path) -> None:
         """Class or region names, the ignore value and the mode from ``dataset.json``
@@ -423,71 +390,22 @@ class MSD3DDataModule(SegmentationDataModule):
                                              num_classes=self.classes + 1, num_samples=n,
                                              warn=False)  # fmt: skip
         return sparse_labels(self.ignore_index, [
-            *(self._residual_warp() if self.hparams.get("label_prior") else []),
+            *(residual_warp(self.hparams.prior_warp) if self.hparams.get("label_prior") else []),
             T.SpatialPadd(keys, region),
             crop,
             *[T.RandFlipd(keys, prob=0.5, spatial_axis=a) for a in self.hparams.flip_axes],
             *patch_turns(keys, self.hparams.rotation, self.hparams.zoom, self.hparams.spatial_prob),
             *([T.CenterSpatialCropd(keys, self.patch_size)] if margin else []),
             *intensity_augmentation("image", self.hparams.intensity_augmentation, 3),
-            *self._prior_channel(),
+            *prior_channel(self.hparams.get("label_prior", False)),
         ])  # fmt: skip
-
-    def _prior_channel(self) -> list:
-        """For label-prior models, the prior joins the image as its last channel."""
-        if not self.hparams.get("label_prior"):
-            return []
-        return [T.ConcatItemsd(("image", "prior"), "image"), T.DeleteItemsd("prior")]
-
-    def _residual_warp(self) -> list:
-        """What an atlas registration leaves: a smooth elastic warp and a small affine
-        error of image and labels, the prior staying where it was (the whole volume, before
-        the crop)."""
-        warp = {**PRIOR_WARP, **(self.hparams.get("prior_warp") or {})}
-        turn, scale, shift = warp["rotation"], warp["scale"], warp["shift"]
-        return [T.Rand3DElasticd(("image", "label"), warp["elastic_sigma"],
-                                 warp["elastic_magnitude"], prob=1.0, rotate_range=(turn,) * 3,
-                                 scale_range=(scale,) * 3, translate_range=(shift,) * 3,
-                                 mode=("bilinear", "nearest"), padding_mode="zeros")]  # fmt: skip
 
     def validate(self, root: Path, split: dict, pairs: dict[str, dict[str, str]]) -> None:
         """Raises :class:`~scseg.data.validation.DataValidationError` listing bad cases."""
-        import numpy as np
+        from scseg.data.validation import validate_msd
 
-        from scseg.data.labels import check_region_values
-        from scseg.data.validation import (
-            check_intensities,
-            check_labels,
-            check_region_masks,
-            check_volume_pair,
-            validate_pairs,
-        )
-
-        def files(case: str) -> tuple[Path, Path]:
-            return Path(pairs[case]["image"]), Path(pairs[case]["label"])
-
-        def load(report, case: str, image_path: Path, label_path: Path) -> None:
-            image, image_affine = read_volume(image_path)
-            label, label_affine = read_volume(label_path)
-            check_volume_pair(report, case, image, image_affine, label, label_affine)
-            channels = image.shape[3] if image.ndim == 4 else 1
-            if channels != self.in_channels:
-                report.add(case, f"{channels} channel(s), the config says {self.in_channels}")
-            check_intensities(report, case, image)
-            if self.scheme is not None and self.scheme.masks:
-                check_region_masks(report, case, label, self.classes)
-            elif self.multilabel:
-                present.update(int(v) for v in np.unique(label))
-            elif label.ndim == 4 and label.shape[3] > 1:
-                report.add(case, f"label file holds {label.shape[3]} masks (4D): overlapping "
-                                 "regions need region_masks in dataset.json")  # fmt: skip
-            else:
-                check_labels(report, case, label, self.classes, self.ignore_index)
-
-        present: set[int] = set()
-        validate_pairs(root, split, files, load)
-        if present:
-            check_region_values(self.scheme, present, str(root / "dataset.json"))
+        validate_msd(root, split, pairs, self.in_channels, self.classes, self.scheme,
+                     self.ignore_index, self.multilabel)  # fmt: skip
 
     def train_dataloader(self) -> DataLoader:
         return DataLoader(

@@ -112,18 +112,9 @@ class SegmentationModule(pl.LightningModule):
         self.save_hyperparameters()
         # Every architecture option, defaults included, goes into checkpoints: a model keeps
         # loading after a default changes.
-        options = dict(model_options or {})
-        label_prior = bool(options.pop("label_prior", False))
-        self.architecture = MODELS.resolved(
-            arch,
-            spatial_dims=spatial_dims,
-            in_channels=in_channels,
-            classes=classes,
-            attention=attention,
-            **options,
+        self.architecture = resolved_architecture(
+            arch, spatial_dims, in_channels, classes, attention, model_options
         )
-        if label_prior:  # not an option of the factory: create_model wraps the network
-            self.architecture["label_prior"] = True
         self.net = create_model(arch, **self.architecture)
         if channels_last:
             to_channels_last(self.net, spatial_dims)
@@ -374,6 +365,19 @@ class SegmentationModule(pl.LightningModule):
             {"params": [p for n, p in named if n not in loaded]},
             {"params": [p for n, p in named if n in loaded], "lr": self.hparams.lr * scale},
         ]
+
+
+def resolved_architecture(
+    arch: str, spatial_dims: int, in_channels: int, classes: int, attention: str,
+    model_options: dict | None,
+) -> dict:  # fmt: skip
+    """Every option of model ``arch``, defaults filled in, plus ``label_prior`` when set
+    (not an option of the factories: :func:`scseg.create_model` wraps the network)."""
+    options = dict(model_options or {})
+    label_prior = bool(options.pop("label_prior", False))
+    resolved = MODELS.resolved(arch, spatial_dims=spatial_dims, in_channels=in_channels,
+                               classes=classes, attention=attention, **options)  # fmt: skip
+    return {**resolved, "label_prior": True} if label_prior else resolved
 
 
 def _data_module_name(module: pl.LightningModule) -> str | None:

@@ -1,0 +1,77 @@
+"""Training data for label-prior models (:mod:`scseg.models.prior`, register then refine):
+the prior channel, the residual warp that training simulates, and the registered priors of
+validation cases (``MSD3DDataModule(label_prior=True)``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from monai import transforms as T
+
+from scseg.data.caching import preprocessed_cache_dir
+
+# the residual warp of label-prior training (MSD3DDataModule's prior_warp)
+PRIOR_WARP = {"elastic_sigma": (8.0, 12.0), "elastic_magnitude": (100.0, 400.0),
+              "rotation": 0.07, "scale": 0.06, "shift": 2.0}  # fmt: skip
+PRIOR_REGISTRATIONS = ("affine", "deformable")
+
+
+def check_prior_options(registration: str, warp: dict | None) -> None:
+    """Raises ``ValueError`` for an unknown registration or residual-warp key."""
+    if registration not in PRIOR_REGISTRATIONS:
+        raise ValueError(f"prior_registration must be affine or deformable, got {registration!r}")
+    if bad := set(warp or {}) - set(PRIOR_WARP):
+        raise ValueError(f"prior_warp takes {', '.join(PRIOR_WARP)}; not {sorted(bad)}")
+
+
+def prior_channel(enabled: bool) -> list:
+    """For label-prior models, the prior joins the image as its last channel."""
+    if not enabled:
+        return []
+    return [T.ConcatItemsd(("image", "prior"), "image"), T.DeleteItemsd("prior")]
+
+
+def residual_warp(options: dict | None) -> list:
+    """What an atlas registration leaves: a smooth elastic warp and a small affine error
+    of image and labels, the prior staying where it was (the whole volume, before the
+    crop); ``options`` override :data:`PRIOR_WARP`."""
+    warp = {**PRIOR_WARP, **(options or {})}
+    turn, scale, shift = warp["rotation"], warp["scale"], warp["shift"]
+    return [T.Rand3DElasticd(("image", "label"), warp["elastic_sigma"],
+                             warp["elastic_magnitude"], prob=1.0, rotate_range=(turn,) * 3,
+                             scale_range=(scale,) * 3, translate_range=(shift,) * 3,
+                             mode=("bilinear", "nearest"), padding_mode="zeros")]  # fmt: skip
+
+
+def prior_items(
+    pairs: dict, split: dict, atlas_case: str | None, registration: str, cache_dir: str | None
+) -> tuple[dict, Callable[[list[str]], list[dict]]]:
+    """The atlas's files (and how it is registered) and ``with_case`` for label-prior
+    training: training cases are their own prior; the others get the atlas registered to
+    them (:func:`scseg.data.registration.register_labels`), once: kept by file stamps in
+    the preprocessing cache."""
+    from scseg.data.registration import prior_path, register_labels
+
+    atlas = atlas_case or split["train"][0]
+    if atlas not in pairs:
+        raise ValueError(f"atlas_case {atlas!r} is not a case of the dataset")
+    atlas_files = {**pairs[atlas], "registration": registration}
+    folder = preprocessed_cache_dir(cache_dir, {"priors": registration})
+    train = set(split["train"])
+
+    def with_case(cases: list[str]) -> list[dict]:
+        items = []
+        for case in cases:
+            item = {**pairs[case], "case": case}
+            if case in train:
+                item["prior"] = item["label"]
+            else:
+                out = prior_path(folder, item["image"], atlas_files["image"])
+                if not out.is_file():
+                    register_labels(item["image"], atlas_files["image"], atlas_files["label"],
+                                    out, registration)  # fmt: skip
+                item["prior"] = str(out)
+            items.append(item)
+        return items
+
+    return atlas_files, with_case
