@@ -28,19 +28,9 @@ from common import RESULTS
 
 from scseg.data.registration import register_labels
 from scseg.data.samples import prepare_sample
+from scseg.evaluation import class_dice
 
 CORTICAL = re.compile(r"^(Left|Right)_[A-Z][A-Za-z]{1,4}_[a-z]")
-
-
-def dice_per_class(truth: np.ndarray, guess: np.ndarray, classes: int) -> np.ndarray:
-    """Dice of every class 1..classes-1 present in ``truth`` (NaN where absent)."""
-    out = np.full(classes, np.nan)
-    for c in np.unique(truth):
-        if c == 0:
-            continue
-        t, g = truth == c, guess == c
-        out[c] = 2 * (t & g).sum() / (t.sum() + g.sum())
-    return out
 
 
 def main() -> None:
@@ -66,8 +56,8 @@ def main() -> None:
                                     args.registration)  # fmt: skip
             truth = np.asarray(nib.load(folder / "labelsTr" / f"{case}.nii.gz").dataobj)
             guess = np.asarray(nib.load(args.predictions / f"{case}.nii.gz").dataobj)
-            prior_rows.append(dice_per_class(truth, np.asarray(nib.load(prior).dataobj), classes))
-            net_rows.append(dice_per_class(truth, guess, classes))
+            prior_rows.append(class_dice(truth, np.asarray(nib.load(prior).dataobj), classes))
+            net_rows.append(class_dice(truth, guess, classes))
             print(case, f"prior {np.nanmean(prior_rows[-1][1:]):.3f}",
                   f"network {np.nanmean(net_rows[-1][1:]):.3f}", flush=True)  # fmt: skip
     prior_mean = np.nanmean(np.array(prior_rows), 0)

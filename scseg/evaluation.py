@@ -140,16 +140,25 @@ def pair_files(
     return pairs
 
 
-def mean_dice(truth: np.ndarray, prediction: np.ndarray) -> float:
-    """Mean Dice over the foreground classes present in ``truth``, from one bincount: a
-    class the prediction misses scores 0, one it adds where the truth has none is not
-    counted (how the parcellation baselines and native-space scores are reported)."""
+def class_dice(truth: np.ndarray, prediction: np.ndarray, classes: int = 0) -> np.ndarray:
+    """Dice of every class (at least ``classes`` of them) from one bincount, NaN for a class
+    absent from ``truth``: a class the prediction misses scores 0, one it adds where the
+    truth has none is not scored."""
     t, p = truth.ravel().astype(np.int64), prediction.ravel().astype(np.int64)
-    n = int(max(t.max(initial=0), p.max(initial=0))) + 1
+    n = max(classes, int(max(t.max(initial=0), p.max(initial=0))) + 1)
     both = np.bincount(t[t == p], minlength=n)
     in_truth, in_prediction = np.bincount(t, minlength=n), np.bincount(p, minlength=n)
-    present = np.flatnonzero(in_truth[1:]) + 1
-    return float(np.mean(2 * both[present] / (in_truth[present] + in_prediction[present])))
+    present = np.flatnonzero(in_truth)
+    dice = np.full(n, np.nan)
+    dice[present] = 2 * both[present] / (in_truth[present] + in_prediction[present])
+    return dice
+
+
+def mean_dice(truth: np.ndarray, prediction: np.ndarray) -> float:
+    """Mean :func:`class_dice` over the foreground classes present in ``truth`` (how the
+    parcellation baselines and native-space scores are reported)."""
+    dice = class_dice(truth, prediction)[1:]
+    return float(np.mean(dice[~np.isnan(dice)]))
 
 
 def check_geometry(pred: LabelMap, truth: LabelMap, pred_path: Path, truth_path: Path) -> None:

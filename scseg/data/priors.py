@@ -9,17 +9,17 @@ from collections.abc import Callable
 from monai import transforms as T
 
 from scseg.data.caching import preprocessed_cache_dir
+from scseg.data.registration import REGISTRATIONS
 
 # the residual warp of label-prior training (MSD3DDataModule's prior_warp)
 PRIOR_WARP = {"elastic_sigma": (8.0, 12.0), "elastic_magnitude": (100.0, 400.0),
               "rotation": 0.07, "scale": 0.06, "shift": 2.0}  # fmt: skip
-PRIOR_REGISTRATIONS = ("affine", "deformable")
 
 
 def check_prior_options(registration: str, warp: dict | None) -> None:
     """Raises ``ValueError`` for an unknown registration or residual-warp key."""
-    if registration not in PRIOR_REGISTRATIONS:
-        raise ValueError(f"prior_registration must be affine or deformable, got {registration!r}")
+    if registration not in REGISTRATIONS:
+        raise ValueError(f"prior_registration must be one of {REGISTRATIONS}, got {registration!r}")
     if bad := set(warp or {}) - set(PRIOR_WARP):
         raise ValueError(f"prior_warp takes {', '.join(PRIOR_WARP)}; not {sorted(bad)}")
 

@@ -127,6 +127,8 @@ def register_labels(subject: str | Path, atlas_image: str | Path, atlas_labels: 
 
     from scseg.data.volumes3d import read_volume
 
+    if registration not in REGISTRATIONS:
+        raise ValueError(f"registration must be one of {REGISTRATIONS}, got {registration!r}")
     sitk = _sitk()
 
     def read(path, pixel):
@@ -140,8 +142,6 @@ def register_labels(subject: str | Path, atlas_image: str | Path, atlas_labels: 
     if fixed.GetDimension() != 3 or fixed.GetNumberOfComponentsPerPixel() != 1:
         raise ValueError(f"{subject}: atlas registration takes one-channel 3D volumes")
     try:
-        if registration not in REGISTRATIONS:
-            raise ValueError(f"registration must be one of {REGISTRATIONS}, got {registration!r}")
         moving = read(atlas_image, sitk.sitkFloat32)
         found = affine(fixed, moving)
         if registration == "deformable":

@@ -307,13 +307,11 @@ class MSD3DDataModule(SegmentationDataModule):
         def with_case(cases: list[str]) -> list[dict]:
             return [{**pairs[c], "case": c} for c in cases]
 
-        if self.hparams.get("label_prior"):
-            hp = self.hparams
+        hp = self.hparams
+        if hp.get("label_prior"):
             self.atlas_files, with_case = prior_items(
                 pairs, split, hp.atlas_case, hp.prior_registration, hp.cache_dir
             )
-
-        hp = self.hparams
         self._cache_settings = {"spacing": hp.spacing, "intensity": self.intensity,
                                 "ct_window": hp.ct_window, "grid": "orthonormal"}  # fmt: skip
         if self.multilabel:  # cached labels are region masks
