@@ -28,7 +28,11 @@ def add_parser(sub) -> None:
     )  # fmt: skip
     predict.add_argument("--output", required=True, type=Path, help="output folder")
     predict.add_argument("--overwrite", action="store_true", help="replace existing outputs")
-    predict.add_argument("--tta", action="store_true", help="average over mirrored inputs")
+    predict.add_argument(
+        "--tta",
+        action="store_true",
+        help="average over mirrored inputs (axes mirrored in training)",
+    )
     predict.add_argument("--probabilities", action="store_true", help="also write probabilities")
     predict.add_argument(
         "--probabilities-dtype",

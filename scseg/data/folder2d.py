@@ -233,4 +233,6 @@ class Folder2DDataModule(SegmentationDataModule):
             "patch_size": list(self.patch_size),
             "normalization": self.hparams.normalization,
             "class_names": self.class_names,
+            # mirrored in training (rows 0, columns 1): what test-time mirroring may use
+            "mirror_axes": {"microscopy": [0, 1], "natural": [1]}.get(self.hparams.augment, []),
         }

@@ -164,4 +164,8 @@ class MSDSlicesDataModule(MSD3DDataModule):
         ])  # fmt: skip
 
     def info(self) -> dict:
-        return {**super().info(), "slice_axis": self.hparams.slice_axis}
+        """The volume module's, with the slice axis, and the mirrored in-plane axes as
+        the volume's own (the slice's axes are the other two, in order)."""
+        in_plane = [a for a in range(3) if a != self.hparams.slice_axis]
+        mirrored = [in_plane[a] for a in self.hparams.flip_axes]
+        return {**super().info(), "slice_axis": self.hparams.slice_axis, "mirror_axes": mirrored}

@@ -435,6 +435,8 @@ class MSD3DDataModule(SegmentationDataModule):
             "ct_window": list(self.hparams.ct_window),
             "class_names": self.class_names,
             "ignore_index": self.ignore_index,
+            # the axes mirrored in training: the only ones test-time mirroring may use
+            "mirror_axes": list(self.hparams.flip_axes),
             **(self.scheme.info() if self.scheme else {}),
             **({"label_prior": self.atlas_files} if self.atlas_files else {}),
         }

@@ -58,6 +58,13 @@ class LoadedModel:
         return None if axis is None or self.spatial_dims != 2 else int(axis)
 
     @property
+    def mirror_axes(self) -> list[int] | None:
+        """The image's axes mirrored in training (a volume's axes, after RAS, for a 2D
+        model trained on slices too); ``None`` for checkpoints that do not record them."""
+        axes = self.data_info.get("mirror_axes")
+        return None if axes is None else [int(a) for a in axes]
+
+    @property
     def input_dims(self) -> int:
         """3 if the model segments volumes (a 3D model, or a 2D one slice by slice), else 2."""
         return 3 if self.spatial_dims == 3 or self.slice_axis is not None else 2
@@ -82,7 +89,8 @@ class LoadedModel:
     ) -> torch.Tensor:
         """Softmax (regions: sigmoid) of the logits of ``x``, in float32 on the CPU,
         averaged over every mirror combination of the spatial axes when ``tta`` (nnU-Net's
-        test-time mirroring).
+        test-time mirroring), of the axes mirrored in training only (:attr:`mirror_axes`):
+        a model that learnt left from right is never shown a mirrored image.
 
         The logits come from ``logits(x)``, or as a stream (:mod:`scseg.models.slabs`) from
         ``slabs(x, out)``, which accumulates into ``out`` (``(B, classes, *spatial)`` zeros)
@@ -95,6 +103,8 @@ class LoadedModel:
         x = x.to(self.device)
         # The spatial axes; for a 2D model over a volume, the slice's own two.
         axes = [a for a in range(2, x.ndim) if a - 2 != self.slice_axis or x.ndim == 4]
+        if (trained := self.mirror_axes) is not None:
+            axes = [a for a in axes if a - 2 in trained]
         masks = range(2 ** len(axes)) if tta else [0]
         flips = [tuple(a for i, a in enumerate(axes) if mask >> i & 1) for mask in masks]
         total = None

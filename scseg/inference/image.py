@@ -53,7 +53,7 @@ def predict_image(
     Args:
         model: from :func:`scseg.inference.load_model`, 2D.
         path: PNG, JPEG, TIFF or BMP.
-        tta: average over horizontal/vertical mirrors (4x the time).
+        tta: average over the mirrors used in training (up to 4x the time).
 
     Returns:
         ``(labels (H, W) uint8/int16, probabilities (C, H, W) float32)``.

@@ -235,7 +235,8 @@ def predict_volume(
             own, in RAS, on its (column, row, slice) grid).
         roi_size: window size (default: the training patch size).
         overlap, sw_batch_size: sliding-window settings.
-        tta: average over all 8 mirrored copies (8x the time).
+        tta: average over mirrored copies, along the axes mirrored in training (up to
+            8x the time).
         probabilities: also return the class probabilities (4D, float32, in memory: the
             whole classes x input-grid array).
         probabilities_file: write them to this NIfTI file instead, a few classes at a time

@@ -62,3 +62,11 @@ def test_no_photometric_ops_without_a_known_range(photo_dataset):
     dm = Folder2DDataModule(root=str(photo_dataset), in_channels=3, normalization="imagenet",
                             augment="natural", validate=False)  # fmt: skip
     assert "ColorJitter" in [type(op).__name__ for op in dm.train_transform()]
+
+
+@pytest.mark.parametrize(("augment", "axes"), [("microscopy", [0, 1]), ("natural", [1]),
+                                               ("none", [])])  # fmt: skip
+def test_checkpoints_record_the_mirrors_of_training(augment, axes) -> None:
+    """Test-time mirroring uses these only: a photograph is never turned upside down."""
+    dm = Folder2DDataModule("unused", augment=augment)
+    assert dm.info()["mirror_axes"] == axes

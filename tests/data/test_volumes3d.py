@@ -256,3 +256,14 @@ def test_zoom_enlarges_the_patch_centre() -> None:
     assert torch.equal(zoom(patch)["label"], patch["label"])
     (turn,) = _turns(MSD3DDataModule(sample="brain_tissue3d"), keys)
     assert (turn.rand_rotate.range_x, turn.rand_rotate.range_z) == ((0.0, 0.0), (-0.26, 0.26))
+
+
+def test_checkpoints_record_the_axes_mirrored_in_training() -> None:
+    """What test-time mirroring may use: the volume's flip axes; for slices, the mirrored
+    in-plane axes as the volume's own (slice axis 1: in-plane 0 and 1 are volume 0 and 2)."""
+    from scseg.data.slices import MSDSlicesDataModule
+
+    assert MSD3DDataModule("unused", flip_axes=(1, 2)).info()["mirror_axes"] == [1, 2]
+    assert MSD3DDataModule("unused", flip_axes=()).info()["mirror_axes"] == []
+    slices = MSDSlicesDataModule("unused", slice_axis=1, flip_axes=(1,))
+    assert slices.info()["mirror_axes"] == [2]
