@@ -303,3 +303,35 @@ def test_mean_dice_over_the_structures_in_truth() -> None:
     assert mean_dice(truth, guess) == pytest.approx((2 / 3 + 4 / 5) / 2)
     assert mean_dice(truth, np.zeros_like(truth)) == 0.0
     assert mean_dice(truth, truth) == 1.0
+
+
+def test_surface_metrics_on_the_joint_box_equal_the_whole_volume() -> None:
+    """score_class measures each structure on the bounding box of prediction and truth:
+    the same HD95, MSD and NSD as MONAI on the whole volume, for a pair in the interior,
+    one touching the volume's edge, and one pair far apart."""
+    import torch
+    from monai.metrics import (
+        compute_average_surface_distance,
+        compute_hausdorff_distance,
+        compute_surface_dice,
+    )
+
+    from scseg.evaluation import score_class
+
+    rng = np.random.default_rng(0)
+    spacing = [1.0, 1.5, 2.0]
+    for shift in ((20, 20, 20), (0, 30, 0), (40, 5, 30)):
+        truth = np.zeros((60, 50, 40), bool)
+        truth[15:30, 10:25, 12:20] = True
+        pred = np.zeros_like(truth)
+        x, y, z = shift
+        pred[x : x + 12, y : y + 14, z : z + 6] = rng.random((12, 14, 6)) > 0.2
+        got = score_class(pred, truth, spacing, 1.5)
+        p, t = torch.from_numpy(pred)[None, None], torch.from_numpy(truth)[None, None]
+        expected = {
+            "hd95": compute_hausdorff_distance(p, t, True, percentile=95, spacing=spacing),
+            "msd": compute_average_surface_distance(p, t, True, symmetric=True, spacing=spacing),
+            "nsd": compute_surface_dice(p, t, [1.5], True, spacing=spacing, use_subvoxels=True),
+        }
+        for metric, value in expected.items():
+            assert got[metric] == pytest.approx(float(value), rel=1e-6), (shift, metric)
