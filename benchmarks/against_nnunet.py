@@ -70,8 +70,24 @@ DATASETS = {
         "plan": ["--memory", "2"],
         "nnunet_plan": ["-gpu_memory_target", "2"],
     },
+    "parcellation": {
+        "id": 903,
+        "title": "whole-brain parcellation (`scseg data brain_parcellation3d --native 8`, 136 "
+        "structures): trained on the FSL MNI152 template, held out: native-space subjects "
+        "00-03, scored on their own 1 mm grids; both at 2 mm, patches planned for 2 GB, "
+        "no left-right mirroring (left and right structures)",
+        "plan": ["--spacing", "2", "2", "2", "--memory", "2"],
+        "nnunet_plan": ["-overwrite_target_spacing", "2", "2", "2", "-gpu_memory_target", "2"],
+        # what validates: the subjects that position alone cannot pass (issue 28)
+        "held_out": [f"native_{i:02d}" for i in range(4)],
+        # nnU-Net's array axes (z, y, x of a LAS/RAS volume): not x, left-right; scseg's
+        # plan leaves out left-right itself, since the class names name sides
+        "nnunet_mirror_axes": "0,1",
+    },
 }
 
+
+MAX_COLUMNS = 6  # classes with a column of their own in the table; more: the mean only
 
 # scseg plan options measured beside the plain plan at equal steps (`run --variant NAME`)
 VARIANTS = {
@@ -114,12 +130,14 @@ def nnunet_env() -> dict:
 def prepare(name: str, folder: Path, variant: str | None = None) -> tuple[Path, dict, dict]:
     """``(data folder, scseg config, split)``: the dataset and scseg's plan of it (with the
     variant's plan options: ``scseg_<variant>.yaml``)."""
+    from scseg.data.samples import prepare_sample
+
     if name == "tissue":
         sh([*SCSEG, "data", "own_scans", "--out", folder], log=folder / "data.log")
         data = folder / "own_scans"
+    elif name == "parcellation":
+        data = prepare_sample("brain_parcellation3d", quiet=True, native=8)
     else:
-        from scseg.data.samples import prepare_sample
-
         data = prepare_sample("tumour3d", quiet=True)
     stem = f"scseg_{variant}" if variant else "scseg"
     config = folder / f"{stem}.yaml"
@@ -127,7 +145,11 @@ def prepare(name: str, folder: Path, variant: str | None = None) -> tuple[Path, 
     if not config.exists():
         sh([*SCSEG, "plan", "--data", data, "--out", config, *DATASETS[name]["plan"], *extra],
            log=folder / f"{stem}_plan.log")  # fmt: skip
-    split = json.loads((folder / f"{stem}_split.json").read_text())
+    split_file = folder / f"{stem}_split.json"
+    split = json.loads(split_file.read_text())
+    if held_out := DATASETS[name].get("held_out"):  # the plan's training cases, these held out
+        split = {"train": split["train"], "val": held_out}
+        split_file.write_text(json.dumps(split, indent=1))
     return data, yaml.safe_load(config.read_text()), split
 
 
@@ -159,6 +181,29 @@ def nnunet_raw(name: str, data: Path, config: dict, split: dict, env: dict) -> P
     }
     (raw / "dataset.json").write_text(json.dumps(meta, indent=1))
     return raw
+
+
+def baselines(name: str, data: Path, split: dict, base: Path) -> dict[str, Path]:
+    """Label maps of the held-out cases that need no learning: ``{what they are: folder}``.
+    For the parcellation, the training template registered to each subject (affine, and
+    affine + demons; :mod:`scseg.data.registration`), its labels warped."""
+    if name != "parcellation":
+        return {baseline(name, data, split, base / "baseline"): base / "baseline"}
+    from scseg.data.registration import register_labels
+
+    (atlas,) = split["train"]
+    found = {}
+    for method, what in (("affine", "atlas registration, affine"),
+                         ("deformable", "atlas registration, affine + demons")):  # fmt: skip
+        out = base / f"baseline_{method}"
+        for case in split["val"]:
+            if not (out / f"{case}.nii.gz").exists():
+                register_labels(data / "imagesTr" / f"{case}.nii.gz",
+                                data / "imagesTr" / f"{atlas}.nii.gz",
+                                data / "labelsTr" / f"{atlas}.nii.gz",
+                                out / f"{case}.nii.gz", method)  # fmt: skip
+        found[what] = out
+    return found
 
 
 def baseline(name: str, data: Path, split: dict, out: Path) -> str:
@@ -228,7 +273,8 @@ def run_nnunet(name: str, folder: Path, env: dict, epochs: int, iterations: int,
                 "-np", "2"], env=env, log=raw.parent / f"{name}_preprocess.log")  # fmt: skip
     folder.mkdir(parents=True, exist_ok=True)
     env = {**env, "nnUNet_results": str(folder / "results"), "SCSEG_NNUNET_EPOCHS": str(epochs),
-           "SCSEG_NNUNET_ITERATIONS": str(iterations)}  # fmt: skip
+           "SCSEG_NNUNET_ITERATIONS": str(iterations),
+           "SCSEG_NNUNET_MIRROR_AXES": DATASETS[name].get("nnunet_mirror_axes", "")}  # fmt: skip
     shutil.rmtree(folder / "results", ignore_errors=True)
     device = "cuda" if _cuda() else "cpu"
     train = sh(["nnUNetv2_train", ident, "3d_fullres", "all", "-tr", TRAINER, "-p", plans,
@@ -265,8 +311,10 @@ def run(args: argparse.Namespace) -> None:
         rows.append({"dataset": name, "repeat": repeat, "pipeline": pipeline, "budget": budget,
                      "steps": epochs * per_epoch, "train_s": round(result["train_s"], 1),
                      "predict_s": round(result["predict_s"], 1), "scores": scores})  # fmt: skip
+        shown = scores if len(scores) <= MAX_COLUMNS else {
+            "mean Dice": round(_mean(scores, list(scores), "dice"), 4)}  # fmt: skip
         print(f"{name} {pipeline} {budget}: {epochs * per_epoch} steps, "
-              f"{result['train_s']:.0f} s, {scores}", flush=True)  # fmt: skip
+              f"{result['train_s']:.0f} s, {shown}", flush=True)  # fmt: skip
 
     run_dir = base / f"repeat{repeat}"
     if args.variant:
@@ -286,9 +334,8 @@ def run(args: argparse.Namespace) -> None:
         scseg_equal_time(args.equal_time_epochs)
         return save(rows, name)
     raw = nnunet_raw(name, data, config, split, env)
-    what = baseline(name, data, split, base / "baseline")
-    record(what, "no learning", 0, {"train_s": 0, "predict_s": 0,
-                                    "prediction": base / "baseline"})  # fmt: skip
+    for what, folder in baselines(name, data, split, base).items():
+        record(what, "no learning", 0, {"train_s": 0, "predict_s": 0, "prediction": folder})
     ours = run_scseg(run_dir / "scseg_steps", base / "scseg.yaml", args.epochs, repeat, images)
     record("scseg", "equal steps", args.epochs, ours)
     theirs = run_nnunet(name, run_dir / "nnunet_steps", env, args.epochs, per_epoch, raw)
@@ -322,8 +369,12 @@ def paired(ours: list[dict], theirs: list[dict], classes: list[str], seed: int =
     """Dice of ``ours`` minus ``theirs``, paired by repeat and class, with a 95 % bootstrap
     interval (repeats and classes resampled)."""
     by_repeat = {r["repeat"]: r["scores"] for r in theirs}
-    diff = np.array([[r["scores"][c]["dice"] - by_repeat[r["repeat"]][c]["dice"] for c in classes]
-                     for r in ours if r["repeat"] in by_repeat])  # fmt: skip
+    pairs = [(r["scores"], by_repeat[r["repeat"]]) for r in ours if r["repeat"] in by_repeat]
+    # the classes both score in every pair (a structure absent from every held-out case
+    # has no Dice)
+    classes = [c for c in classes if all("dice" in a.get(c, {}) and "dice" in b.get(c, {})
+                                         for a, b in pairs)]  # fmt: skip
+    diff = np.array([[a[c]["dice"] - b[c]["dice"] for c in classes] for a, b in pairs])
     if not diff.size:
         return "no paired repeats"
     rng = np.random.default_rng(seed)
@@ -344,11 +395,13 @@ def report(args: argparse.Namespace) -> None:
         group = [r for r in rows if r["dataset"] == name]
         classes = [c for c in group[0]["scores"] if c != "background"]
         shown = DATASETS[name].get("names", {})
+        columns = classes if len(classes) <= MAX_COLUMNS else []  # else the mean only
         lines += [f"**{DATASETS[name]['title']}**", "",
                   "| pipeline | budget | repeats | steps | training (s) | prediction (s) | "
-                  + " | ".join(f"{shown.get(c, c)}: Dice" for c in classes)
-                  + " | mean Dice | mean HD95 (mm) | mean NSD (1 mm) |",
-                  "|---|---|---|---|---|---|" + "---|" * (len(classes) + 3)]  # fmt: skip
+                  + "".join(f"{shown.get(c, c)}: Dice | " for c in columns)
+                  + f"mean Dice{f' ({len(classes)} structures)' if not columns else ''} | "
+                  "mean HD95 (mm) | mean NSD (1 mm) |",
+                  "|---|---|---|---|---|---|" + "---|" * (len(columns) + 3)]  # fmt: skip
         runs: dict[tuple, list[dict]] = {}
         for r in group:
             runs.setdefault((r["pipeline"], r["budget"]), []).append(r)
@@ -357,14 +410,14 @@ def report(args: argparse.Namespace) -> None:
             same = same if learnt else same[:1]
             means = [_mean(r["scores"], classes, "dice") for r in same]
             spread = f" ± {np.std(means, ddof=1):.3f}" if len(same) > 1 else ""
-            dice = " | ".join(
-                f"{np.mean([r['scores'][c]['dice'] for r in same]):.3f}" for c in classes
+            dice = "".join(
+                f"{np.mean([r['scores'][c]['dice'] for r in same]):.3f} | " for c in columns
             )
             cells = [pipeline, budget, str(len(same)) if learnt else "",
                      "/".join(sorted({str(r["steps"]) for r in same})) if learnt else "",
                      f"{np.mean([r['train_s'] for r in same]):.0f}" if learnt else "",
                      f"{np.mean([r['predict_s'] for r in same]):.0f}" if learnt else "",
-                     dice, f"**{np.mean(means):.3f}**{spread}",
+                     f"{dice}**{np.mean(means):.3f}**{spread}",
                      f"{np.mean([_mean(r['scores'], classes, 'hd95') for r in same]):.2f}",
                      f"{np.mean([_mean(r['scores'], classes, 'nsd') for r in same]):.3f}",
                      ]  # fmt: skip

@@ -28,5 +28,17 @@ class nnUNetTrainer_scsegBudget(nnUNetTrainer):
         self.num_iterations_per_epoch = int(os.environ.get("SCSEG_NNUNET_ITERATIONS", "250"))
         self.num_val_iterations_per_epoch = 5
 
+    def configure_rotation_dummyDA_mirroring_and_inital_patch_size(self):
+        """nnU-Net's, but mirroring (in training and at inference) only along the array axes
+        in ``SCSEG_NNUNET_MIRROR_AXES`` ("0,1": as nnU-Net's ``nnUNetTrainer_onlyMirror01``)
+        when it is set: a parcellation's left and right structures must not be swapped."""
+        rotation, dummy_2d, initial_patch_size, mirror_axes = (
+            super().configure_rotation_dummyDA_mirroring_and_inital_patch_size()
+        )
+        if axes := os.environ.get("SCSEG_NNUNET_MIRROR_AXES"):
+            mirror_axes = tuple(int(a) for a in axes.split(","))
+            self.inference_allowed_mirroring_axes = mirror_axes
+        return rotation, dummy_2d, initial_patch_size, mirror_axes
+
     def perform_actual_validation(self, save_probabilities: bool = False):
         self.print_to_log_file("validation of the training folds skipped (scseg benchmark)")

@@ -67,3 +67,31 @@ def test_sums_over_slabs_give_the_whole_loss(name, include_background, ignore_in
     cases = [{k: sum(p[k] for p in case) for k in case[0]} for case in parts]
     total = loss.from_sums({k: torch.cat([c[k] for c in cases]) for k in cases[0]})
     torch.testing.assert_close(total, loss(logits, target), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("include_background", [False, True])
+@pytest.mark.parametrize("ignore_index", [None, 255])
+def test_dice_term_is_monais_masked_dice_with_its_gradient(include_background, ignore_index):
+    """The Dice term, formed from class counts (no one-hot), has the value and gradient of
+    MONAI's MaskedDiceLoss on the one-hot target, and cross-entropy those of PyTorch's."""
+    import torch.nn.functional as F
+    from monai.losses import MaskedDiceLoss
+
+    torch.manual_seed(0)
+    logits = torch.randn(2, 7, 9, 6, 5, dtype=torch.float64, requires_grad=True)
+    target = torch.randint(0, 7, (2, 1, 9, 6, 5))
+    target[0, 0, 0] = 3  # one class absent from one case: its Dice is the smoothed 1
+    target[target == 5] = 4
+    if ignore_index is not None:
+        target[:, :, :3] = ignore_index
+    valid = target[:, 0] != (ignore_index if ignore_index is not None else -1)
+    clean = torch.where(valid, target[:, 0], 0)
+    got = SegmentationLoss("dicece", include_background, ignore_index)(logits, target)
+    onehot = F.one_hot(clean, 7).movedim(-1, 1).double()
+    dice = MaskedDiceLoss(include_background=include_background, softmax=True)
+    expected = (F.cross_entropy(logits, clean, reduction="none") * valid).sum() / valid.sum()
+    expected = expected + dice(logits, onehot, mask=valid.unsqueeze(1).double())
+    torch.testing.assert_close(got, expected)
+    (grad_got,) = torch.autograd.grad(got, logits)
+    (grad_expected,) = torch.autograd.grad(expected, logits)
+    torch.testing.assert_close(grad_got, grad_expected)

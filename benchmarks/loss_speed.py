@@ -1,0 +1,72 @@
+"""The training loss at many classes: Dice + cross-entropy of a deep-supervised 3D U-Net
+(four outputs at the patch's resolution) on the whole-brain parcellation's planned patch
+(2 x 80^3 voxels, 2 mm), before (MONAI's masked Dice on a one-hot target) and after (the
+same loss formed from class counts, :func:`scseg.training.losses._dice_terms`), forward
+and backward; and one whole training step of the planned network.
+
+    uv run python benchmarks/loss_speed.py
+
+Results: benchmarks/results/loss_speed.{json,md}.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+from common import interleaved, markdown_table, write
+from monai.losses import MaskedDiceLoss
+
+from scseg.models import create_model
+from scseg.training.losses import SegmentationLoss, supervised_loss
+
+PATCH = (2, 80, 80, 80)  # batch 2 (the plan's 2 patches per step), 80^3 at 2 mm
+OUTPUTS = 4  # the logits and 3 deep-supervision heads, each at the patch's resolution
+
+
+def one_hot_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The loss as it was: cross-entropy, and MONAI's masked Dice on a one-hot target."""
+    labels = target[:, 0]
+    onehot = F.one_hot(labels, logits.shape[1]).movedim(-1, 1).to(logits.dtype)
+    mask = torch.ones_like(onehot[:, :1])
+    dice = MaskedDiceLoss(include_background=False, softmax=True)
+    return F.cross_entropy(logits, labels) + dice(logits, onehot, mask=mask)
+
+
+def main() -> None:
+    torch.manual_seed(0)
+    rows, table = [], []
+    for classes in (3, 137):
+        target = torch.randint(0, classes, (PATCH[0], 1, *PATCH[1:]))
+        outputs = [torch.randn(PATCH[0], classes, *PATCH[1:], requires_grad=True)
+                   for _ in range(OUTPUTS)]  # fmt: skip
+        ours = SegmentationLoss("dicece")
+
+        def step(loss, outputs=outputs, target=target):
+            return lambda: supervised_loss(loss, outputs, target).backward()
+
+        times = interleaved({"before": step(one_hot_loss), "after": step(ours)}, repeats=3)
+        before, after = times["before"]["median_s"], times["after"]["median_s"]
+        rows.append({"classes": classes, "before_s": before, "after_s": after})
+        table.append([classes, f"{before:.2f} s", f"{after:.2f} s", f"{before / after:.1f}x"])
+    net = create_model("unet", spatial_dims=3, in_channels=1, classes=137,
+                       channels=(16, 32, 64, 128, 256), deep_supervision=3).train()  # fmt: skip
+    x, target = torch.randn(PATCH[0], 1, *PATCH[1:]), torch.randint(0, 137, (2, 1, *PATCH[1:]))
+    step_s = []
+    for _ in range(3):
+        start = time.perf_counter()
+        supervised_loss(SegmentationLoss("dicece"), net(x), target).backward()
+        step_s.append(time.perf_counter() - start)
+    rows.append({"whole_step_137_s": statistics.median(step_s)})
+    md = markdown_table(["classes", "before: loss, forward + backward", "after", "faster"], table)
+    md += (f"\n\nOne whole training step of the planned network (widths 16-256, 137 classes, "
+           f"3 deep-supervision heads), forward and backward, with the loss after: "
+           f"{statistics.median(step_s):.1f} s (median of 3).")  # fmt: skip
+    write("loss_speed", rows, md, {"what": f"Dice + CE over {OUTPUTS} outputs of {PATCH}"})
+    print(md)
+
+
+if __name__ == "__main__":
+    main()
