@@ -2,7 +2,8 @@
 (four outputs at the patch's resolution) on the whole-brain parcellation's planned patch
 (2 x 80^3 voxels, 2 mm), before (MONAI's masked Dice on a one-hot target) and after (the
 same loss formed from class counts, :func:`scseg.training.losses._dice_terms`), forward
-and backward; and one whole training step of the planned network.
+and backward; and one whole training step, with its peak memory, of the network that
+``scseg plan`` chose for 2 GB before and after it counted the outputs of 137 classes.
 
     uv run python benchmarks/loss_speed.py
 
@@ -16,7 +17,7 @@ import time
 
 import torch
 import torch.nn.functional as F
-from common import interleaved, markdown_table, write
+from common import extra_peak_mib, interleaved, markdown_table, write
 from monai.losses import MaskedDiceLoss
 
 from scseg.models import create_model
@@ -24,6 +25,9 @@ from scseg.training.losses import SegmentationLoss, supervised_loss
 
 PATCH = (2, 80, 80, 80)  # batch 2 (the plan's 2 patches per step), 80^3 at 2 mm
 OUTPUTS = 4  # the logits and 3 deep-supervision heads, each at the patch's resolution
+# the parcellation's plan at 2 GB, before and after its outputs counted in the budget
+PLANS = (("outputs not counted", (80, 80, 80), (16, 32, 64, 128, 256)),
+         ("outputs counted", (48, 56, 48), (16, 32, 64, 128)))  # fmt: skip
 
 
 def one_hot_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -51,19 +55,33 @@ def main() -> None:
         before, after = times["before"]["median_s"], times["after"]["median_s"]
         rows.append({"classes": classes, "before_s": before, "after_s": after})
         table.append([classes, f"{before:.2f} s", f"{after:.2f} s", f"{before / after:.1f}x"])
-    net = create_model("unet", spatial_dims=3, in_channels=1, classes=137,
-                       channels=(16, 32, 64, 128, 256), deep_supervision=3).train()  # fmt: skip
-    x, target = torch.randn(PATCH[0], 1, *PATCH[1:]), torch.randint(0, 137, (2, 1, *PATCH[1:]))
-    step_s = []
-    for _ in range(3):
-        start = time.perf_counter()
-        supervised_loss(SegmentationLoss("dicece"), net(x), target).backward()
-        step_s.append(time.perf_counter() - start)
-    rows.append({"whole_step_137_s": statistics.median(step_s)})
     md = markdown_table(["classes", "before: loss, forward + backward", "after", "faster"], table)
-    md += (f"\n\nOne whole training step of the planned network (widths 16-256, 137 classes, "
-           f"3 deep-supervision heads), forward and backward, with the loss after: "
-           f"{statistics.median(step_s):.1f} s (median of 3).")  # fmt: skip
+    steps = []
+    for what, patch, widths in PLANS:
+        net = create_model("unet", spatial_dims=3, in_channels=1, classes=137, channels=widths,
+                           deep_supervision=len(widths) - 2).train()  # fmt: skip
+        x, target = torch.randn(2, 1, *patch), torch.randint(0, 137, (2, 1, *patch))
+
+        def step(net=net, x=x, target=target):
+            supervised_loss(SegmentationLoss("dicece"), net(x), target).backward()
+
+        step()  # warm-up
+        seconds, peak = [], 0.0
+        for _ in range(3):
+            start = time.perf_counter()
+            peak = max(peak, extra_peak_mib(step))
+            seconds.append(time.perf_counter() - start)
+        rows.append({"plan": what, "patch": patch, "step_s": statistics.median(seconds),
+                     "extra_peak_mib": peak})  # fmt: skip
+        steps.append([what, " x ".join(map(str, patch)), f"{widths[0]}-{widths[-1]}",
+                      f"{statistics.median(seconds):.1f} s", f"{peak / 1024:.1f} GiB"])  # fmt: skip
+    md += (
+        "\n\nOne training step (forward and backward, 2 patches, 137 classes, deep supervision "
+        "on every decoder block but the coarsest), the loss after, as `scseg plan --memory 2 "
+        "--spacing 2 2 2` plans the parcellation:\n\n"
+    )
+    md += markdown_table(["plan", "patch", "widths", "step (median of 3)", "extra peak memory"],
+                         steps)  # fmt: skip
     write("loss_speed", rows, md, {"what": f"Dice + CE over {OUTPUTS} outputs of {PATCH}"})
     print(md)
 

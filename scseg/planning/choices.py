@@ -149,12 +149,14 @@ def _architecture(
     memory_gib: float,
     cpu: bool,
     sided: bool,
+    classes: int,
 ) -> tuple[list[int], list[int], int, list[int]]:
     """The patch, the network's widths, the batch and the mirrored axes: a 3D U-Net, or
     SMP's 2D U-Net on slices across the coarsest axis."""
     base = 16 if cpu else 32
     if dims == 3:
-        patch, widths, batch = fit_patch(target, median_shape, 3, memory_gib, cpu, base)
+        patch, widths, batch = fit_patch(target, median_shape, 3, memory_gib, cpu, base,
+                                         classes)  # fmt: skip
         p.set("model.arch", "unet")
         p.set("model.spatial_dims", 3)
         p.set("data.class_path", "scseg.data.MSD3DDataModule")
@@ -164,7 +166,7 @@ def _architecture(
         axis = _slice_axis(target)
         plane = [a for a in range(3) if a != axis]
         patch, widths, batch = fit_patch(
-            target[plane], median_shape[plane], 2, memory_gib, cpu, base
+            target[plane], median_shape[plane], 2, memory_gib, cpu, base, classes
         )
         patch = [max(64, int(s) // 32 * 32) for s in patch]  # SMP encoders: divisible by 32
         p.set("model.arch", "smp_unet")
@@ -280,7 +282,7 @@ def plan_volumes(
     cache_gib = float(voxels.sum()) * (fp.channels + 1) * 4 / 2**30
     disk = cache_gib > ram_gib / 2
     patch, widths, batch, flips = _architecture(p, target, median_shape, dims, memory_gib, cpu,
-                                                sided)  # fmt: skip
+                                                sided, fp.classes)  # fmt: skip
     covered = max(2, int(MAX_DATASET_COVERED * voxels.sum() / np.prod(patch)))
     batch = min(batch, covered)
     p.set(
@@ -338,7 +340,8 @@ def plan_folder2d(fp: Fingerprint, memory_gib: float, cpu: bool, epochs: int, n_
     p = Plan()
     _common(p, fp, epochs, cpu)
     median_shape = np.median(fp.shapes, 0)
-    patch, _, batch = fit_patch((1.0, 1.0), median_shape, 2, memory_gib, cpu, 16 if cpu else 32)
+    patch, _, batch = fit_patch((1.0, 1.0), median_shape, 2, memory_gib, cpu, 16 if cpu else 32,
+                                fp.classes)  # fmt: skip
     patch = [max(64, int(s) // 32 * 32) for s in patch]
     pixels = float(fp.shapes.prod(1).sum())
     batch = min(batch, max(2, int(MAX_DATASET_COVERED * pixels / np.prod(patch))))

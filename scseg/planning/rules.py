@@ -79,9 +79,12 @@ def target_spacing(fp: Fingerprint) -> tuple[np.ndarray, str]:
     return target, "median spacing of the cases (nnU-Net)"
 
 
-def feature_units(patch, widths) -> float:
-    """Convolution outputs of our U-Net for one sample (nnU-Net's unit of memory)."""
-    units = 0.0
+def feature_units(patch, widths, classes: int = 2, heads: int = 1) -> float:
+    """Convolution outputs of our U-Net for one sample (nnU-Net's unit of memory),
+    with its ``heads`` outputs of ``classes`` logits at the patch's resolution (the main head
+    and the deep-supervision heads, upsampled): nnU-Net counts its segmentation outputs too,
+    and with 137 classes they outweigh the features."""
+    units = float(heads * classes * np.prod(patch))
     for stage, width in enumerate(widths):
         voxels = float(np.prod([max(1, p // 2**stage) for p in patch]))
         units += 2 * width * voxels  # encoder: two convolutions
@@ -99,12 +102,15 @@ def widths_for(stages: int, dims: int, base: int) -> list[int]:
     return [min(MAX_WIDTH[dims], base * 2**s) for s in range(stages)]
 
 
-def fit_patch(spacing, median_shape, dims: int, memory_gib: float, cpu: bool, base: int):
+def fit_patch(spacing, median_shape, dims: int, memory_gib: float, cpu: bool, base: int,
+              classes: int = 2):  # fmt: skip
     """nnU-Net's search: a patch of the data's aspect in mm, as large as the median case
     and rounded up to what the network's poolings divide (``pad_shape`` in nnU-Net's
     ``get_pool_and_conv_props``: a 47-slice case gets 48, not 40), shrunk one step at a
     time along the axis largest relative to that case until two samples fit; then the
-    batch size the memory allows (at least 2, at most 5 % of the dataset)."""
+    batch size the memory allows (at least 2, at most 5 % of the dataset). The outputs of
+    ``classes`` logits count (:func:`feature_units`; the planned deep supervision: a head on
+    every decoder block but the coarsest in 3D, two in 2D)."""
     aspect = 1 / np.asarray(spacing, float)
     volume = 256.0**3 if dims == 3 else 2048.0**2
     patch = np.round(aspect * (volume / np.prod(aspect)) ** (1 / dims)).astype(int)
@@ -116,7 +122,8 @@ def fit_patch(spacing, median_shape, dims: int, memory_gib: float, cpu: bool, ba
         step = 2 ** (stages - 1)
         patch = -(-patch // step) * step  # rounded up, as nnU-Net's pad_shape
         widths = widths_for(stages, dims, base)
-        units = feature_units(patch, widths)
+        heads = 1 + (max(0, stages - 2) if dims == 3 else 2)
+        units = feature_units(patch, widths, classes, heads)
         if units / ref_batch * 2 <= budget:
             break
         reducible = patch > MIN_EDGE * 2

@@ -356,3 +356,17 @@ def test_defect4_a_pattern_without_a_group_keeps_subjects_together(
     assert not (tmp_path / "q.yaml").exists()
     assert _plan(own_scans, tmp_path / "r.yaml") == 0  # no pattern: each block its own subject
     assert "8 subject(s)" in capsys.readouterr().out
+
+
+def test_outputs_of_many_classes_count_in_the_patch_budget() -> None:
+    """nnU-Net counts its segmentation outputs: at 137 classes (the parcellation) the
+    logits of the head and the deep-supervision heads outweigh the features, and the same
+    memory buys a smaller patch than at 3 classes."""
+    from scseg.planning.rules import feature_units, fit_patch
+
+    few, widths, _ = fit_patch((2.0, 2.0, 2.0), (91, 109, 91), 3, 2.0, True, 16, classes=3)
+    many, _, _ = fit_patch((2.0, 2.0, 2.0), (91, 109, 91), 3, 2.0, True, 16, classes=137)
+    assert np.prod(many) < np.prod(few) / 2
+    voxels = float(np.prod(few))
+    with_heads = feature_units(few, widths, 137, heads=4) - feature_units(few, widths, 137, 0)
+    assert with_heads == 4 * 137 * voxels
