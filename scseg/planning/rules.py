@@ -12,7 +12,10 @@ Where ours differ, and why:
   convolution outputs; we sum the same for our U-Net from its widths (two convolutions
   per encoder stage, upsampling, two convolutions and the attention gate per decoder
   block) and compare with nnU-Net's references (560e6 units for 8 GB at batch 2 in 3D,
-  85e6 at batch 12 in 2D), doubled on a CPU, which trains in float32.
+  85e6 at batch 12 in 2D), doubled on a CPU, which trains in float32. The outputs count
+  too, as nnU-Net counts its segmentation layers, but ours are all at the patch's
+  resolution (deep-supervision heads are upsampled), so many classes shrink our patch
+  more than nnU-Net's (137 classes at 2 GB: 48 x 56 x 48, nnU-Net 64 x 80 x 64).
 * **CT normalisation** clips to the foreground's 0.5-99.5 percentiles, as nnU-Net, then
   scales to [0, 1] instead of a z-score with the foreground's mean and std. MR is z-scored
   over non-zero voxels per image.
