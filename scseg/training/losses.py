@@ -12,10 +12,11 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
-from monai.losses import DiceLoss, FocalLoss, MaskedDiceLoss
+from monai.losses import DiceLoss, FocalLoss
 from torch import nn
 
 LOSSES = ("dice", "ce", "dicece", "focal")
+SMOOTH = 1e-5  # MONAI DiceLoss's smooth_nr and smooth_dr
 
 
 class SegmentationLoss(nn.Module):
@@ -44,7 +45,7 @@ class SegmentationLoss(nn.Module):
             raise ValueError(f"unknown loss {name!r}; choose one of: {', '.join(LOSSES)}")
         self.name = name
         self.ignore_index = ignore_index
-        self.dice = MaskedDiceLoss(include_background=include_background, softmax=True)
+        self.include_background = include_background
         self.focal = FocalLoss(gamma=focal_gamma, use_softmax=True, reduction="none")
 
     def _prepare(self, target: torch.Tensor, ndim: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -105,12 +106,10 @@ class SegmentationLoss(nn.Module):
         return out
 
     def _dice_from_terms(self, tp: torch.Tensor, predicted: torch.Tensor, truth: torch.Tensor):
-        """MONAI's masked Dice loss (``batch=False``: per case and class, then the mean)
-        from its terms, ``(B, C)`` each."""
-        first = 0 if self.dice.include_background else 1
-        total = predicted[:, first:] + truth[:, first:]
-        dice = (2 * tp[:, first:] + self.dice.smooth_nr) / (total + self.dice.smooth_dr)
-        return (1 - dice).mean()
+        """MONAI's masked Dice loss from its terms, ``(B, C)`` each, class 0 left out
+        unless ``include_background``."""
+        first = 0 if self.include_background else 1
+        return soft_dice_loss(tp[:, first:], predicted[:, first:], truth[:, first:])
 
     def from_sums(self, sums: dict[str, torch.Tensor]) -> torch.Tensor:
         """The loss from :meth:`sums` totalled over every voxel of the cases."""
@@ -125,6 +124,13 @@ class SegmentationLoss(nn.Module):
         if "focal" in sums:
             loss = loss + sums["focal"].sum() / valid.clamp_min(1)
         return loss.float()
+
+
+def soft_dice_loss(tp: torch.Tensor, predicted: torch.Tensor, truth: torch.Tensor):
+    """MONAI's ``DiceLoss`` (``batch=False``, mean reduction) from its terms, ``(B, C)``
+    each: ``1 - (2 tp + s) / (predicted + truth + s)`` per case and class, then the mean."""
+    dice = (2 * tp + SMOOTH) / (predicted + truth + SMOOTH)
+    return (1 - dice).mean()
 
 
 def _dice_terms(probs: torch.Tensor, clean: torch.Tensor, valid: torch.Tensor):
@@ -192,9 +198,7 @@ class RegionLoss(nn.Module):
         if "bce" in sums:
             loss = loss + sums["bce"].sum() / sums["valid"].sum()
         if "intersection" in sums:
-            tp, total = sums["intersection"], sums["predicted"] + sums["truth"]
-            dice = (2 * tp + self.dice.smooth_nr) / (total + self.dice.smooth_dr)
-            loss = loss + (1 - dice).mean()
+            loss = loss + soft_dice_loss(sums["intersection"], sums["predicted"], sums["truth"])
         return loss.float()
 
 
