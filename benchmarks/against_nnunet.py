@@ -89,6 +89,14 @@ DATASETS = {
 
 MAX_COLUMNS = 6  # classes with a column of their own in the table; more: the mean only
 
+# rows from an earlier version of scseg's plan (their "plan" field), and what differed
+PLANS = {
+    "before per-axis pooling": "scseg's plan before 2026-12-03 pooled every axis at every "
+    "stage, so a patch 24 voxels short along one axis got 3 stages (the tissue blocks: "
+    "100 x 60 x 24, widths 16-64); the plan now pools as nnU-Net does (a short or coarse "
+    "axis stops, the others go on): 112 x 64 x 24, 5 stages, widths 16-256",
+}
+
 # scseg plan options measured beside the plain plan at equal steps (`run --variant NAME`)
 VARIANTS = {
     "nnunet-schedule": ("scseg, nnU-Net's schedule", ["--schedule", "nnunet"]),
@@ -333,11 +341,14 @@ def run(args: argparse.Namespace) -> None:
     if args.equal_time_epochs:
         scseg_equal_time(args.equal_time_epochs)
         return save(rows, name)
-    raw = nnunet_raw(name, data, config, split, env)
-    for what, folder in baselines(name, data, split, base).items():
-        record(what, "no learning", 0, {"train_s": 0, "predict_s": 0, "prediction": folder})
+    if not args.scseg_only:
+        raw = nnunet_raw(name, data, config, split, env)
+        for what, folder in baselines(name, data, split, base).items():
+            record(what, "no learning", 0, {"train_s": 0, "predict_s": 0, "prediction": folder})
     ours = run_scseg(run_dir / "scseg_steps", base / "scseg.yaml", args.epochs, repeat, images)
     record("scseg", "equal steps", args.epochs, ours)
+    if args.scseg_only:
+        return save(rows, name)
     theirs = run_nnunet(name, run_dir / "nnunet_steps", env, args.epochs, per_epoch, raw)
     record("nnU-Net", "equal steps", args.epochs, theirs)
     # equal wall time: the faster one trains again for the slower one's training time
@@ -403,8 +414,9 @@ def report(args: argparse.Namespace) -> None:
                   "mean HD95 (mm) | mean NSD (1 mm) |",
                   "|---|---|---|---|---|---|" + "---|" * (len(columns) + 3)]  # fmt: skip
         runs: dict[tuple, list[dict]] = {}
-        for r in group:
-            runs.setdefault((r["pipeline"], r["budget"]), []).append(r)
+        for r in group:  # rows of an earlier scseg plan are labelled with it (PLANS)
+            label = r["pipeline"] + (f" [{r['plan']}]" if r.get("plan") else "")
+            runs.setdefault((label, r["budget"]), []).append(r)
         for (pipeline, budget), same in runs.items():
             learnt = budget != "no learning"
             same = same if learnt else same[:1]
@@ -434,13 +446,17 @@ def report(args: argparse.Namespace) -> None:
         nnunet = runs.get(("nnU-Net", "equal steps"), [])
         plain = runs.get(("scseg", "equal steps"), [])
         for (pipeline, budget), same in runs.items():
-            if pipeline == "scseg" and budget != "no learning":
+            if pipeline.startswith("scseg") and budget != "no learning":
                 versus = paired(same, nnunet, classes)
-                lines.append(f"- scseg ({budget}) minus nnU-Net, Dice: {versus}")
-            elif pipeline.startswith("scseg, "):
+                lines.append(f"- {pipeline} ({budget}) minus nnU-Net, Dice: {versus}")
+            if pipeline.startswith("scseg") and pipeline != "scseg" and budget == "equal steps":
                 lines.append(f"- {pipeline} ({budget}) minus scseg, Dice: "
                              f"{paired(same, plain, classes)}")  # fmt: skip
         lines.append("")
+    for plan, what in PLANS.items():
+        if any(r.get("plan") == plan for r in rows):
+            lines.append(f"[{plan}]: {what}")
+    lines.append("")
     lines.append(f"nnU-Net: {rows[0]['nnunet']} through its own CLI (`{TRAINER}`: its default "
                  "trainer with the budget set); two CPU cores. scseg predicts with `--tta`, "
                  "nnU-Net with its default mirroring; both from the last checkpoint.")  # fmt: skip
@@ -464,6 +480,8 @@ def main() -> None:
     go.add_argument("--no-equal-time", action="store_true", help="equal steps only")
     go.add_argument("--equal-time-epochs", type=int, help="only scseg's equal-time run, for "
                     "this many epochs (what an earlier repeat found)")  # fmt: skip
+    go.add_argument("--scseg-only", action="store_true", help="only scseg's equal-steps run "
+                    "(after a change to scseg; nnU-Net's repeats are kept)")  # fmt: skip
     go.set_defaults(fn=run)
     sub.add_parser("report").set_defaults(fn=report)
     args = parser.parse_args()

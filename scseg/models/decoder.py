@@ -11,7 +11,7 @@ from torch import nn
 
 from scseg.layers import conv_block, create_attention
 from scseg.layers.attention import ATTENTION
-from scseg.layers.blocks import DEFAULT_ACT, ActSpec, NormSpec
+from scseg.layers.blocks import DEFAULT_ACT, ActSpec, NormSpec, per_axis
 
 UPSAMPLE = ("nearest", "transposed")
 
@@ -44,10 +44,13 @@ class DecoderBlock(nn.Module):
         attention: str = "scse",
         attention_kwargs: dict | None = None,
         upsample: str = "nearest",
+        scale: int | Sequence[int] = 2,
+        kernel_size: int | Sequence[int] = 3,
     ) -> None:
         super().__init__()
         if upsample not in UPSAMPLE:
             raise ValueError(f"unknown upsample {upsample!r}; choose one of: {', '.join(UPSAMPLE)}")
+        self.scale = per_axis(scale, spatial_dims, "scale")
         self.up = None
         if upsample == "transposed":
             up_channels = skip_channels or in_channels
@@ -55,15 +58,14 @@ class DecoderBlock(nn.Module):
                 spatial_dims,
                 in_channels,
                 up_channels,
-                kernel_size=2,
-                stride=2,
+                kernel_size=self.scale,
+                stride=self.scale,
                 conv_only=True,
                 is_transposed=True,
             )
             in_channels = up_channels
-        self.conv = conv_block(
-            block, spatial_dims, in_channels + skip_channels, out_channels, 1, norm, act
-        )
+        self.conv = conv_block(block, spatial_dims, in_channels + skip_channels, out_channels,
+                               1, norm, act, kernel_size=kernel_size)  # fmt: skip
         # The block owns its conv output, so inference may scale it in place.
         options = {**(attention_kwargs or {}), **ATTENTION.accepted(attention, {"inplace": True})}
         self.attention = create_attention(attention, out_channels, spatial_dims, **options)
@@ -71,11 +73,11 @@ class DecoderBlock(nn.Module):
     def forward(self, x: torch.Tensor, skip: torch.Tensor | None = None) -> torch.Tensor:
         if self.up is not None:
             x = self.up(x)
-            if skip is not None:  # 2 * ceil(s / 2) voxels for a skip of s: crop the end
+            if skip is not None:  # scale * ceil(s / scale) voxels for a skip of s: crop the end
                 x = x[(..., *(slice(0, n) for n in skip.shape[2:]))]
                 x = torch.cat([x, skip], dim=1)
         elif skip is None:
-            x = F.interpolate(x, scale_factor=2.0, mode="nearest")
+            x = F.interpolate(x, scale_factor=[float(f) for f in self.scale], mode="nearest")
         else:
             # Upsample to the skip's exact size: odd sizes need no cropping or padding.
             x = F.interpolate(x, size=skip.shape[2:], mode="nearest")
@@ -95,6 +97,9 @@ class UnetDecoder(nn.Module):
         block, norm, act: see :func:`scseg.layers.conv_block`.
         attention, attention_kwargs: the recalibration after every block.
         upsample: ``"nearest"`` or ``"transposed"``, see :class:`DecoderBlock`.
+        scales: each block's upsampling factor (an int or one per axis), deep to shallow:
+            the stride of the encoder stage it climbs back from; default 2.
+        kernel_sizes: each block's convolution kernel, deep to shallow; default 3.
 
     Raises:
         ValueError: if there are fewer decoder blocks than skips.
@@ -111,6 +116,8 @@ class UnetDecoder(nn.Module):
         attention: str = "scse",
         attention_kwargs: dict | None = None,
         upsample: str = "nearest",
+        scales: Sequence[int | Sequence[int]] | None = None,
+        kernel_sizes: Sequence[int | Sequence[int]] | None = None,
     ) -> None:
         super().__init__()
         skips = list(encoder_channels[:-1])[::-1]
@@ -121,20 +128,21 @@ class UnetDecoder(nn.Module):
             )
         skips += [0] * (len(decoder_channels) - len(skips))
         inputs = [encoder_channels[-1], *decoder_channels[:-1]]
+        scales = [2] * len(decoder_channels) if scales is None else list(scales)
+        kernel_sizes = [3] * len(decoder_channels) if kernel_sizes is None else list(kernel_sizes)
+        if len(scales) != len(decoder_channels) or len(kernel_sizes) != len(decoder_channels):
+            raise ValueError(
+                f"scales and kernel_sizes need one entry per decoder block "
+                f"({len(decoder_channels)}), got {scales} and {kernel_sizes}"
+            )
         self.blocks = nn.ModuleList(
             DecoderBlock(
-                spatial_dims,
-                cin,
-                cskip,
-                cout,
-                block,
-                norm,
-                act,
-                attention,
-                attention_kwargs,
-                upsample,
+                *(spatial_dims, cin, cskip, cout, block, norm, act),
+                *(attention, attention_kwargs, upsample, scale, kernel),
             )
-            for cin, cskip, cout in zip(inputs, skips, decoder_channels, strict=True)
+            for cin, cskip, cout, scale, kernel in zip(
+                inputs, skips, decoder_channels, scales, kernel_sizes, strict=True
+            )
         )
         self.out_channels = list(decoder_channels)
 

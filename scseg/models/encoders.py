@@ -7,14 +7,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import torch
 from segmentation_models_pytorch.encoders import get_encoder, get_encoder_names
 from torch import nn
 
 from scseg.layers import conv_block, create_attention
-from scseg.layers.blocks import DEFAULT_ACT, ActSpec, NormSpec
+from scseg.layers.blocks import DEFAULT_ACT, ActSpec, NormSpec, per_axis
 
 WEIGHT_FILE_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors")
 
@@ -119,6 +121,14 @@ class NdEncoder(nn.Module):
         stem_stride: stride of the first stage. 1 (the default) keeps a full-resolution
             stage, as nnU-Net does; 2 downsamples at once, as MONAI's ``UNet`` does, for
             about a tenth of the compute on 3D patches (the model then upsamples its logits).
+        strides: each stage's stride, an int or one per axis, instead of ``stem_stride``
+            then 2s: nnU-Net's ``pool_op_kernel_sizes``, which leave a coarse axis unpooled
+            (``[1, (2, 2, 1), (2, 2, 2), ...]`` for thick slices along the third axis).
+        kernel_sizes: each stage's convolution kernel, an int or one per axis (nnU-Net's
+            ``(3, 3, 1)`` while an axis is over twice as coarse as the finest); default 3.
+
+    ``strides`` (the attribute) is each stage's cumulative stride: an int where all axes
+    share it, else a tuple per axis.
     """
 
     requires_divisible_input = False  # the decoder upsamples to each skip's exact size
@@ -135,26 +145,40 @@ class NdEncoder(nn.Module):
         attention: str = "none",
         attention_kwargs: dict | None = None,
         stem_stride: int = 1,
+        strides: Sequence[int | Sequence[int]] | None = None,
+        kernel_sizes: Sequence[int | Sequence[int]] | None = None,
     ) -> None:
         super().__init__()
         if len(channels) < 2:
             raise ValueError(f"encoder channels need at least 2 stages, got {channels}")
         if stem_stride not in (1, 2):
             raise ValueError(f"stem_stride must be 1 or 2, got {stem_stride}")
+        if strides is None:
+            strides = [stem_stride] + [2] * (len(channels) - 1)
+        elif stem_stride != 1:
+            raise ValueError("give the first stage's stride in strides, not stem_stride")
+        kernel_sizes = [3] * len(channels) if kernel_sizes is None else kernel_sizes
+        for name, values in (("strides", strides), ("kernel_sizes", kernel_sizes)):
+            if len(values) != len(channels):
+                raise ValueError(f"{name} needs one entry per stage ({len(channels)}), got "
+                                 f"{len(values)}: {list(values)}")  # fmt: skip
+        stage_strides = [per_axis(s, spatial_dims, "strides") for s in strides]
         self.stages = nn.ModuleList()
         self.attention = nn.ModuleList()
         previous = in_channels
-        for i, width in enumerate(channels):
-            stride = stem_stride if i == 0 else 2
-            self.stages.append(
-                conv_block(block, spatial_dims, previous, width, stride, norm, act, dropout)
-            )
+        for width, stride, kernel in zip(channels, stage_strides, kernel_sizes, strict=True):
+            kernel = per_axis(kernel, spatial_dims, "kernel_sizes")
+            self.stages.append(conv_block(block, spatial_dims, previous, width, stride, norm,
+                                          act, dropout, kernel))  # fmt: skip
             self.attention.append(
                 create_attention(attention, width, spatial_dims, **(attention_kwargs or {}))
             )
             previous = width
         self.out_channels = list(channels)
-        self.strides = [stem_stride * 2**i for i in range(len(channels))]
+        self.stage_strides = stage_strides
+        cumulative = [tuple(int(v) for v in np.prod(stage_strides[: i + 1], 0))
+                      for i in range(len(channels))]  # fmt: skip
+        self.strides = [c[0] if len(set(c)) == 1 else c for c in cumulative]
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         features = []

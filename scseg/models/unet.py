@@ -10,7 +10,7 @@ from monai.networks.layers.factories import Conv
 from torch import nn
 
 from scseg.layers.attention import ATTENTION
-from scseg.layers.blocks import ActSpec, NormSpec
+from scseg.layers.blocks import ActSpec, NormSpec, per_axis
 from scseg.models.decoder import UnetDecoder
 from scseg.models.encoders import NdEncoder, SMPEncoder
 from scseg.registry import Registry
@@ -79,14 +79,17 @@ class SEUnet(nn.Module):
             conv(decoder.out_channels[-2 - i], classes, kernel_size=1)
             for i in range(deep_supervision)
         )
+        # an int, or one per axis where the encoder leaves a coarse axis unpooled
         self.size_divisor = encoder.strides[-1]
-        # stride of each decoder block's output (deep to shallow): its skip's, and half the
-        # previous one for blocks beyond the skips
-        strides = list(encoder.strides)
-        self.block_strides: list[int] = []
+        # stride of each decoder block's output (deep to shallow), per axis: its skip's, and
+        # half the previous one for blocks beyond the skips
+        strides = [per_axis(s, spatial_dims, "strides") for s in encoder.strides]
+        self.block_strides: list[tuple[int, ...]] = []
         for i in range(n_blocks):
             previous = self.block_strides[-1] if self.block_strides else strides[-1]
-            self.block_strides.append(strides[-2 - i] if i < len(strides) - 1 else previous // 2)
+            self.block_strides.append(
+                strides[-2 - i] if i < len(strides) - 1 else tuple(v // 2 for v in previous)
+            )
 
     def check_input_shape(self, x: torch.Tensor) -> None:
         """Raises ``ValueError`` for a tensor this model cannot segment."""
@@ -96,7 +99,10 @@ class SEUnet(nn.Module):
                 f"{tuple(x.shape)}"
             )
         sizes = x.shape[2:]
-        if self.encoder.requires_divisible_input and any(s % self.size_divisor for s in sizes):
+        divisor = per_axis(self.size_divisor, self.spatial_dims)
+        if self.encoder.requires_divisible_input and any(
+            s % d for s, d in zip(sizes, divisor, strict=True)
+        ):
             raise ValueError(
                 f"input size {tuple(sizes)} is not divisible by {self.size_divisor}, as this "
                 "encoder requires; pad or crop the input (e.g. monai.transforms.DivisiblePad)"
@@ -116,9 +122,11 @@ class SEUnet(nn.Module):
         return [logits, *aux]
 
 
-def upsample_to(logits: torch.Tensor, size: Sequence[int], stride: int) -> torch.Tensor:
-    """Logits at ``stride`` (a strided stem's, or a coarser block's), linearly interpolated
-    to the input's ``size``, in register with it.
+def upsample_to(
+    logits: torch.Tensor, size: Sequence[int], stride: int | Sequence[int]
+) -> torch.Tensor:
+    """Logits at ``stride`` (a strided stem's, or a coarser block's; an int or one per
+    axis), linearly interpolated to the input's ``size``, in register with it.
 
     The encoder's strided convolutions (kernel 3, padding 1) centre voxel ``j`` on input
     voxel ``stride * j``, so input voxel ``i`` lies at ``i / stride`` on the logits' grid:
@@ -126,13 +134,14 @@ def upsample_to(logits: torch.Tensor, size: Sequence[int], stride: int) -> torch
     (``align_corners=False`` to the input size would shift it by half an input voxel at
     stride 2), and the last ``stride - 1`` voxels repeat the edge.
     """
-    if stride == 1 and tuple(logits.shape[2:]) == tuple(size):
-        return logits
     spatial_dims = logits.ndim - 2
-    target = [stride * (m - 1) + 1 for m in logits.shape[2:]]
+    stride = per_axis(stride, spatial_dims, "stride")
+    if set(stride) == {1} and tuple(logits.shape[2:]) == tuple(size):
+        return logits
+    target = [s * (m - 1) + 1 for s, m in zip(stride, logits.shape[2:], strict=True)]
     up = F.interpolate(logits, size=target, mode=_INTERP[spatial_dims], align_corners=True)
-    if stride > 1:
-        up = F.pad(up, [0, stride - 1] * spatial_dims, mode="replicate")
+    if max(stride) > 1:  # F.pad lists the last axis first
+        up = F.pad(up, [p for s in reversed(stride) for p in (0, s - 1)], mode="replicate")
     return up[(..., *[slice(0, s) for s in size])]
 
 
@@ -202,6 +211,8 @@ def _nd_unet(
     stem_stride: int,
     upsample: str,
     head_kernel_size: int,
+    strides: Sequence[int | Sequence[int]] | None = None,
+    kernel_sizes: Sequence[int | Sequence[int]] | None = None,
 ) -> SEUnet:
     if spatial_dims not in (1, 2, 3):
         raise ValueError(f"spatial_dims must be 1, 2 or 3, got {spatial_dims}")
@@ -217,7 +228,10 @@ def _nd_unet(
         attention=attention if encoder_attention else "none",
         attention_kwargs=options if encoder_attention else None,
         stem_stride=stem_stride,
+        strides=strides,
+        kernel_sizes=kernel_sizes,
     )
+    # block i climbs back from encoder stage -1 - i to stage -2 - i, with that one's kernel
     decoder = UnetDecoder(
         spatial_dims,
         encoder.out_channels,
@@ -228,6 +242,8 @@ def _nd_unet(
         attention,
         options,
         upsample,
+        scales=encoder.stage_strides[1:][::-1],
+        kernel_sizes=None if kernel_sizes is None else list(kernel_sizes[:-1])[::-1],
     )
     return SEUnet(encoder, decoder, spatial_dims, classes, deep_supervision, head_kernel_size)
 
@@ -250,6 +266,8 @@ def unet(
     stem_stride: int = 1,
     upsample: str = "transposed",
     head_kernel_size: int = 3,
+    strides: Sequence[int | Sequence[int]] | None = None,
+    kernel_sizes: Sequence[int | Sequence[int]] | None = None,
 ) -> SEUnet:
     """N-d U-Net with plain conv-norm-act blocks (nnU-Net style), any input size.
 
@@ -257,12 +275,15 @@ def unet(
     transposed convolution, as nnU-Net does (``upsample="nearest"`` repeats voxels instead).
     ``stem_stride=2`` downsamples in the first stage, as MONAI's ``UNet`` does: no
     full-resolution features, logits upsampled to the input, about a tenth of the compute
-    on 3D patches.
+    on 3D patches. ``strides`` and ``kernel_sizes`` (one per stage, each an int or one per
+    axis) are nnU-Net's pooling and kernels for anisotropic data, as ``scseg plan`` writes
+    them: ``strides=[1, (2, 2, 1), 2, 2]`` leaves thick slices along the third axis unpooled
+    at first (:class:`scseg.models.encoders.NdEncoder`).
     """
     return _nd_unet(
         "plain", spatial_dims, in_channels, classes, attention, reduction, combine,
         channels, norm, act, dropout, encoder_attention, deep_supervision, stem_stride,
-        upsample, head_kernel_size,
+        upsample, head_kernel_size, strides, kernel_sizes,
     )  # fmt: skip
 
 
@@ -284,13 +305,15 @@ def resunet(
     stem_stride: int = 1,
     upsample: str = "transposed",
     head_kernel_size: int = 3,
+    strides: Sequence[int | Sequence[int]] | None = None,
+    kernel_sizes: Sequence[int | Sequence[int]] | None = None,
 ) -> SEUnet:
     """N-d U-Net with residual blocks in encoder and decoder, any input size.
 
-    ``stem_stride``, ``upsample``: as for :func:`unet`.
+    ``stem_stride``, ``upsample``, ``strides``, ``kernel_sizes``: as for :func:`unet`.
     """
     return _nd_unet(
         "residual", spatial_dims, in_channels, classes, attention, reduction, combine,
         channels, norm, act, dropout, encoder_attention, deep_supervision, stem_stride,
-        upsample, head_kernel_size,
+        upsample, head_kernel_size, strides, kernel_sizes,
     )  # fmt: skip

@@ -155,17 +155,24 @@ def _architecture(
     SMP's 2D U-Net on slices across the coarsest axis."""
     base = 16 if cpu else 32
     if dims == 3:
-        patch, widths, batch = fit_patch(target, median_shape, 3, memory_gib, cpu, base,
-                                         classes)  # fmt: skip
+        patch, widths, batch, pools = fit_patch(target, median_shape, 3, memory_gib, cpu, base,
+                                                classes)  # fmt: skip
         p.set("model.arch", "unet")
         p.set("model.spatial_dims", 3)
+        if not pools.uniform:
+            p.set("model.model_options.strides", [list(s) for s in pools.strides],
+                  "per stage and axis: an axis is pooled while its feature map keeps 8 voxels "
+                  "and its spacing is under twice the finest (nnU-Net)")  # fmt: skip
+            p.set("model.model_options.kernel_sizes", [list(k) for k in pools.kernels],
+                  "1 along an axis while its spacing is over twice the finest "
+                  "(nnU-Net)")  # fmt: skip
         p.set("data.class_path", "scseg.data.MSD3DDataModule")
         flips = [1, 2] if sided else [0, 1, 2]
     else:
         coarse = _coarsest_axis(target)
         axis = _slice_axis(target)
         plane = [a for a in range(3) if a != axis]
-        patch, widths, batch = fit_patch(
+        patch, widths, batch, _ = fit_patch(
             target[plane], median_shape[plane], 2, memory_gib, cpu, base, classes
         )
         patch = [max(64, int(s) // 32 * 32) for s in patch]  # SMP encoders: divisible by 32
@@ -202,7 +209,7 @@ def _network(
         p.set(
             "model.model_options.channels",
             widths,
-            f"{stages} stages: halving until the patch's shortest axis is near 4 voxels; "
+            f"{stages} stages: each axis halved down to 4-7 voxels (nnU-Net; at most 6); "
             f"widths from {base}, doubling, at most 320",
         )
         p.set(
@@ -340,7 +347,7 @@ def plan_folder2d(fp: Fingerprint, memory_gib: float, cpu: bool, epochs: int, n_
     p = Plan()
     _common(p, fp, epochs, cpu)
     median_shape = np.median(fp.shapes, 0)
-    patch, _, batch = fit_patch((1.0, 1.0), median_shape, 2, memory_gib, cpu, 16 if cpu else 32,
+    patch, _, batch, _ = fit_patch((1.0, 1.0), median_shape, 2, memory_gib, cpu, 16 if cpu else 32,
                                 fp.classes)  # fmt: skip
     patch = [max(64, int(s) // 32 * 32) for s in patch]
     pixels = float(fp.shapes.prod(1).sum())

@@ -4,10 +4,9 @@ default_experiment_planner.py``), each choice with the reason it was made.
 
 Where ours differ, and why:
 
-* **Pooling is isotropic.** Our ``unet`` halves every axis per stage; nnU-Net stops pooling
-  an axis while its spacing is over twice the finest. So the number of stages follows
-  the patch's shortest axis (down to 4 voxels), and anisotropic data gets a shallower
-  network than nnU-Net's.
+* **Pooling** is nnU-Net's (:func:`pooling`: an axis is not pooled, and its kernel is 1,
+  while its spacing is over twice the finest), but stops at 6 stages, where nnU-Net has
+  no limit.
 * **Memory is estimated, not measured.** nnU-Net instantiates its network and sums its
   convolution outputs; we sum the same for our U-Net from its widths (two convolutions
   per encoder stage, upsampling, two convolutions and the attention gate per decoder
@@ -43,6 +42,7 @@ ANISOTROPY = 3.0  # nnU-Net's anisotropy_threshold
 MIN_EDGE = 4  # nnU-Net's UNet_featuremap_min_edge_length
 REFERENCE = {3: (560e6, 2), 2: (85e6, 12)}  # units at 8 GB, at this batch size
 MAX_WIDTH = {3: 320, 2: 512}
+MAX_STAGES = 6  # nnU-Net has no limit; more stages add little past a 4-voxel bottleneck
 MAX_DATASET_COVERED = 0.05  # nnU-Net: a batch sees at most 5 % of the dataset's voxels
 STEPS_PER_EPOCH = 50
 
@@ -82,23 +82,67 @@ def target_spacing(fp: Fingerprint) -> tuple[np.ndarray, str]:
     return target, "median spacing of the cases (nnU-Net)"
 
 
-def feature_units(patch, widths, classes: int = 2, heads: int = 1) -> float:
+@dataclass
+class Pooling:
+    """nnU-Net's ``get_pool_and_conv_props`` for one patch: each stage's stride and kernel
+    per axis (the first stage's stride is 1), and what the patch must be divisible by."""
+
+    strides: list[tuple[int, ...]]
+    kernels: list[tuple[int, ...]]
+    divisor: np.ndarray
+
+    @property
+    def uniform(self) -> bool:
+        """Every axis pooled at every stage, 3x3(x3) kernels: our ``unet``'s default."""
+        return all(len(set(s)) == 1 for s in self.strides) and all(
+            set(k) == {3} for k in self.kernels
+        )
+
+
+def pooling(spacing, patch, max_stages: int = MAX_STAGES) -> Pooling:
+    """nnU-Net's ``get_pool_and_conv_props``: pool the axes whose feature map is at least
+    ``2 * MIN_EDGE`` and whose spacing is under twice the finest of those (a lone axis
+    only while at least ``3 * MIN_EDGE``); a kernel is 1 along an axis until its spacing
+    comes within twice the finest, then 3; the bottleneck's is 3. Ours stops at
+    ``max_stages`` stages (nnU-Net: no limit)."""
+    dims = len(spacing)
+    current, size = [float(s) for s in spacing], [float(s) for s in patch]
+    strides, kernels, pools, kernel = [(1,) * dims], [], [0] * dims, [1] * dims
+    while len(strides) < max_stages:
+        valid = [i for i in range(dims) if size[i] >= 2 * MIN_EDGE]
+        if not valid:
+            break
+        finest = min(current[i] for i in valid)
+        valid = [i for i in valid if current[i] / finest < 2]
+        if not valid or (len(valid) == 1 and size[valid[0]] < 3 * MIN_EDGE):
+            break
+        kernel = [3 if k == 3 or current[d] / min(current) < 2 else 1 for d, k in enumerate(kernel)]
+        for i in valid:
+            pools[i] += 1
+            current[i] *= 2
+            size[i] = math.ceil(size[i] / 2)
+        strides.append(tuple(2 if i in valid else 1 for i in range(dims)))
+        kernels.append(tuple(kernel))
+    kernels.append((3,) * dims)
+    return Pooling(strides, kernels, 2 ** np.asarray(pools))
+
+
+def feature_units(patch, widths, classes: int = 2, heads: int = 1, strides=None) -> float:
     """Convolution outputs of our U-Net for one sample (nnU-Net's unit of memory),
     with its ``heads`` outputs of ``classes`` logits at the patch's resolution (the main head
     and the deep-supervision heads, upsampled): nnU-Net counts its segmentation outputs too,
-    and with 137 classes they outweigh the features."""
+    and with 137 classes they outweigh the features. ``strides``: each stage's, per axis
+    (:class:`Pooling`; default: 2 along every axis after the first)."""
     units = float(heads * classes * np.prod(patch))
+    if strides is None:
+        strides = [(1,) * len(patch)] + [(2,) * len(patch)] * (len(widths) - 1)
+    cumulative = np.cumprod(np.asarray(strides, int), 0)
     for stage, width in enumerate(widths):
-        voxels = float(np.prod([max(1, p // 2**stage) for p in patch]))
+        voxels = float(np.prod(np.maximum(1, np.asarray(patch) // cumulative[stage])))
         units += 2 * width * voxels  # encoder: two convolutions
         if stage < len(widths) - 1:
             units += 4 * width * voxels  # decoder: upsampling, two convolutions, attention
     return units
-
-
-def stages_for(patch) -> int:
-    """Stages (resolutions) until the shortest axis is down to 4 voxels; 3 to 6."""
-    return int(min(6, max(3, 1 + math.floor(math.log2(min(patch) / MIN_EDGE)))))
 
 
 def widths_for(stages: int, dims: int, base: int) -> list[int]:
@@ -108,12 +152,16 @@ def widths_for(stages: int, dims: int, base: int) -> list[int]:
 def fit_patch(spacing, median_shape, dims: int, memory_gib: float, cpu: bool, base: int,
               classes: int = 2):  # fmt: skip
     """nnU-Net's search: a patch of the data's aspect in mm, as large as the median case
-    and rounded up to what the network's poolings divide (``pad_shape`` in nnU-Net's
-    ``get_pool_and_conv_props``: a 47-slice case gets 48, not 40), shrunk one step at a
-    time along the axis largest relative to that case until two samples fit; then the
-    batch size the memory allows (at least 2, at most 5 % of the dataset). The outputs of
-    ``classes`` logits count (:func:`feature_units`; the planned deep supervision: a head on
-    every decoder block but the coarsest in 3D, two in 2D)."""
+    and rounded up to what the network's poolings divide (:func:`pooling`; ``pad_shape`` in
+    nnU-Net: a 47-slice case gets 48, not 40), shrunk one divisor at a time along the axis
+    largest relative to that case until two samples fit; then the batch size the memory
+    allows (at least 2, at most 5 % of the dataset). The outputs of ``classes`` logits
+    count (:func:`feature_units`; the planned deep supervision: a head on every decoder
+    block but the coarsest in 3D, two in 2D).
+
+    Returns:
+        the patch, the widths, the batch size and the :class:`Pooling`.
+    """
     aspect = 1 / np.asarray(spacing, float)
     volume = 256.0**3 if dims == 3 else 2048.0**2
     patch = np.round(aspect * (volume / np.prod(aspect)) ** (1 / dims)).astype(int)
@@ -121,12 +169,12 @@ def fit_patch(spacing, median_shape, dims: int, memory_gib: float, cpu: bool, ba
     ref_units, ref_batch = REFERENCE[dims]
     budget = ref_units * memory_gib / 8 / (2 if cpu else 1)
     while True:
-        stages = stages_for(patch)
-        step = 2 ** (stages - 1)
-        patch = -(-patch // step) * step  # rounded up, as nnU-Net's pad_shape
+        pools = pooling(spacing, patch)
+        patch = -(-patch // pools.divisor) * pools.divisor  # rounded up, as nnU-Net's pad_shape
+        stages = len(pools.strides)
         widths = widths_for(stages, dims, base)
         heads = 1 + (max(0, stages - 2) if dims == 3 else 2)
-        units = feature_units(patch, widths, classes, heads)
+        units = feature_units(patch, widths, classes, heads, pools.strides)
         if units / ref_batch * 2 <= budget:
             break
         reducible = patch > MIN_EDGE * 2
@@ -134,6 +182,11 @@ def fit_patch(spacing, median_shape, dims: int, memory_gib: float, cpu: bool, ba
             break
         ratios = np.where(reducible, patch / np.asarray(median_shape, float), -np.inf)
         axis = int(np.argmax(ratios))
+        # as nnU-Net: the divisor of the patch one divisor shorter, so that no valid size is
+        # skipped (224 lies between 256 and 192 when 256 divides by 64)
+        shorter = patch.copy()
+        shorter[axis] -= pools.divisor[axis]
+        step = pooling(spacing, np.maximum(shorter, 1)).divisor[axis]
         patch[axis] = max(MIN_EDGE * 2, patch[axis] - step)
     batch = max(2, int(budget / units * ref_batch))
-    return [int(p) for p in patch], widths, batch
+    return [int(p) for p in patch], widths, batch, pools

@@ -225,3 +225,48 @@ def test_strided_logits_upsample_in_register(spatial_dims: int, stride: int, siz
     interior = stride * (m - 1) + 1
     expected = torch.arange(size, dtype=torch.float64).clamp(max=interior - 1)
     torch.testing.assert_close(line, expected)  # beyond the last centre: the edge repeated
+
+
+def test_upsampling_per_axis_keeps_each_axis_in_register() -> None:
+    """A coarse axis left unpooled (stride 1) is not interpolated; the pooled ones are, as
+    with one stride for all: a ramp along each axis comes back as the input's ramp."""
+    from scseg.models.unet import upsample_to
+
+    size, stride = (9, 8, 5), (2, 4, 1)
+    pairs = zip(size, stride, strict=True)
+    coarse = [torch.arange(-(-n // s), dtype=torch.float64) * s for n, s in pairs]
+    grid = torch.stack(torch.meshgrid(*coarse, indexing="ij"))[None]  # (1, 3, ...)
+    up = upsample_to(grid, size, stride)
+    assert up.shape[2:] == size
+    for axis, (n, s) in enumerate(zip(size, stride, strict=True)):
+        line = up[0, axis].movedim(axis, 0)[(slice(None), *[0] * 2)]
+        last = s * (len(coarse[axis]) - 1)
+        torch.testing.assert_close(line, torch.arange(n, dtype=torch.float64).clamp(max=last))
+
+
+@pytest.mark.parametrize("upsample", ["transposed", "nearest"])
+def test_anisotropic_pooling_leaves_the_coarse_axis_until_asked(upsample: str) -> None:
+    """nnU-Net's per-axis strides and kernels: the third axis is not pooled by the first
+    downsampling, its first kernels span one slice, and the output (with deep supervision)
+    keeps any input size."""
+    net = scseg.create_model(
+        "unet", spatial_dims=3, in_channels=1, classes=3, channels=[4, 8, 8, 8],
+        strides=[1, (2, 2, 1), 2, (2, 2, 1)], kernel_sizes=[(3, 3, 1), 3, 3, 3],
+        deep_supervision=2, upsample=upsample,
+    )  # fmt: skip
+    x = torch.randn(2, 1, 35, 30, 7)
+    shapes = [tuple(f.shape[2:]) for f in net.encoder(x)]
+    assert shapes == [(35, 30, 7), (18, 15, 7), (9, 8, 4), (5, 4, 4)]
+    assert net.size_divisor == (8, 8, 2)
+    assert net.encoder.stages[0].conv1.conv.kernel_size == (3, 3, 1)
+    assert net.decoder.blocks[-1].conv.conv1.conv.kernel_size == (3, 3, 1)  # lands on stage 0
+    net.train()
+    outputs = net(x)
+    assert [tuple(o.shape) for o in outputs] == [(2, 3, 35, 30, 7)] * 3
+    sum(o.mean() for o in outputs).backward()
+    with pytest.raises(ValueError, match="strides needs one entry per stage"):
+        scseg.create_model("unet", spatial_dims=3, in_channels=1, classes=2,
+                           channels=[4, 8], strides=[1, 2, 2])  # fmt: skip
+    with pytest.raises(ValueError, match="expected a positive int or 3"):
+        scseg.create_model("unet", spatial_dims=3, in_channels=1, classes=2,
+                           channels=[4, 8], strides=[1, (2, 2)])  # fmt: skip

@@ -217,10 +217,10 @@ def test_bad_input(own_scans, tmp_path, capsys) -> None:
 def test_patch_search_ends_at_any_budget() -> None:
     from scseg.planning.rules import fit_patch
 
-    big, widths, batch = fit_patch((1.0, 1.0, 1.0), (200, 200, 200), 3, 80.0, False, 32)
-    small, _, _ = fit_patch((1.0, 1.0, 1.0), (200, 200, 200), 3, 2.0, False, 32)
+    big, widths, batch, _ = fit_patch((1.0, 1.0, 1.0), (200, 200, 200), 3, 80.0, False, 32)
+    small, _, _, _ = fit_patch((1.0, 1.0, 1.0), (200, 200, 200), 3, 2.0, False, 32)
     assert np.prod(small) < np.prod(big) and len(widths) >= 5 and batch >= 2
-    tiny, _, batch = fit_patch((0.8, 0.8, 5.0), (300, 300, 12), 3, 1e-4, True, 16)
+    tiny, _, batch, _ = fit_patch((0.8, 0.8, 5.0), (300, 300, 12), 3, 1e-4, True, 16)
     assert min(tiny) >= 8 and batch == 2  # the smallest patch, never an endless search
 
 
@@ -230,12 +230,13 @@ def test_patch_is_rounded_up_to_cover_the_median_case() -> None:
     by the deepest pooling."""
     from scseg.planning.rules import fit_patch
 
-    patch, widths, _ = fit_patch((2.0, 2.0, 2.0), (98, 116, 47), 3, 3.0, True, 16)
-    step = 2 ** (len(widths) - 1)
-    assert all(p >= s for p, s in zip(patch, (98, 116, 47), strict=True))
-    assert all(p % step == 0 and p - s < step for p, s in zip(patch, (98, 116, 47), strict=True))
+    patch, _, _, pools = fit_patch((2.0, 2.0, 2.0), (98, 116, 47), 3, 3.0, True, 16)
+    median = (98, 116, 47)
+    assert all(p >= s for p, s in zip(patch, median, strict=True))
+    divisor = pools.divisor
+    assert all(p % d == 0 and p - s < d for p, s, d in zip(patch, median, divisor, strict=True))
     # with less memory, a smaller patch
-    smaller, _, _ = fit_patch((2.0, 2.0, 2.0), (98, 116, 47), 3, 1.0, True, 16)
+    smaller, _, _, _ = fit_patch((2.0, 2.0, 2.0), (98, 116, 47), 3, 1.0, True, 16)
     assert np.prod(smaller) < np.prod(patch)
 
 
@@ -297,8 +298,16 @@ def test_defect1_every_rotation_branch_plans_a_config_that_trains(
         (data / "dataset.json").write_text(json.dumps(meta))
     out = tmp_path / "plan.yaml"
     assert _plan(data, out, "--memory", "0.05", "--device", "cpu") == 0
-    init = yaml.safe_load(out.read_text())["data"]["init_args"]
+    planned = yaml.safe_load(out.read_text())
+    init, options = planned["data"]["init_args"], planned["model"]["model_options"]
     assert init["rotation"] == rotation
+    # nnU-Net's pooling: the coarse axis (the tumours' 2, the blocks' 0 at 2 mm, twice the
+    # finest) is not pooled first, and its first kernel spans one voxel
+    first = [1, 2, 2] if branch == "anisotropic" else [2, 2, 1]
+    assert options["strides"][1] == first
+    assert options["kernel_sizes"][0] == [1 + 2 * (s == 2) for s in first]
+    divisor = np.prod(np.asarray(options["strides"]), 0)
+    assert all(p % d == 0 for p, d in zip(init["patch_size"], divisor, strict=True))
     # one training step with the planned turns: what the defect broke (no validation, which
     # slides over whole tumour volumes and is tested by the isotropic plan's run)
     assert _fit(out, tmp_path / "run", "--trainer.max_steps", "1",
@@ -364,9 +373,24 @@ def test_outputs_of_many_classes_count_in_the_patch_budget() -> None:
     memory buys a smaller patch than at 3 classes."""
     from scseg.planning.rules import feature_units, fit_patch
 
-    few, widths, _ = fit_patch((2.0, 2.0, 2.0), (91, 109, 91), 3, 2.0, True, 16, classes=3)
-    many, _, _ = fit_patch((2.0, 2.0, 2.0), (91, 109, 91), 3, 2.0, True, 16, classes=137)
+    few, widths, _, _ = fit_patch((2.0, 2.0, 2.0), (91, 109, 91), 3, 2.0, True, 16, classes=3)
+    many, _, _, _ = fit_patch((2.0, 2.0, 2.0), (91, 109, 91), 3, 2.0, True, 16, classes=137)
     assert np.prod(many) < np.prod(few) / 2
     voxels = float(np.prod(few))
     with_heads = feature_units(few, widths, 137, heads=4) - feature_units(few, widths, 137, 0)
     assert with_heads == 4 * 137 * voxels
+
+
+def test_pooling_is_nnunets_for_thick_slices() -> None:
+    """nnU-Net 2.8.1 planned the tumour sample (spacing 2.54 x 0.72 x 0.72 mm, patch
+    32 x 128 x 112) as five stages with strides (1,1,1), (1,2,2), (2,2,2) x 3 and kernels
+    (1,3,3), (3,3,3) x 4 (runs/against_nnunet, nnUNetPlans 3d_fullres): ours gives the
+    same, and an isotropic patch gets 2s and 3s everywhere."""
+    from scseg.planning.rules import pooling
+
+    pools = pooling((2.54, 0.72, 0.72), (32, 128, 112))
+    assert pools.strides == [(1, 1, 1), (1, 2, 2), (2, 2, 2), (2, 2, 2), (2, 2, 2)]
+    assert pools.kernels == [(1, 3, 3)] + [(3, 3, 3)] * 4
+    assert list(pools.divisor) == [8, 16, 16] and not pools.uniform
+    flat = pooling((2.0, 2.0, 2.0), (48, 56, 48))
+    assert flat.uniform and len(flat.strides) == 4 and list(flat.divisor) == [8, 8, 8]
