@@ -150,8 +150,9 @@ def prepare(name: str, folder: Path, variant: str | None = None) -> tuple[Path, 
     stem = f"scseg_{variant}" if variant else "scseg"
     config = folder / f"{stem}.yaml"
     extra = VARIANTS[variant][1] if variant else []
-    if not config.exists():
-        sh([*SCSEG, "plan", "--data", data, "--out", config, *DATASETS[name]["plan"], *extra],
+    if not config.exists():  # (re)planned: its split file too, the same seeded split
+        sh([*SCSEG, "plan", "--data", data, "--out", config, *DATASETS[name]["plan"], *extra,
+            "--overwrite"],
            log=folder / f"{stem}_plan.log")  # fmt: skip
     split_file = folder / f"{stem}_split.json"
     split = json.loads(split_file.read_text())
@@ -253,8 +254,11 @@ def held_out_images(data: Path, split: dict, folder: Path) -> Path:
 
 
 def run_scseg(folder: Path, config_file: Path, epochs: int, seed: int, images: Path) -> dict:
-    """``scseg fit`` for ``epochs`` (validating once, at the end), ``scseg predict --tta``."""
-    folder.mkdir(parents=True, exist_ok=True)
+    """``scseg fit`` for ``epochs`` (validating once, at the end), ``scseg predict --tta``,
+    in a fresh ``folder`` (Lightning would write ``last-v1.ckpt`` beside an earlier run's
+    ``last.ckpt``, and the prediction would take the earlier one)."""
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
     fit = sh([*SCSEG, "fit", "--config", config_file, "--seed_everything", seed,
               "--trainer.max_epochs", epochs, "--trainer.check_val_every_n_epoch", epochs,
               "--trainer.default_root_dir", folder], log=folder / "fit.log")  # fmt: skip

@@ -3,7 +3,8 @@
 (2 x 80^3 voxels, 2 mm), before (MONAI's masked Dice on a one-hot target) and after (the
 same loss formed from class counts, :func:`scseg.training.losses._dice_terms`), forward
 and backward; and one whole training step, with its peak memory, of the network that
-``scseg plan`` chose for 2 GB before and after it counted the outputs of 137 classes.
+``scseg plan`` chose for 2 GB before and after it counted the outputs of 137 classes, with
+its deep-supervision heads upsampled to the patch or at their own resolution.
 
     uv run python benchmarks/loss_speed.py
 
@@ -12,6 +13,7 @@ Results: benchmarks/results/loss_speed.{json,md}.
 
 from __future__ import annotations
 
+import itertools
 import statistics
 import time
 
@@ -57,9 +59,10 @@ def main() -> None:
         table.append([classes, f"{before:.2f} s", f"{after:.2f} s", f"{before / after:.1f}x"])
     md = markdown_table(["classes", "before: loss, forward + backward", "after", "faster"], table)
     steps = []
-    for what, patch, widths in PLANS:
+    for (what, patch, widths), at in itertools.product(PLANS, ("input", "own")):
         net = create_model("unet", spatial_dims=3, in_channels=1, classes=137, channels=widths,
-                           deep_supervision=len(widths) - 2).train()  # fmt: skip
+                           deep_supervision=len(widths) - 2,
+                           deep_supervision_at=at).train()  # fmt: skip
         x, target = torch.randn(2, 1, *patch), torch.randint(0, 137, (2, 1, *patch))
 
         def step(net=net, x=x, target=target):
@@ -71,17 +74,22 @@ def main() -> None:
             start = time.perf_counter()
             peak = max(peak, extra_peak_mib(step))
             seconds.append(time.perf_counter() - start)
-        rows.append({"plan": what, "patch": patch, "step_s": statistics.median(seconds),
-                     "extra_peak_mib": peak})  # fmt: skip
-        steps.append([what, " x ".join(map(str, patch)), f"{widths[0]}-{widths[-1]}",
+        rows.append({"plan": what, "patch": patch, "deep_supervision_at": at,
+                     "step_s": statistics.median(seconds), "extra_peak_mib": peak})  # fmt: skip
+        steps.append([what, " x ".join(map(str, patch)), f"{widths[0]}-{widths[-1]}", at,
                       f"{statistics.median(seconds):.1f} s", f"{peak / 1024:.1f} GiB"])  # fmt: skip
     md += (
         "\n\nOne training step (forward and backward, 2 patches, 137 classes, deep supervision "
         "on every decoder block but the coarsest), the loss after, as `scseg plan --memory 2 "
         "--spacing 2 2 2` plans the parcellation:\n\n"
     )
-    md += markdown_table(["plan", "patch", "widths", "step (median of 3)", "extra peak memory"],
-                         steps)  # fmt: skip
+    md += markdown_table(["plan", "patch", "widths", "deep supervision at",
+                          "step (median of 3)", "extra peak memory"], steps)  # fmt: skip
+    md += (
+        "\n\n`input`: every auxiliary head's logits interpolated to the patch (as before); "
+        "`own`: each at its block's resolution, the labels taken there (nnU-Net's way; "
+        "`model_options.deep_supervision_at`)."
+    )
     write("loss_speed", rows, md, {"what": f"Dice + CE over {OUTPUTS} outputs of {PATCH}"})
     print(md)
 

@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from scseg.models.unet import downsample_labels
+
 
 class LabelPrior(nn.Module):
     """``net`` (built for ``image_channels + embedding`` inputs) refining a prior label map.
@@ -61,7 +63,13 @@ class LabelPrior(nn.Module):
         index = x[:, -1].round().long().clamp_(0, self.classes - 1)
         described = self.embedding(index).movedim(-1, 1).to(x.dtype)
         out = self.net(torch.cat([x[:, :-1], described], 1))
-        prior = F.one_hot(index, self.classes).movedim(-1, 1).to(x.dtype)
-        if isinstance(out, (list, tuple)):  # deep supervision: every head at full size
-            return type(out)(o + self.strength.to(o.dtype) * prior for o in out)
-        return out + self.strength.to(out.dtype) * prior
+        if isinstance(out, (list, tuple)):  # deep supervision: the prior at each head's size
+            return type(out)(o + self._prior(index, o) for o in out)
+        return out + self._prior(index, out)
+
+    def _prior(self, index: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        """The prior's logits (``strength`` x one-hot) on ``logits``' grid."""
+        index = downsample_labels(index, logits.shape[2:])
+        return self.strength.to(logits.dtype) * F.one_hot(index, self.classes).movedim(-1, 1).to(
+            logits.dtype
+        )

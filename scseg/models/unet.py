@@ -40,8 +40,12 @@ class SEUnet(nn.Module):
         decoder: a :class:`UnetDecoder` over ``encoder.out_channels``.
         head_kernel_size: 3 (the default, as SMP's heads) or 1 (nnU-Net's).
         deep_supervision: number of auxiliary heads on the decoder blocks before the last;
-            in training mode ``forward`` then returns ``[logits, aux_1, ...]``, all at the
-            input's resolution (``aux_1`` from the next-finest block). 0 turns it off.
+            in training mode ``forward`` then returns ``[logits, aux_1, ...]`` (``aux_1``
+            from the next-finest block). 0 turns it off.
+        deep_supervision_at: ``"input"``: the auxiliary logits are interpolated to the
+            input's resolution; ``"own"``: each stays at its block's resolution and the
+            loss takes the labels there (:func:`downsample_labels`), as nnU-Net does:
+            at 137 classes most of a step's time and memory otherwise go to upsampled logits.
 
     Shapes:
         forward: ``(B, in_channels, *spatial) -> (B, classes, *spatial)``.
@@ -55,8 +59,13 @@ class SEUnet(nn.Module):
         classes: int,
         deep_supervision: int = 0,
         head_kernel_size: int = 3,
+        deep_supervision_at: str = "input",
     ) -> None:
         super().__init__()
+        if deep_supervision_at not in ("input", "own"):
+            raise ValueError(f"deep_supervision_at must be 'input' or 'own', got "
+                             f"{deep_supervision_at!r}")  # fmt: skip
+        self.deep_supervision_at = deep_supervision_at
         if classes < 1:
             raise ValueError(f"classes must be >= 1, got {classes}")
         n_blocks = len(decoder.blocks)
@@ -115,11 +124,29 @@ class SEUnet(nn.Module):
         logits = upsample_to(self.head(outputs[-1]), size, self.block_strides[-1])
         if not (self.training and self.aux_heads):
             return logits
+        if self.deep_supervision_at == "own":
+            return [logits, *(head(outputs[-2 - i]) for i, head in enumerate(self.aux_heads))]
         aux = [
             upsample_to(head(outputs[-2 - i]), size, self.block_strides[-2 - i])
             for i, head in enumerate(self.aux_heads)
         ]
         return [logits, *aux]
+
+
+def downsample_labels(labels: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+    """Labels (or masks) ``(..., *spatial)`` at a coarser output's ``size``: voxel ``j``
+    takes input voxel ``stride * j``, where the strided convolutions centre it (see
+    :func:`upsample_to`), for power-of-two strides inferred from the sizes (the smallest
+    with ``ceil(n / stride) == m``). nnU-Net's ``DownsampleSegForDSTransform`` resamples
+    with nearest neighbours the same way."""
+    spatial = labels.shape[labels.ndim - len(size) :]
+    if tuple(spatial) == tuple(size):
+        return labels
+    index: list[slice] = [slice(None)] * (labels.ndim - len(size))
+    for n, m in zip(spatial, size, strict=True):
+        stride = 1 << (max(1, -(-n // m)) - 1).bit_length()
+        index.append(slice(0, stride * (m - 1) + 1, stride))
+    return labels[tuple(index)]
 
 
 def upsample_to(
@@ -162,6 +189,7 @@ def smp_unet(
     decoder_act: ActSpec = ("relu", {"inplace": True}),
     deep_supervision: int = 0,
     head_kernel_size: int = 3,
+    deep_supervision_at: str = "input",
 ) -> SEUnet:
     """2D U-Net on any segmentation-models-pytorch encoder (SMP's argument names).
 
@@ -191,7 +219,8 @@ def smp_unet(
         attention=attention,
         attention_kwargs=attention_options(attention, reduction, combine),
     )
-    return SEUnet(encoder, decoder, 2, classes, deep_supervision, head_kernel_size)
+    return SEUnet(encoder, decoder, 2, classes, deep_supervision, head_kernel_size,
+                  deep_supervision_at)  # fmt: skip
 
 
 def _nd_unet(
@@ -213,6 +242,7 @@ def _nd_unet(
     head_kernel_size: int,
     strides: Sequence[int | Sequence[int]] | None = None,
     kernel_sizes: Sequence[int | Sequence[int]] | None = None,
+    deep_supervision_at: str = "input",
 ) -> SEUnet:
     if spatial_dims not in (1, 2, 3):
         raise ValueError(f"spatial_dims must be 1, 2 or 3, got {spatial_dims}")
@@ -245,7 +275,8 @@ def _nd_unet(
         scales=encoder.stage_strides[1:][::-1],
         kernel_sizes=None if kernel_sizes is None else list(kernel_sizes[:-1])[::-1],
     )
-    return SEUnet(encoder, decoder, spatial_dims, classes, deep_supervision, head_kernel_size)
+    return SEUnet(encoder, decoder, spatial_dims, classes, deep_supervision, head_kernel_size,
+                  deep_supervision_at)  # fmt: skip
 
 
 @MODELS.register("unet")
@@ -268,6 +299,7 @@ def unet(
     head_kernel_size: int = 3,
     strides: Sequence[int | Sequence[int]] | None = None,
     kernel_sizes: Sequence[int | Sequence[int]] | None = None,
+    deep_supervision_at: str = "input",
 ) -> SEUnet:
     """N-d U-Net with plain conv-norm-act blocks (nnU-Net style), any input size.
 
@@ -283,7 +315,7 @@ def unet(
     return _nd_unet(
         "plain", spatial_dims, in_channels, classes, attention, reduction, combine,
         channels, norm, act, dropout, encoder_attention, deep_supervision, stem_stride,
-        upsample, head_kernel_size, strides, kernel_sizes,
+        upsample, head_kernel_size, strides, kernel_sizes, deep_supervision_at,
     )  # fmt: skip
 
 
@@ -307,6 +339,7 @@ def resunet(
     head_kernel_size: int = 3,
     strides: Sequence[int | Sequence[int]] | None = None,
     kernel_sizes: Sequence[int | Sequence[int]] | None = None,
+    deep_supervision_at: str = "input",
 ) -> SEUnet:
     """N-d U-Net with residual blocks in encoder and decoder, any input size.
 
@@ -315,5 +348,5 @@ def resunet(
     return _nd_unet(
         "residual", spatial_dims, in_channels, classes, attention, reduction, combine,
         channels, norm, act, dropout, encoder_attention, deep_supervision, stem_stride,
-        upsample, head_kernel_size, strides, kernel_sizes,
+        upsample, head_kernel_size, strides, kernel_sizes, deep_supervision_at,
     )  # fmt: skip

@@ -212,8 +212,15 @@ def deep_supervision_weights(n_outputs: int) -> list[float]:
 def supervised_loss(
     loss: nn.Module, outputs: torch.Tensor | Sequence[torch.Tensor], target: torch.Tensor
 ) -> torch.Tensor:
-    """Applies ``loss`` to one output or, with deep supervision, to each, weighted."""
+    """Applies ``loss`` to one output or, with deep supervision, to each, weighted; an
+    output coarser than the target (``deep_supervision_at="own"``) is scored against the
+    labels at its resolution (:func:`scseg.models.unet.downsample_labels`)."""
+    from scseg.models.unet import downsample_labels
+
     if isinstance(outputs, torch.Tensor):
         return loss(outputs, target)
     weights = deep_supervision_weights(len(outputs))
-    return sum(w * loss(o, target) for w, o in zip(weights, outputs, strict=True))
+    return sum(
+        w * loss(o, downsample_labels(target, o.shape[2:]))
+        for w, o in zip(weights, outputs, strict=True)
+    )

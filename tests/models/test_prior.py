@@ -22,19 +22,22 @@ def _prior_input(classes: int = 5, size: int = 16) -> torch.Tensor:
     return torch.cat([image, labels], 1)
 
 
-@pytest.mark.parametrize("deep_supervision", [0, 1])
-def test_an_untrained_model_predicts_its_prior(deep_supervision) -> None:
-    net = create_model("unet", spatial_dims=3, in_channels=1, classes=5, channels=(8, 16, 32),
-                       label_prior=True, deep_supervision=deep_supervision)  # fmt: skip
+@pytest.mark.parametrize(("deep_supervision", "at"), [(0, "input"), (1, "input"), (2, "own")])
+def test_an_untrained_model_predicts_its_prior(deep_supervision, at) -> None:
+    """At every head: with ``deep_supervision_at="own"``, the prior at that head's grid."""
+    net = create_model("unet", spatial_dims=3, in_channels=1, classes=5,
+                       channels=(8, 16, 32, 32), label_prior=True,
+                       deep_supervision=deep_supervision, deep_supervision_at=at)  # fmt: skip
     assert isinstance(net, LabelPrior)
     x = _prior_input()
     net.train()
     outs = net(x)
     outs = outs if isinstance(outs, (list, tuple)) else [outs]
     assert len(outs) == 1 + deep_supervision
-    for out in outs:
-        assert out.shape == (2, 5, 16, 16, 16)
-        torch.testing.assert_close(out.argmax(1), x[:, 1].long())
+    for i, out in enumerate(outs):
+        step = 2**i if at == "own" else 1
+        assert out.shape == (2, 5, *[16 // step] * 3)
+        torch.testing.assert_close(out.argmax(1), x[:, 1, ::step, ::step, ::step].long())
     # the correction is learnt: one step moves the output away from the prior alone
     loss = torch.nn.functional.cross_entropy(outs[0], torch.zeros(2, 16, 16, 16).long())
     loss.backward()

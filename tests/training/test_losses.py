@@ -42,6 +42,47 @@ def test_deep_supervision_weighting() -> None:
     torch.testing.assert_close(supervised_loss(loss, outputs, target), expected)
 
 
+def test_coarse_outputs_are_scored_on_labels_where_their_voxels_sit() -> None:
+    """deep_supervision_at="own": a head at stride s is scored against the labels at input
+    voxels s * j (where the strided convolutions centre it), odd sizes included."""
+    from scseg.models.unet import downsample_labels
+
+    ramp = torch.arange(9).view(1, 9, 1).expand(1, 9, 5)  # labels = the index along axis 1
+    assert downsample_labels(ramp, (5, 5))[0, :, 0].tolist() == [0, 2, 4, 6, 8]
+    assert downsample_labels(ramp, (3, 5))[0, :, 0].tolist() == [0, 4, 8]  # stride 4
+    across = torch.arange(5).view(1, 1, 5).expand(1, 9, 5)
+    assert downsample_labels(across, (3, 2))[0, 0].tolist() == [0, 4]  # 5 voxels, 2: stride 4
+    target = torch.randint(0, 3, (2, 9, 6))
+    loss = SegmentationLoss("dicece")
+    outputs = [torch.randn(2, 3, 9, 6), torch.randn(2, 3, 5, 3), torch.randn(2, 3, 3, 2)]
+    expected = (4 * loss(outputs[0], target) + 2 * loss(outputs[1], target[:, ::2, ::2])
+                + loss(outputs[2], target[:, ::4, ::4])) / 7  # fmt: skip
+    torch.testing.assert_close(supervised_loss(loss, outputs, target), expected)
+
+
+def test_heads_at_their_own_resolution_train_and_cost_less() -> None:
+    """The model returns each auxiliary head at its block's size, the loss trains it, and
+    the outputs hold far fewer logits than when every head is upsampled."""
+    import scseg
+
+    x, y = torch.randn(2, 1, 20, 18, 9), torch.randint(0, 4, (2, 20, 18, 9))
+    sizes = {}
+    for at in ("input", "own"):
+        torch.manual_seed(0)
+        net = scseg.create_model("unet", spatial_dims=3, in_channels=1, classes=4,
+                                 channels=[4, 8, 8, 8], strides=[1, 2, (2, 2, 1), 2],
+                                 deep_supervision=2, deep_supervision_at=at).train()  # fmt: skip
+        outputs = net(x)
+        sizes[at] = [tuple(o.shape[2:]) for o in outputs]
+        supervised_loss(SegmentationLoss(), outputs, y).backward()
+        assert net.aux_heads[1].weight.grad.abs().sum() > 0
+    assert sizes["input"] == [(20, 18, 9)] * 3
+    assert sizes["own"] == [(20, 18, 9), (10, 9, 5), (5, 5, 5)]
+    with pytest.raises(ValueError, match="deep_supervision_at must be"):
+        scseg.create_model("unet", spatial_dims=3, in_channels=1, classes=2,
+                           deep_supervision_at="full")  # fmt: skip
+
+
 def test_unknown_loss() -> None:
     with pytest.raises(ValueError, match="dice, ce, dicece, focal"):
         SegmentationLoss("lovasz")
