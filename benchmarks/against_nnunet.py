@@ -98,8 +98,14 @@ PLANS = {
 }
 
 # scseg plan options measured beside the plain plan at equal steps (`run --variant NAME`)
+# (`run --variant NAME`): its label, plan options, and settings changed in the planned config
 VARIANTS = {
-    "nnunet-schedule": ("scseg, nnU-Net's schedule", ["--schedule", "nnunet"]),
+    "nnunet-schedule": ("scseg, nnU-Net's schedule", ["--schedule", "nnunet"], {}),
+    "ds-own": (
+        "scseg, deep supervision at each head's resolution",
+        [],
+        {"model.model_options.deep_supervision_at": "own"},
+    ),
 }
 
 
@@ -137,7 +143,7 @@ def nnunet_env() -> dict:
 
 def prepare(name: str, folder: Path, variant: str | None = None) -> tuple[Path, dict, dict]:
     """``(data folder, scseg config, split)``: the dataset and scseg's plan of it (with the
-    variant's plan options: ``scseg_<variant>.yaml``)."""
+    variant's plan options and changes: ``scseg_<variant>.yaml``)."""
     from scseg.data.samples import prepare_sample
 
     if name == "tissue":
@@ -149,11 +155,20 @@ def prepare(name: str, folder: Path, variant: str | None = None) -> tuple[Path, 
         data = prepare_sample("tumour3d", quiet=True)
     stem = f"scseg_{variant}" if variant else "scseg"
     config = folder / f"{stem}.yaml"
-    extra = VARIANTS[variant][1] if variant else []
+    extra, changes = VARIANTS[variant][1:] if variant else ([], {})
     if not config.exists():  # (re)planned: its split file too, the same seeded split
         sh([*SCSEG, "plan", "--data", data, "--out", config, *DATASETS[name]["plan"], *extra,
             "--overwrite"],
            log=folder / f"{stem}_plan.log")  # fmt: skip
+        if changes:
+            planned = yaml.safe_load(config.read_text())
+            for key, value in changes.items():
+                *path, last = key.split(".")
+                node = planned
+                for part in path:
+                    node = node.setdefault(part, {})
+                node[last] = value
+            config.write_text(f"# {stem}: the plan with {changes}\n" + yaml.safe_dump(planned))
     split_file = folder / f"{stem}_split.json"
     split = json.loads(split_file.read_text())
     if held_out := DATASETS[name].get("held_out"):  # the plan's training cases, these held out
@@ -316,13 +331,13 @@ def run(args: argparse.Namespace) -> None:
     data, config, split = prepare(name, base)
     images = held_out_images(data, split, base / "held_out")
     per_epoch = steps_per_epoch(config, split)
-    rows = []
 
     def record(pipeline: str, budget: str, epochs: int, result: dict) -> None:
         scores = evaluate(result["prediction"], data, config, base / "scseg_split.json")
-        rows.append({"dataset": name, "repeat": repeat, "pipeline": pipeline, "budget": budget,
-                     "steps": epochs * per_epoch, "train_s": round(result["train_s"], 1),
-                     "predict_s": round(result["predict_s"], 1), "scores": scores})  # fmt: skip
+        row = {"dataset": name, "repeat": repeat, "pipeline": pipeline, "budget": budget,
+               "steps": epochs * per_epoch, "train_s": round(result["train_s"], 1),
+               "predict_s": round(result["predict_s"], 1), "scores": scores}  # fmt: skip
+        save([row], name)  # at once: an interrupted run keeps what it finished
         shown = scores if len(scores) <= MAX_COLUMNS else {
             "mean Dice": round(_mean(scores, list(scores), "dice"), 4)}  # fmt: skip
         print(f"{name} {pipeline} {budget}: {epochs * per_epoch} steps, "
@@ -330,13 +345,13 @@ def run(args: argparse.Namespace) -> None:
 
     run_dir = base / f"repeat{repeat}"
     if args.variant:
-        label, _ = VARIANTS[args.variant]
+        label = VARIANTS[args.variant][0]
         _, variant_config, _ = prepare(name, base, args.variant)
         assert steps_per_epoch(variant_config, split) == per_epoch
         result = run_scseg(run_dir / f"scseg_{args.variant}", base / f"scseg_{args.variant}.yaml",
                            args.epochs, repeat, images)  # fmt: skip
         record(label, "equal steps", args.epochs, result)
-        return save(rows, name)
+        return
 
     def scseg_equal_time(epochs: int) -> None:
         more = run_scseg(run_dir / "scseg_time", base / "scseg.yaml", epochs, repeat, images)
@@ -344,7 +359,7 @@ def run(args: argparse.Namespace) -> None:
 
     if args.equal_time_epochs:
         scseg_equal_time(args.equal_time_epochs)
-        return save(rows, name)
+        return
     if not args.scseg_only:
         raw = nnunet_raw(name, data, config, split, env)
         for what, folder in baselines(name, data, split, base).items():
@@ -352,12 +367,14 @@ def run(args: argparse.Namespace) -> None:
     ours = run_scseg(run_dir / "scseg_steps", base / "scseg.yaml", args.epochs, repeat, images)
     record("scseg", "equal steps", args.epochs, ours)
     if args.scseg_only:
-        return save(rows, name)
+        return
     theirs = run_nnunet(name, run_dir / "nnunet_steps", env, args.epochs, per_epoch, raw)
     record("nnU-Net", "equal steps", args.epochs, theirs)
     # equal wall time: the faster one trains again for the slower one's training time
     faster, slower = sorted((ours["train_s"], theirs["train_s"]))
     epochs = max(args.epochs, round(args.epochs * slower / faster))
+    print(f"equal wall time: {epochs} epochs (an interrupted run goes on with "
+          f"--equal-time-epochs {epochs})", flush=True)  # fmt: skip
     if args.no_equal_time:
         pass
     elif ours["train_s"] < theirs["train_s"]:
@@ -365,7 +382,6 @@ def run(args: argparse.Namespace) -> None:
     else:
         more = run_nnunet(name, run_dir / "nnunet_time", env, epochs, per_epoch, raw)
         record("nnU-Net", "equal wall time", epochs, more)
-    save(rows, name)
 
 
 def save(rows: list[dict], name: str) -> None:
@@ -448,14 +464,17 @@ def report(args: argparse.Namespace) -> None:
                              "mean_nsd": _mean(r["scores"], classes, "nsd")})  # fmt: skip
         lines.append("")
         nnunet = runs.get(("nnU-Net", "equal steps"), [])
-        plain = runs.get(("scseg", "equal steps"), [])
         for (pipeline, budget), same in runs.items():
-            if pipeline.startswith("scseg") and budget != "no learning":
-                versus = paired(same, nnunet, classes)
-                lines.append(f"- {pipeline} ({budget}) minus nnU-Net, Dice: {versus}")
-            if pipeline.startswith("scseg") and pipeline != "scseg" and budget == "equal steps":
-                lines.append(f"- {pipeline} ({budget}) minus scseg, Dice: "
-                             f"{paired(same, plain, classes)}")  # fmt: skip
+            if not pipeline.startswith("scseg") or budget == "no learning":
+                continue
+            lines.append(f"- {pipeline} ({budget}) minus nnU-Net, Dice: "
+                         f"{paired(same, nnunet, classes)}")  # fmt: skip
+            # a variant against plain scseg of the same plan; an earlier plan against today's
+            base, _, plan = pipeline.partition(" [")
+            versus = "scseg" + (f" [{plan}" if plan and base != "scseg" else "")
+            if budget == "equal steps" and pipeline != versus and (versus, budget) in runs:
+                lines.append(f"- {pipeline} ({budget}) minus {versus}, Dice: "
+                             f"{paired(same, runs[(versus, budget)], classes)}")  # fmt: skip
         lines.append("")
     for plan, what in PLANS.items():
         if any(r.get("plan") == plan for r in rows):
