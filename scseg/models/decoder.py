@@ -137,8 +137,18 @@ class UnetDecoder(nn.Module):
             )
         self.blocks = nn.ModuleList(
             DecoderBlock(
-                *(spatial_dims, cin, cskip, cout, block, norm, act),
-                *(attention, attention_kwargs, upsample, scale, kernel),
+                spatial_dims,
+                cin,
+                cskip,
+                cout,
+                block,
+                norm,
+                act,
+                attention,
+                attention_kwargs,
+                upsample=upsample,
+                scale=scale,
+                kernel_size=kernel,
             )
             for cin, cskip, cout, scale, kernel in zip(
                 inputs, skips, decoder_channels, scales, kernel_sizes, strict=True

@@ -69,7 +69,5 @@ class LabelPrior(nn.Module):
 
     def _prior(self, index: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
         """The prior's logits (``strength`` x one-hot) on ``logits``' grid."""
-        index = downsample_labels(index, logits.shape[2:])
-        return self.strength.to(logits.dtype) * F.one_hot(index, self.classes).movedim(-1, 1).to(
-            logits.dtype
-        )
+        onehot = F.one_hot(downsample_labels(index, logits.shape[2:]), self.classes)
+        return self.strength.to(logits.dtype) * onehot.movedim(-1, 1).to(logits.dtype)
