@@ -80,6 +80,17 @@ class LoadedModel:
         dtype = torch.bfloat16 if cuda and torch.cuda.is_bf16_supported() else torch.float16
         return torch.autocast(self.device.type, dtype, enabled=cuda)
 
+    def flips(self, ndim: int, tta: bool) -> list[tuple[int, ...]]:
+        """The dims of an input with ``ndim`` dims (batch and channel first) to mirror for
+        test-time augmentation: every combination of the axes mirrored in training
+        (:attr:`mirror_axes`; the slice's own two for a 2D model over a volume), the
+        unmirrored ``()`` first; only ``()`` without ``tta``."""
+        axes = [a for a in range(2, ndim) if a - 2 != self.slice_axis or ndim == 4]
+        if (trained := self.mirror_axes) is not None:
+            axes = [a for a in axes if a - 2 in trained]
+        masks = range(2 ** len(axes)) if tta else [0]
+        return [tuple(a for i, a in enumerate(axes) if mask >> i & 1) for mask in masks]
+
     def probabilities(
         self,
         x: torch.Tensor,
@@ -101,12 +112,7 @@ class LoadedModel:
         if (logits is None) == (slabs is None):
             raise ValueError("give one of logits or slabs")
         x = x.to(self.device)
-        # The spatial axes; for a 2D model over a volume, the slice's own two.
-        axes = [a for a in range(2, x.ndim) if a - 2 != self.slice_axis or x.ndim == 4]
-        if (trained := self.mirror_axes) is not None:
-            axes = [a for a in axes if a - 2 in trained]
-        masks = range(2 ** len(axes)) if tta else [0]
-        flips = [tuple(a for i, a in enumerate(axes) if mask >> i & 1) for mask in masks]
+        flips = self.flips(x.ndim, tta)
         total = None
         with torch.inference_mode(), self.autocast():
             for dims in flips:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import nibabel as nib
@@ -171,10 +172,13 @@ def model_input(
 ) -> tuple[T.Compose, dict, torch.Tensor]:
     """:func:`preprocess_volume`'s transform and data, and what the network takes:
     the image ``(C, *spatial)``, followed for an atlas-prior model by the model's atlas
-    registered to the input (:func:`atlas_prior`, preprocessed as labels)."""
+    registered to the input (:func:`atlas_prior`, preprocessed as labels; on the input's
+    own grid in ``data["prior_input"]``)."""
     with tempfile.TemporaryDirectory(prefix="scseg-prior-") as scratch:
         prior = atlas_prior(model, path, Path(scratch)) if model.atlas else None
         pre, data = preprocess_volume(model, path, shape, dicom, prior)
+        if prior is not None:
+            data["prior_input"] = np.asarray(nib.load(prior).dataobj)
     x = data["image"].as_tensor()
     if prior is not None:
         x = torch.cat([x, data["prior"].as_tensor().to(x.dtype)])
@@ -220,7 +224,9 @@ def predict_volume(
 
     The volume is oriented to RAS, resampled to the training spacing and normalised as in
     training; sliding-window probabilities are resampled back (MONAI ``Invertd``) and the
-    label map takes the input's own affine, header and shape.
+    label map takes the input's own affine, header and shape. An atlas-prior model's
+    correction is resampled back instead, and its registered prior added on the input's
+    own grid (:mod:`scseg.inference.prior`).
 
     Memory: one float32 volume of classes x voxels at the training spacing (the window
     logits accumulate into it and turn into probabilities in place), one batch of windows
@@ -260,9 +266,17 @@ def predict_volume(
     if len(roi) != 3 and model.slice_axis is None:
         raise InputError(f"{path}: no sliding-window size: give roi_size (3 values)")
     image = data["image"]
-    x = x[None].float()
-    probs = sliding_window_probabilities(model, x, roi, overlap, sw_batch_size, tta)[0]
     grid = tuple(shape[:3])
+    invert = _invert_argmax
+    if model.atlas:  # the correction at the training spacing, the prior on the input's grid
+        from scseg.inference import prior as on_grid
+
+        probs = on_grid.correction_logits(model, x, roi, overlap, sw_batch_size, tta)
+        found = on_grid.PriorLogits(data["prior_input"], model.net.strength.item(), model.classes)
+        invert = partial(on_grid.invert_with_prior, prior=found)
+    else:
+        probs = sliding_window_probabilities(model, x[None].float(), roi, overlap, sw_batch_size,
+                                             tta)[0]  # fmt: skip
     if model.multilabel:
         if probabilities or probabilities_file is not None:
             raise InputError(f"{path}: probabilities are not written for region models")
@@ -272,9 +286,9 @@ def predict_volume(
     if probabilities_file is not None:
         header4d = _header_like(affine, header, (*grid, model.classes), np.float32, "none", 1.0)
         with ClassVolumeWriter(probabilities_file, header4d, probabilities_dtype) as writer:
-            labels, full = _invert_argmax(pre, image, probs, grid, probabilities, writer.write)
+            labels, full = invert(pre, image, probs, grid, probabilities, writer.write)
     else:
-        labels, full = _invert_argmax(pre, image, probs, grid, probabilities)
+        labels, full = invert(pre, image, probs, grid, probabilities)
     if labels.shape != grid:
         raise InputError(f"{path}: internal error: output grid {labels.shape} != {grid}")
     label_dtype = np.uint8 if model.classes <= 255 else np.int16

@@ -60,12 +60,22 @@ class LabelPrior(nn.Module):
         return self.net.size_divisor
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        index = x[:, -1].round().long().clamp_(0, self.classes - 1)
-        described = self.embedding(index).movedim(-1, 1).to(x.dtype)
-        out = self.net(torch.cat([x[:, :-1], described], 1))
+        index, out = self._corrections(x)
         if isinstance(out, (list, tuple)):  # deep supervision: the prior at each head's size
             return type(out)(o + self._prior(index, o) for o in out)
         return out + self._prior(index, out)
+
+    def correction(self, x: torch.Tensor) -> torch.Tensor:
+        """What the network adds to the prior's logits (the main head's): ``forward(x)``
+        minus ``strength`` x one-hot of the prior, so that the prior can be added on
+        another grid (:mod:`scseg.inference.prior`, at the input's own resolution)."""
+        out = self._corrections(x)[1]
+        return out[0] if isinstance(out, (list, tuple)) else out
+
+    def _corrections(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        index = x[:, -1].round().long().clamp_(0, self.classes - 1)
+        described = self.embedding(index).movedim(-1, 1).to(x.dtype)
+        return index, self.net(torch.cat([x[:, :-1], described], 1))
 
     def _prior(self, index: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
         """The prior's logits (``strength`` x one-hot) on ``logits``' grid."""

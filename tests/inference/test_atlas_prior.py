@@ -75,3 +75,78 @@ def test_attention_figures_of_an_atlas_prior_model(prior_checkpoint, tmp_path) -
             str(tmp_path / "maps")]  # fmt: skip
     assert main(args) == 0
     assert list((tmp_path / "maps").glob("*.png"))
+
+
+def test_an_untrained_model_predicts_the_registration_on_the_input_grid(prior_checkpoint,
+                                                                        tmp_path):  # fmt: skip
+    """The correction is predicted at the training spacing and the prior added on the
+    input's own grid, so a model with zero heads writes the registered atlas exactly, voxel
+    for voxel, though it predicts on a grid twice as coarse (where the prior down and back
+    would lose the structures' edges); its probabilities are the softmax of the same sums."""
+    from scseg.inference import load_model
+    from scseg.inference.volume import atlas_prior, predict_volume
+    from scseg.models import LabelPrior
+
+    checkpoint, root = prior_checkpoint
+    model = load_model(checkpoint)
+    model.net = LabelPrior(model.net.net, model.classes).eval()  # heads zeroed
+    model.data_info["spacing"] = [2.0, 2.0, 2.0]  # as the atlas's voxels
+    # the subject at 1 mm, in LPS voxel order, where the model predicts at 2 mm
+    source = nib.load(root / "imagesTr" / "moved.nii.gz")
+    fine = np.repeat(np.repeat(np.repeat(np.asarray(source.dataobj), 2, 0), 2, 1), 2, 2)
+    affine = np.diag([-1.0, -1.0, 1.0, 1.0])
+    affine[:3, 3] = [40.0, 40.0, -40.0]
+    subject = tmp_path / "subject.nii.gz"
+    nib.save(nib.Nifti1Image(fine[::-1, ::-1].copy(), affine), subject)
+    expected = np.asarray(nib.load(atlas_prior(model, subject, tmp_path)).dataobj)
+    assert len(np.unique(expected)) == 3
+    out = predict_volume(model, subject, probabilities=True)
+    labels = np.asarray(out.labels.dataobj)
+    np.testing.assert_array_equal(labels, expected)
+    probs = np.asarray(out.probabilities.dataobj)
+    np.testing.assert_allclose(probs.sum(-1), 1.0, atol=1e-5)
+    np.testing.assert_array_equal(probs.argmax(-1), labels)
+
+
+def test_the_axis_resampler_maps_back_as_monai_does(tmp_path) -> None:
+    """On an oblique, anisotropic grid in another voxel order, the separable resampler gives
+    MONAI's inversion of the preprocessing (orientation, spacing), borders included; it
+    refuses grids that are not aligned axis by axis, and then MONAI maps every channel."""
+    import torch
+    from monai import transforms as T
+    from scipy.spatial.transform import Rotation
+
+    from scseg.data.volumes3d import preprocessing
+    from scseg.inference import prior
+    from scseg.inference.volume import _inverted_chunks
+
+    rotation = Rotation.from_euler("xyz", [10, -20, 30], degrees=True).as_matrix()
+    affine = np.eye(4)
+    affine[:3, :3] = rotation @ np.diag([1.0, 1.3, 0.9]) @ np.array([[0, 1, 0], [-1, 0, 0],
+                                                                     [0, 0, 1]])  # fmt: skip
+    affine[:3, 3] = [5, -7, 3]
+    shape = (41, 37, 29)
+    rng = np.random.default_rng(0)
+    nib.save(nib.Nifti1Image(rng.normal(size=shape).astype(np.float32), affine),
+             tmp_path / "x.nii.gz")  # fmt: skip
+    pre = T.Compose(preprocessing(["image"], (2.0, 2.0, 2.0), "zscore", None, True))
+    image = pre({"image": str(tmp_path / "x.nii.gz")})["image"]
+    values = torch.randn(5, *image.shape[1:], generator=torch.Generator().manual_seed(0))
+    reference = torch.cat([chunk for _, chunk in _inverted_chunks(pre, image, values, shape)])
+    resample = prior.AxisResampler(image.affine, image.shape[1:], affine, shape)
+    torch.testing.assert_close(resample(values), reference, atol=1e-5, rtol=0)
+    chunks = list(prior.resampled_chunks(pre, image, values, shape))
+    assert [start for start, _ in chunks] == [0, 1]
+    torch.testing.assert_close(torch.cat([c for _, c in chunks]), reference, atol=1e-5, rtol=0)
+    turned = affine.copy()
+    turned[:3, :3] = Rotation.from_euler("z", 20, degrees=True).as_matrix() @ affine[:3, :3]
+    with pytest.raises(ValueError, match="not aligned"):
+        prior.AxisResampler(image.affine, image.shape[1:], turned, shape)
+    # where the grids do not agree on the first channel, MONAI maps the rest too
+    monai_only = pytest.MonkeyPatch()
+    monai_only.setattr(prior, "AxisResampler", lambda *a: (_ for _ in ()).throw(ValueError()))
+    try:
+        chunks = list(prior.resampled_chunks(pre, image, values, shape))
+    finally:
+        monai_only.undo()
+    torch.testing.assert_close(torch.cat([c for _, c in chunks]), reference, atol=0, rtol=0)

@@ -45,6 +45,22 @@ def test_an_untrained_model_predicts_its_prior(deep_supervision, at) -> None:
     assert net.strength.grad is not None
 
 
+def test_the_correction_is_the_output_without_the_prior() -> None:
+    """What inference adds to a prior on another grid: forward = correction + prior."""
+    net = create_model("unet", spatial_dims=3, in_channels=1, classes=5, channels=(8, 16, 32),
+                       label_prior=True, deep_supervision=1)  # fmt: skip
+    torch.nn.init.normal_(net.net.head.weight)  # a trained model's head is not zero
+    net.eval()
+    x = _prior_input()
+    with torch.no_grad():
+        prior = net.strength * torch.nn.functional.one_hot(x[:, 1].long(), 5).movedim(-1, 1)
+        correction = net.correction(x)
+        assert correction.abs().sum() > 0
+        torch.testing.assert_close(net(x), correction + prior)
+        net.train()  # with deep supervision: the main head's
+        torch.testing.assert_close(net(x)[0], net.correction(x) + prior)
+
+
 def test_a_plain_model_is_not_wrapped_and_the_option_reaches_checkpoints() -> None:
     from scseg.training.module import SegmentationModule
 
