@@ -13,6 +13,7 @@ that grid. An untrained model, whose heads are zero, predicts the registration e
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import partial
 
 import numpy as np
 import torch
@@ -53,6 +54,17 @@ def correction_logits(
         if len(flips) > 1:
             total.div_(len(flips))
     return total[0].cpu()
+
+
+def corrections_and_inversion(
+    model: LoadedModel, x: torch.Tensor, data: dict, roi_size, overlap, sw_batch_size, tta
+) -> tuple[torch.Tensor, Callable]:
+    """For :func:`scseg.inference.volume.predict_volume`: the correction of ``x`` (as
+    :func:`correction_logits`) and how to map it back: :func:`invert_with_prior` with the
+    prior registered on the input's grid (``data["prior_input"]``)."""
+    corrections = correction_logits(model, x, roi_size, overlap, sw_batch_size, tta)
+    prior = PriorLogits(data["prior_input"], model.net.strength.item(), model.classes)
+    return corrections, partial(invert_with_prior, prior=prior)
 
 
 class PriorLogits:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 
 import nibabel as nib
@@ -262,21 +261,9 @@ def predict_volume(
         path = Path(path)
     affine, shape, header, dicom = _input_geometry(path)
     pre, data, x = model_input(model, path, shape, dicom)
-    roi = list(roi_size or model.data_info.get("patch_size") or [])
-    if len(roi) != 3 and model.slice_axis is None:
-        raise InputError(f"{path}: no sliding-window size: give roi_size (3 values)")
+    probs, invert = _network_output(model, path, data, x, roi_size, overlap, sw_batch_size, tta)
     image = data["image"]
     grid = tuple(shape[:3])
-    invert = _invert_argmax
-    if model.atlas:  # the correction at the training spacing, the prior on the input's grid
-        from scseg.inference import prior as on_grid
-
-        probs = on_grid.correction_logits(model, x, roi, overlap, sw_batch_size, tta)
-        found = on_grid.PriorLogits(data["prior_input"], model.net.strength.item(), model.classes)
-        invert = partial(on_grid.invert_with_prior, prior=found)
-    else:
-        probs = sliding_window_probabilities(model, x[None].float(), roi, overlap, sw_batch_size,
-                                             tta)[0]  # fmt: skip
     if model.multilabel:
         if probabilities or probabilities_file is not None:
             raise InputError(f"{path}: probabilities are not written for region models")
@@ -297,6 +284,22 @@ def predict_volume(
     if full is not None:
         out.probabilities = _like(full, affine, header, "none", 1.0)
     return out
+
+
+def _network_output(model: LoadedModel, path, data: dict, x: torch.Tensor, roi_size, overlap,
+                    sw_batch_size, tta) -> tuple[torch.Tensor, Callable]:  # fmt: skip
+    """What the network gives at the training spacing, ``(C, *preprocessed)``, and the
+    function that maps it back (:func:`_invert_argmax`): probabilities; for an atlas-prior
+    model, the correction, mapped back and added to the prior on the input's own grid."""
+    roi = list(roi_size or model.data_info.get("patch_size") or [])
+    if len(roi) != 3 and model.slice_axis is None:
+        raise InputError(f"{path}: no sliding-window size: give roi_size (3 values)")
+    if model.atlas:
+        from scseg.inference.prior import corrections_and_inversion
+
+        return corrections_and_inversion(model, x, data, roi, overlap, sw_batch_size, tta)
+    probs = sliding_window_probabilities(model, x[None].float(), roi, overlap, sw_batch_size, tta)
+    return probs[0], _invert_argmax
 
 
 def _invert_regions(
