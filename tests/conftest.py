@@ -11,6 +11,30 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_SAMPLES = REPO.parent / "shared" / "data" / "samples"
 
 
+def _cores() -> int:
+    """The cores this process may run on (its affinity; what ``nproc`` says)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def pytest_xdist_auto_num_workers(config) -> int:
+    """``-n auto``: one worker per core, at most 4 (each holds its own session fixtures,
+    trained checkpoints among them, and a few GiB at its peak)."""
+    return max(1, min(4, _cores()))
+
+
+def pytest_configure(config) -> None:
+    """Under pytest-xdist (``-n``), each worker's torch takes its share of the cores, not
+    all of them: N workers with all cores each would slow every tensor operation down."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        import torch
+
+        torch.set_num_threads(max(1, _cores() // workers))
+
+
 @pytest.fixture(scope="session")
 def data_env(tmp_path_factory):
     """A private scseg data cache, seeded from ../shared/data/samples when present (so no
