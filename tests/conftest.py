@@ -27,12 +27,17 @@ def pytest_xdist_auto_num_workers(config) -> int:
 
 def pytest_configure(config) -> None:
     """Under pytest-xdist (``-n``), each worker's torch takes its share of the cores, not
-    all of them: N workers with all cores each would slow every tensor operation down."""
+    all of them: N workers with all cores each would slow every tensor operation down. The
+    processes a test starts get the same share (``OMP_NUM_THREADS``, which torch reads as it
+    starts), so that a run in a child process computes what the same run in the worker does,
+    bit for bit (the thread count changes the order of sums)."""
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     if workers > 1:
         import torch
 
-        torch.set_num_threads(max(1, _cores() // workers))
+        threads = max(1, _cores() // workers)
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+        torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")
