@@ -97,8 +97,8 @@ PLANS = {
     "axis stops, the others go on): 112 x 64 x 24, 5 stages, widths 16-256",
 }
 
-# scseg plan options measured beside the plain plan at equal steps (`run --variant NAME`)
-# (`run --variant NAME`): its label, plan options, and settings changed in the planned config
+# scseg plan options measured beside the plain plan at equal steps (`run --variant NAME`):
+# its label, plan options, and settings changed in the planned config
 VARIANTS = {
     "nnunet-schedule": ("scseg, nnU-Net's schedule", ["--schedule", "nnunet"], {}),
     "ds-own": (

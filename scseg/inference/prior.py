@@ -20,6 +20,7 @@ import torch
 from monai import transforms as T
 from monai.data import MetaTensor
 
+from scseg.inference.argmax import running_argmax
 from scseg.inference.checkpoint import LoadedModel
 from scseg.models.slabs import sliding_window_slabs, window_batch_size
 
@@ -100,37 +101,28 @@ def invert_with_prior(
     are added there before the running argmax. Probabilities (``keep`` or ``sink``) are the
     softmax of those sums: a log-sum-exp kept with the argmax, then a second pass over the
     classes (twice the resampling, only when they are asked for)."""
+    resample = checked_resampler(pre, image, shape)  # once, for both passes
+
+    def summed():
+        for start, chunk in resampled_chunks(pre, image, corrections, shape, resample):
+            if tuple(chunk.shape[1:]) == shape:
+                for offset, values in enumerate(chunk):
+                    prior.add_(start + offset, values)
+            yield start, chunk
+            del chunk  # before the next chunk is made
+
     softmax = keep or sink is not None
-    best = labels = total = None
-    for start, chunk in resampled_chunks(pre, image, corrections, shape):
-        if tuple(chunk.shape[1:]) != shape:
-            return np.empty(tuple(chunk.shape[1:])), None  # reported by the caller
-        for offset, values in enumerate(chunk):
-            values = prior.add_(start + offset, values)
-            if best is None:
-                best, total = values.clone(), torch.ones(shape) if softmax else None
-                labels = torch.zeros(shape, dtype=torch.int16 if len(corrections) < 1 << 15
-                                     else torch.int32)  # fmt: skip
-                continue
-            labels.masked_fill_(torch.gt(values, best), start + offset)
-            if softmax:  # running log-sum-exp: rescale the sum to the new maximum
-                new = torch.maximum(best, values)
-                total.mul_(torch.exp(best - new)).add_(torch.exp(values - new))
-                best = new
-            else:
-                torch.maximum(best, values, out=best)
-    if not softmax:
-        return labels.numpy(), None
-    log_total = total.log_().add_(best)
+    labels, log_total = running_argmax(summed(), shape, len(corrections), softmax)
+    if log_total is None:
+        return labels, None
     full = np.empty((*shape, len(corrections)), np.float32) if keep else None
-    for start, chunk in resampled_chunks(pre, image, corrections, shape):
-        for offset, values in enumerate(chunk):
-            torch.exp(prior.add_(start + offset, values).sub_(log_total), out=values)
+    for start, chunk in summed():
+        chunk.sub_(log_total).exp_()
         if sink is not None:
             sink(chunk.numpy())
         if keep:
             full[..., start : start + chunk.shape[0]] = np.moveaxis(chunk.numpy(), 0, -1)
-    return labels.numpy(), full
+    return labels, full
 
 
 class AxisResampler:
@@ -169,15 +161,15 @@ class AxisResampler:
         return out
 
 
-def resampled_chunks(pre: T.Compose, image: MetaTensor, values: torch.Tensor, shape):
+def resampled_chunks(pre: T.Compose, image: MetaTensor, values: torch.Tensor, shape,
+                     resample: AxisResampler | None):  # fmt: skip
     """``(start, chunk)``: channels ``start..`` of ``values`` ``(C, *preprocessed)`` on the
     input grid ``shape`` (float32 ``(k, *input)``), as
-    :func:`scseg.inference.volume._inverted_chunks` gives them, by an
-    :class:`AxisResampler` (:func:`checked_resampler`) in a fifth of the time; by MONAI's
-    inversion where no resampler passes the check."""
+    :func:`scseg.inference.volume._inverted_chunks` gives them, by ``resample`` (from
+    :func:`checked_resampler`) in a fifth of the time; by MONAI's inversion where it is
+    ``None`` (no resampler passed the check)."""
     from scseg.inference.volume import CLASS_CHUNK_ELEMENTS, _inverted_chunks
 
-    resample = checked_resampler(pre, image, shape)
     if resample is None:
         yield from _inverted_chunks(pre, image, values, shape)
         return

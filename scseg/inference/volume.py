@@ -16,6 +16,7 @@ from monai.data import MetaTensor
 from scseg.data.dicom import DicomSeries, DicomVolume, read_series
 from scseg.data.nrrd import NRRD_SUFFIXES, nrrd_affine
 from scseg.data.volumes3d import preprocessing
+from scseg.inference.argmax import running_argmax
 from scseg.inference.checkpoint import LoadedModel
 from scseg.inference.writing import ClassVolumeWriter
 from scseg.models.slabs import (
@@ -367,29 +368,21 @@ def _invert_argmax(
         the label map (int16, or int32 past 32767 classes) and, when ``keep``, the
         probabilities ``(*input, C)``.
     """
-    classes = probs.shape[0]
-    best = labels = full = None
-    for start, chunk in _inverted_chunks(pre, image, probs, shape):
-        if tuple(chunk.shape[1:]) != shape:
-            return np.empty(tuple(chunk.shape[1:])), None  # reported by the caller
-        if sink is not None:
-            sink(chunk.numpy())
-        if keep:
-            if full is None:
-                full = np.empty((*shape, classes), np.float32)
-            full[..., start : start + chunk.shape[0]] = np.moveaxis(chunk.numpy(), 0, -1)
-        # class by class: argmax over a short leading axis is slow on the CPU (0.5 s per
-        # two classes of a 1 mm brain), a comparison and an in-place maximum are not
-        for offset, values in enumerate(chunk):
-            if best is None:
-                best = values.clone()
-                labels = torch.zeros(shape, dtype=torch.int16 if classes < 1 << 15 else torch.int32)
-                continue
-            better = torch.gt(values, best)
-            labels.masked_fill_(better, start + offset)
-            torch.maximum(best, values, out=best)
-        del chunk
-    return labels.numpy(), full
+    full = np.empty((*shape, probs.shape[0]), np.float32) if keep else None
+
+    def kept(chunks):
+        for start, chunk in chunks:
+            if tuple(chunk.shape[1:]) == shape:
+                if sink is not None:
+                    sink(chunk.numpy())
+                if keep:
+                    full[..., start : start + len(chunk)] = np.moveaxis(chunk.numpy(), 0, -1)
+            yield start, chunk
+            del chunk  # before the next chunk is made
+
+    chunks = kept(_inverted_chunks(pre, image, probs, shape))
+    labels, _ = running_argmax(chunks, shape, probs.shape[0])
+    return labels, full if labels.shape == shape else None
 
 
 def _like(

@@ -135,7 +135,9 @@ def test_the_axis_resampler_maps_back_as_monai_does(tmp_path) -> None:
     reference = torch.cat([chunk for _, chunk in _inverted_chunks(pre, image, values, shape)])
     resample = prior.AxisResampler(image.affine, image.shape[1:], affine, shape)
     torch.testing.assert_close(resample(values), reference, atol=1e-5, rtol=0)
-    chunks = list(prior.resampled_chunks(pre, image, values, shape))
+    resample = prior.checked_resampler(pre, image, shape)
+    assert resample is not None
+    chunks = list(prior.resampled_chunks(pre, image, values, shape, resample))
     torch.testing.assert_close(torch.cat([c for _, c in chunks]), reference, atol=1e-5, rtol=0)
     turned = affine.copy()
     turned[:3, :3] = Rotation.from_euler("z", 20, degrees=True).as_matrix() @ affine[:3, :3]
@@ -147,5 +149,5 @@ def test_the_axis_resampler_maps_back_as_monai_does(tmp_path) -> None:
             prior.AxisResampler, "__call__", lambda self, v: reference[:1].expand(len(v), *shape)
         )
         assert prior.checked_resampler(pre, image, shape) is None
-        chunks = list(prior.resampled_chunks(pre, image, values, shape))
+        chunks = list(prior.resampled_chunks(pre, image, values, shape, None))
     torch.testing.assert_close(torch.cat([c for _, c in chunks]), reference, atol=0, rtol=0)
