@@ -25,6 +25,8 @@ import numpy as np
 from monai import transforms as T
 
 INTENSITY_AUGMENTATIONS = ("light", "nnunet", "none")
+# where the patches that are not centred on foreground are centred (patch_crop)
+REST_CENTRES = ("background", "anywhere")
 
 
 def intensity_augmentation_check(kind: str) -> None:
@@ -78,6 +80,40 @@ def intensity_augmentation(
             key, gamma=(0.7, 1.5), invert_image=False, retain_stats=True, prob=p(0.3)
         ),
     ]
+
+
+def patch_crop(
+    keys: Sequence[str],
+    region: Sequence[int],
+    ratio: float,
+    samples: int,
+    rest: str = "background",
+    ignore_index: int | None = None,
+    classes: int = 2,
+):
+    """``samples`` patches of ``region`` from a volume: a share ``ratio`` centred on a
+    foreground voxel; the rest centred on a background voxel (``rest="background"``:
+    MONAI's positive/negative sampling) or anywhere (``"anywhere"``: a random crop, as
+    nnU-Net's patches that are not oversampled; the choice is made per volume, with
+    probability ``ratio``, for all its patches). With ``ignore_index`` the labels are
+    encoded (0: not annotated), and centres are never unannotated voxels unless a volume
+    has no annotation at all."""
+    if rest not in REST_CENTRES:
+        raise ValueError(f"rest_centres must be one of {REST_CENTRES}, got {rest!r}")
+
+    def centred(foreground: float):
+        if ignore_index is None:
+            return T.RandCropByPosNegLabeld(keys, "label", region, foreground, 1.0 - foreground,
+                                            num_samples=samples)  # fmt: skip
+        share = [foreground / (classes - 1)] * (classes - 1)  # MONAI needs some unannotated
+        return T.RandCropByLabelClassesd(keys, "label", region, [1e-9, 1.0 - foreground, *share],
+                                         num_classes=classes + 1, num_samples=samples,
+                                         warn=False)  # fmt: skip
+
+    if rest == "background" or ratio == 1.0:
+        return centred(ratio)
+    anywhere = T.RandSpatialCropSamplesd(keys, region, samples, random_size=False)
+    return anywhere if ratio == 0.0 else T.OneOf([centred(1.0), anywhere], [ratio, 1 - ratio])
 
 
 def patch_turns(

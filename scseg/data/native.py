@@ -136,11 +136,16 @@ def warp_volume(data: np.ndarray, affine: np.ndarray, warp: NativeWarp, labels: 
 
 
 def write_native_subjects(
-    image_path: Path, label_path: Path, out: Path, count: int, first_seed: int = 0
+    image_path: Path,
+    label_path: Path,
+    out: Path,
+    count: int,
+    first_seed: int = 0,
+    prefix: str = "native",
 ) -> list[str]:
-    """Writes ``count`` subjects ``native_<k>`` (``imagesTr/``, ``labelsTr/``) moved from
+    """Writes ``count`` subjects ``<prefix>_<k>`` (``imagesTr/``, ``labelsTr/``) moved from
     the template at ``image_path``/``label_path``, and ``native_transforms.json`` with each
-    one's parameters plus ``native_transforms/native_<k>_grid.npy`` (its coarse grid).
+    one's parameters plus ``native_transforms/<prefix>_<k>_grid.npy`` (its coarse grid).
     Existing subjects with the same seed are kept. Returns the case names."""
     import nibabel as nib
 
@@ -151,10 +156,11 @@ def write_native_subjects(
     centre = image.affine[:3, :3] @ brain.mean(0) + image.affine[:3, 3]
     record_path = out / "native_transforms.json"
     records = json.loads(record_path.read_text()) if record_path.is_file() else {}
-    (out / "native_transforms").mkdir(exist_ok=True)
+    for folder in ("native_transforms", "imagesTr", "labelsTr"):
+        (out / folder).mkdir(parents=True, exist_ok=True)
     names = []
     for k in range(count):
-        name, seed = f"native_{k:02d}", first_seed + k
+        name, seed = f"{prefix}_{k:02d}", first_seed + k
         names.append(name)
         done = all((out / f / f"{name}.nii.gz").is_file() for f in ("imagesTr", "labelsTr"))
         if done and records.get(name, {}).get("seed") == seed:

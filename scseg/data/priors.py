@@ -5,6 +5,7 @@ validation cases (``MSD3DDataModule(label_prior=True)``)."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 from monai import transforms as T
 
@@ -16,8 +17,15 @@ PRIOR_WARP = {"elastic_sigma": (8.0, 12.0), "elastic_magnitude": (100.0, 400.0),
               "rotation": 0.07, "scale": 0.06, "shift": 2.0}  # fmt: skip
 
 
-def check_prior_options(registration: str, warp: dict | None) -> None:
-    """Raises ``ValueError`` for an unknown registration or residual-warp key."""
+# the seeds of registered training copies: apart from the native subjects' (0, 1, ...)
+COPY_SEED = 1000
+
+
+def check_prior_options(registration: str, warp: dict | None, copies: int = 0) -> None:
+    """Raises ``ValueError`` for an unknown registration or residual-warp key, or a
+    negative number of registered copies."""
+    if copies < 0:
+        raise ValueError(f"registered_copies must be 0 or more, got {copies}")
     if registration not in REGISTRATIONS:
         raise ValueError(f"prior_registration must be one of {REGISTRATIONS}, got {registration!r}")
     if bad := set(warp or {}) - set(PRIOR_WARP):
@@ -43,15 +51,53 @@ def residual_warp(options: dict | None) -> list:
                              mode=("bilinear", "nearest"), padding_mode="zeros")]  # fmt: skip
 
 
-def prior_items(
-    pairs: dict, split: dict, atlas_case: str | None, registration: str, cache_dir: str | None
-) -> tuple[dict, Callable[[list[str]], list[dict]]]:
-    """The atlas's files (and how it is registered) and ``with_case`` for label-prior
-    training: training cases are their own prior; the others get the atlas registered to
-    them (:func:`scseg.data.registration.register_labels`), once: kept by file stamps in
-    the preprocessing cache."""
+def registered_copies(item: dict, atlas_files: dict, folder: Path, count: int) -> list[dict]:
+    """``count`` copies of a training case moved as a native subject is
+    (:func:`scseg.data.native.write_native_subjects`, seeds from :data:`COPY_SEED`), each
+    with the atlas registered to it as prediction registers it: training then sees the
+    prior that prediction gives (registration's own errors), not a simulated one. Written
+    once into ``folder``, named by the case's file stamps."""
+    from scseg.data.native import write_native_subjects
+    from scseg.data.registration import prior_path
+
+    stamp = prior_path(folder, item["image"], item["label"]).name.removesuffix(".nii.gz")
+    out = folder / f"copies-{stamp}"
+    names = write_native_subjects(Path(item["image"]), Path(item["label"]), out, count,
+                                  COPY_SEED, prefix="moved")  # fmt: skip
+    copies = []
+    for name in names:
+        image, label = (str(out / kind / f"{name}.nii.gz") for kind in ("imagesTr", "labelsTr"))
+        prior = registered_prior(folder, image, atlas_files)
+        copies.append({"image": image, "label": label, "prior": prior,
+                       "case": f"{item['case']}/{name}"})  # fmt: skip
+    return copies
+
+
+def registered_prior(folder: Path, image: str, atlas_files: dict) -> str:
+    """The atlas registered to ``image``, kept in ``folder`` by file stamps."""
     from scseg.data.registration import prior_path, register_labels
 
+    out = prior_path(folder, image, atlas_files["image"])
+    if not out.is_file():
+        register_labels(image, atlas_files["image"], atlas_files["label"], out,
+                        atlas_files["registration"])  # fmt: skip
+    return str(out)
+
+
+def prior_items(
+    pairs: dict,
+    split: dict,
+    atlas_case: str | None,
+    registration: str,
+    cache_dir: str | None,
+    copies: int = 0,
+) -> tuple[dict, Callable[[list[str]], list[dict]]]:
+    """The atlas's files (and how it is registered) and ``with_case`` for label-prior
+    training: training cases are their own prior, or with ``copies``, that many moved
+    copies of each with the atlas registered to them (:func:`registered_copies`); the
+    others get the atlas registered to them
+    (:func:`scseg.data.registration.register_labels`), once: kept by file stamps in the
+    preprocessing cache."""
     atlas = atlas_case or split["train"][0]
     if atlas not in pairs:
         raise ValueError(f"atlas_case {atlas!r} is not a case of the dataset")
@@ -63,14 +109,11 @@ def prior_items(
         items = []
         for case in cases:
             item = {**pairs[case], "case": case}
-            if case in train:
-                item["prior"] = item["label"]
-            else:
-                out = prior_path(folder, item["image"], atlas_files["image"])
-                if not out.is_file():
-                    register_labels(item["image"], atlas_files["image"], atlas_files["label"],
-                                    out, registration)  # fmt: skip
-                item["prior"] = str(out)
+            if case in train and copies:
+                items += registered_copies(item, atlas_files, folder, copies)
+                continue
+            item["prior"] = item["label"] if case in train else (
+                registered_prior(folder, item["image"], atlas_files))  # fmt: skip
             items.append(item)
         return items
 

@@ -17,8 +17,10 @@ from monai import transforms as T
 from monai.data import CacheDataset, DataLoader, Dataset, PersistentDataset
 
 from scseg.data.augment import (
+    REST_CENTRES,
     intensity_augmentation,
     intensity_augmentation_check,
+    patch_crop,
     patch_turns,
     transform_region,
 )
@@ -175,6 +177,8 @@ class MSD3DDataModule(SegmentationDataModule):
         ct_window: HU range for ``"ct"``.
         samples_per_volume: patches drawn from each training volume per visit.
         foreground_ratio: share of patches centred on a foreground voxel (oversampling).
+        rest_centres: the other patches' centres: on ``"background"`` voxels or
+            ``"anywhere"`` (nnU-Net's random crops; :func:`scseg.data.augment.patch_crop`).
         repeats: times each training volume is visited per epoch.
         flip_axes: axes (0 = left-right, 1 = anterior-posterior, 2 = superior-inferior,
             after RAS orientation) mirrored at random in training. Leave out axis 0 when
@@ -221,6 +225,9 @@ class MSD3DDataModule(SegmentationDataModule):
             ``spacing`` and radians: ``elastic_sigma`` and ``elastic_magnitude`` ranges
             (MONAI ``Rand3DElasticd``: 8-12 and 100-400 give displacements of 1.5 to 5
             voxels), ``rotation`` (about each axis), ``scale`` (relative) and ``shift``.
+        registered_copies: train instead on this many copies of each training case moved
+            as native subjects are, each with the atlas registered to it as in prediction
+            (:func:`scseg.data.priors.registered_copies`; no residual warp).
     """
 
     def __init__(
@@ -237,6 +244,7 @@ class MSD3DDataModule(SegmentationDataModule):
         ct_window: tuple[float, float] = (-175.0, 250.0),
         samples_per_volume: int = 2,
         foreground_ratio: float = 0.5,
+        rest_centres: str = "background",
         repeats: int = 1,
         flip_axes: tuple[int, ...] = (0, 1, 2),
         rotation: tuple[float, float, float] = (0.0, 0.0, 0.26),
@@ -257,6 +265,7 @@ class MSD3DDataModule(SegmentationDataModule):
         prior_registration: str = "affine",
         atlas_case: str | None = None,
         prior_warp: dict | None = None,
+        registered_copies: int = 0,
     ) -> None:
         super().__init__(root, sample, classes, class_names, in_channels, patch_size, atlas,
                          fold)  # fmt: skip
@@ -274,8 +283,10 @@ class MSD3DDataModule(SegmentationDataModule):
             raise ValueError(f"intensity must be one of {INTENSITY_MODES}, got {intensity!r}")
         if not 0.0 <= foreground_ratio <= 1.0:
             raise ValueError(f"foreground_ratio must be in [0, 1], got {foreground_ratio}")
+        if rest_centres not in REST_CENTRES:
+            raise ValueError(f"rest_centres must be one of {REST_CENTRES}, got {rest_centres!r}")
         intensity_augmentation_check(intensity_augmentation)
-        check_prior_options(prior_registration, prior_warp)
+        check_prior_options(prior_registration, prior_warp, registered_copies)
         self.save_hyperparameters()
         self.atlas_files: dict[str, str] | None = None
         # from dataset.json at setup (scseg.data.labels)
@@ -309,9 +320,8 @@ class MSD3DDataModule(SegmentationDataModule):
 
         hp = self.hparams
         if hp.get("label_prior"):
-            self.atlas_files, with_case = prior_items(
-                pairs, split, hp.atlas_case, hp.prior_registration, hp.cache_dir
-            )
+            self.atlas_files, with_case = prior_items(pairs, split, hp.atlas_case,
+                hp.prior_registration, hp.cache_dir, hp.get("registered_copies", 0))  # fmt: skip
         self._cache_settings = {"spacing": hp.spacing, "intensity": self.intensity,
                                 "ct_window": hp.ct_window, "grid": "orthonormal"}  # fmt: skip
         if self.multilabel:  # cached labels are region masks
@@ -376,19 +386,12 @@ class MSD3DDataModule(SegmentationDataModule):
         region = self.patch_size
         if margin:
             region = transform_region(self.patch_size, self.hparams.rotation, self.hparams.zoom[0])
-        n = self.hparams.samples_per_volume
-        if self.ignore_index is None:
-            crop = T.RandCropByPosNegLabeld(
-                keys, "label", region, ratio, 1.0 - ratio, num_samples=n
-            )
-        else:  # encoded (0: not annotated): foreground or annotated background; unannotated
-            # centres only for a volume with no annotation at all (MONAI needs some ratio)
-            share = [ratio / (self.classes - 1)] * (self.classes - 1)
-            crop = T.RandCropByLabelClassesd(keys, "label", region, [1e-9, 1.0 - ratio, *share],
-                                             num_classes=self.classes + 1, num_samples=n,
-                                             warn=False)  # fmt: skip
+        crop = patch_crop(keys, region, ratio, self.hparams.samples_per_volume,
+                          self.hparams.get("rest_centres", "background"), self.ignore_index,
+                          self.classes)  # fmt: skip
+        warp = self.hparams.get("label_prior") and not self.hparams.get("registered_copies")
         return sparse_labels(self.ignore_index, [
-            *(residual_warp(self.hparams.prior_warp) if self.hparams.get("label_prior") else []),
+            *(residual_warp(self.hparams.prior_warp) if warp else []),
             T.SpatialPadd(keys, region),
             crop,
             *[T.RandFlipd(keys, prob=0.5, spatial_axis=a) for a in self.hparams.flip_axes],

@@ -119,3 +119,38 @@ def test_slices_turn_a_larger_region_when_asked() -> None:
         assert ("CenterSpatialCropd" in names) is margin
         crop = module._slice_augmentation()[1]
         assert list(crop.cropper.roi_size) == ([44, 44] if margin else [32, 32])
+
+
+def _centre_share(rest: str, ratio: float, draws: int = 400) -> float:
+    """Share of one-voxel patches that land on foreground, in a volume 90 % foreground."""
+    from scseg.data.augment import patch_crop
+
+    label = torch.zeros(1, 20, 20, 20)
+    label[:, :18] = 1
+    crop = patch_crop(("image", "label"), (1, 1, 1), ratio, 1, rest)
+    crop.set_random_state(0)
+    hits = []
+    for _ in range(draws):
+        (patch,) = crop({"image": label * 5.0, "label": label.clone()})
+        assert torch.equal(patch["image"], patch["label"] * 5.0)  # image and labels together
+        hits.append(float(patch["label"].item()))
+    return sum(hits) / draws
+
+
+@pytest.mark.parametrize(
+    ("rest", "ratio", "expected"),
+    [("background", 0.33, 0.33), ("anywhere", 0.33, 0.33 + 0.67 * 0.9), ("anywhere", 0.0, 0.9)],
+)
+def test_patches_not_oversampled_are_centred_as_asked(rest, ratio, expected) -> None:
+    # background: the rest never lands on foreground; anywhere: as often as it covers
+    assert _centre_share(rest, ratio) == pytest.approx(expected, abs=0.06)
+
+
+def test_an_unknown_rest_centre_is_refused() -> None:
+    from scseg.data import MSD3DDataModule
+    from scseg.data.augment import patch_crop
+
+    with pytest.raises(ValueError, match="rest_centres must be one of"):
+        patch_crop(("image", "label"), (4, 4, 4), 0.5, 1, "edges")
+    with pytest.raises(ValueError, match="rest_centres must be one of"):
+        MSD3DDataModule("unused", rest_centres="edges")

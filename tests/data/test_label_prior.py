@@ -70,6 +70,34 @@ def test_validation_cases_get_the_atlas_registered_once(ellipsoids, tmp_path, mo
     assert len(calls) == 1  # kept in cache_dir, not registered anew
 
 
+def test_registered_copies_train_on_the_prior_that_prediction_gives(
+    ellipsoids, tmp_path, monkeypatch
+):
+    import scseg.data.registration as registration
+
+    calls = []
+    real = registration.register_labels
+    monkeypatch.setattr(registration, "register_labels",
+                        lambda *a: calls.append(a) or real(*a))  # fmt: skip
+    dm = _module(ellipsoids, tmp_path, registered_copies=2)
+    dm.setup("fit")
+    assert len(dm.train_set) == 2 and len(calls) == 3  # two copies and the validation case
+    original = np.asarray(nib.load(ellipsoids / "labelsTr" / "atlas.nii.gz").dataobj)
+    for k in range(2):
+        item = dm.train_set[k][0]
+        image, prior, labels = item["image"][0], item["image"][1], item["label"][0].numpy()
+        assert mean_dice(labels, original) < 0.8  # the copy moved away from the atlas ...
+        assert mean_dice(labels, prior.numpy()) > 0.85  # ... and the registration followed
+        assert np.median(image[labels > 0].numpy()) > 90  # the image moved with its labels
+        assert np.median(image[labels == 0].numpy()) < 20
+    assert dm.train_set[0][0]["label"].ne(dm.train_set[1][0]["label"]).any()  # two draws
+    again = _module(ellipsoids, tmp_path, registered_copies=2)
+    again.setup("fit")
+    assert len(calls) == 3  # copies and their priors are kept in cache_dir
+    with pytest.raises(ValueError, match="registered_copies must be 0 or more"):
+        _module(ellipsoids, tmp_path, registered_copies=-1)
+
+
 def test_a_model_and_data_that_disagree_are_refused(ellipsoids, tmp_path, capsys) -> None:
     from scseg.cli import main
 
