@@ -139,7 +139,7 @@ def main() -> None:
         earlier = json.loads((RESULTS / "parcellation_baselines.json").read_text())
         done = {r["method"] for r in rows}
         for row in earlier["rows"]:
-            if row["method"].startswith("network") and row["method"] not in done:
+            if row["method"].startswith(("network", "no network")) and row["method"] not in done:
                 rows.append({**row, "method": f"{row['method']} [{earlier['meta']['date']}]"}
                             if "[" not in row["method"] else row)  # fmt: skip
     methods = list(dict.fromkeys(r["method"] for r in rows))

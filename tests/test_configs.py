@@ -38,8 +38,9 @@ def _data_for(config: str, tmp: Path) -> list[str]:
         return [*SMALL_3D, "--data.init_args.repeats", "1"]
     if config == "brain_parcellation_3d":
         return [*SMALL_3D, "--data.init_args.repeats", "1"]
-    if config == "brain_parcellation_3d_prior":  # one native subject: one registration
-        return [*SMALL_3D, "--data.init_args.repeats", "1", "--data.init_args.native", "1"]
+    if config == "brain_parcellation_3d_prior":  # one native subject, one training copy
+        return [*SMALL_3D, "--data.init_args.repeats", "1", "--data.init_args.native", "1",
+                "--data.init_args.registered_copies", "1"]  # fmt: skip
     if config == "brain_parcellation_2d":
         return [*SMALL_2D, "--data.init_args.repeats", "1"]
     if config == "msd_hippocampus":
