@@ -106,6 +106,16 @@ VARIANTS = {
         [],
         {"model.model_options.deep_supervision_at": "own"},
     ),
+    "margin": (
+        "scseg, turns and zooms on a larger region (no zero-filled corners)",
+        [],
+        {"data.init_args.spatial_margin": True},
+    ),
+    "anywhere": (
+        "scseg, patches not oversampled centred anywhere (nnU-Net)",
+        [],
+        {"data.init_args.rest_centres": "anywhere"},
+    ),
 }
 
 

@@ -311,7 +311,8 @@ def plan_volumes(
     p.set(
         f"{DATA}.foreground_ratio",
         0.33,
-        "a third of the patches centred on foreground (nnU-Net's oversampling)",
+        "a third of the patches centred on foreground (nnU-Net's oversampling), the rest on "
+        "background (nnU-Net centres them anywhere: rest_centres: anywhere)",
     )
     p.set(f"{DATA}.repeats", max(1, repeats), f"about {STEPS_PER_EPOCH} steps per epoch")
     p.set(
