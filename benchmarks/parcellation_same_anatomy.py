@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -32,6 +30,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 from common import write
+from parcellation_baselines import predict_cases
 
 from scseg.data.native import write_native_subjects
 from scseg.data.registration import register_labels
@@ -47,11 +46,8 @@ def score(image: Path, truth_path: Path, atlas: tuple[Path, Path], checkpoint: s
     start = time.perf_counter()
     register_labels(image, *atlas, prior_path, "deformable")
     register_s = time.perf_counter() - start
-    start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "scseg.cli", "predict", "--checkpoint", checkpoint,
-                    "--input", str(image), "--output", str(work / "net"), "--overwrite",
-                    "--quiet"], check=True)  # fmt: skip
-    predict_s = time.perf_counter() - start
+    case = image.name.removesuffix(".nii.gz")
+    (predict_s,) = predict_cases(image.parent.parent, [case], Path(checkpoint), work / "net")
     truth = np.asarray(nib.load(truth_path).dataobj)
     prior = np.asarray(nib.load(prior_path).dataobj)
     net = np.asarray(nib.load(work / "net" / image.name).dataobj)
