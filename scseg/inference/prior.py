@@ -74,6 +74,7 @@ class PriorLogits:
 
     def __init__(self, labels: np.ndarray, strength: float, classes: int) -> None:
         flat = torch.from_numpy(np.asarray(labels).astype(np.int64).ravel()).clamp_(0, classes - 1)
+        self.labels = flat
         self.order = torch.argsort(flat, stable=True)
         counts = torch.bincount(flat, minlength=classes)
         self.bounds = [0, *counts.cumsum(0).tolist()]
@@ -100,8 +101,14 @@ def invert_with_prior(
     each class's correction is mapped back to the input grid (linear) and the prior's logits
     are added there before the running argmax. Probabilities (``keep`` or ``sink``) are the
     softmax of those sums: a log-sum-exp kept with the argmax, then a second pass over the
-    classes (twice the resampling, only when they are asked for)."""
+    classes (twice the resampling, only when they are asked for). Labels alone are found,
+    the same, where a correction could overturn the prior only (:func:`prior_argmax`)."""
     resample = checked_resampler(pre, image, shape)  # once, for both passes
+    softmax = keep or sink is not None
+    if resample is not None and not softmax:
+        labels = prior_argmax(corrections, resample, prior, shape)
+        if labels is not None:
+            return labels, None
 
     def summed():
         for start, chunk in resampled_chunks(pre, image, corrections, shape, resample):
@@ -111,7 +118,6 @@ def invert_with_prior(
             yield start, chunk
             del chunk  # before the next chunk is made
 
-    softmax = keep or sink is not None
     labels, log_total = running_argmax(summed(), shape, len(corrections), softmax)
     if log_total is None:
         return labels, None
@@ -123,6 +129,43 @@ def invert_with_prior(
         if keep:
             full[..., start : start + chunk.shape[0]] = np.moveaxis(chunk.numpy(), 0, -1)
     return labels, full
+
+
+SETTLED_MARGIN = 1e-3  # logits: far above float32 rounding in a few lerps and one addition
+UNSETTLED_SHARE = 0.25  # past this share of voxels, every class is mapped back whole
+
+
+def prior_argmax(
+    corrections: torch.Tensor, resample: AxisResampler, prior: PriorLogits, shape
+) -> np.ndarray | None:
+    """The label map that :func:`invert_with_prior` finds by mapping every class back, found
+    by mapping back only where a correction could overturn the prior; ``None`` where that is
+    most voxels (then the whole mapping is as fast).
+
+    A voxel's mapped-back correction of any class is a convex combination of the corrections
+    at the 2 x 2 x 2 coarse voxels around it (linear resampling), so it is at most the
+    largest correction of any class within one coarse voxel of them. Where the prior's own
+    class's correction, mapped back at that voxel, plus ``strength`` exceeds that bound (by
+    a margin for rounding), the prior's class wins: the voxel keeps the prior's label.
+    Elsewhere every class is interpolated at that voxel alone, with the same operations as
+    :class:`AxisResampler`, and the prior added as :class:`PriorLogits` does: the same sums,
+    the same argmax (ties to the lower class)."""
+    pool = partial(torch.nn.functional.max_pool3d, kernel_size=3, stride=1, padding=1)
+    bound = resample(pool(corrections.amax(0)[None, None])[0])[0]
+    own = resample.at_labels(corrections, prior.labels.view(shape))
+    unsettled = torch.nonzero(bound.sub_(own) >= prior.strength - SETTLED_MARGIN)
+    if len(unsettled) > UNSETTLED_SHARE * bound.numel():
+        return None
+    labels = prior.labels.view(shape).to(torch.int16 if len(corrections) < 1 << 15 else torch.int32)
+    for points in torch.split(unsettled, max(1, CLASS_POINT_ELEMENTS // len(corrections))):
+        values = resample.at(corrections, points)  # (classes, points)
+        flat = (points * torch.tensor([shape[1] * shape[2], shape[2], 1])).sum(1)
+        values[prior.labels[flat], torch.arange(len(points))] += prior.strength
+        labels[tuple(points.T)] = values.argmax(0).to(labels.dtype)
+    return labels.numpy()
+
+
+CLASS_POINT_ELEMENTS = 1 << 23  # classes x voxels interpolated at a time (x 8 corners)
 
 
 class AxisResampler:
@@ -159,6 +202,56 @@ class AxisResampler:
             w = weight.view(shape)
             out = torch.lerp(out.index_select(t + 1, low), out.index_select(t + 1, high), w)
         return out
+
+    def at(self, values: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+        """``values`` ``(k, *source)`` at target voxels ``points`` ``(n, 3)``: ``(k, n)``,
+        each the same float32 operations as :meth:`__call__` gives that voxel."""
+        corners = []
+        for t, (low, high, weight) in enumerate(self.steps):
+            at = points[:, t]
+            corners.append((low[at], high[at], weight[at]))
+        source = [None] * 3
+        out = []
+        for first in (0, 1):  # the corners along target axis 0, as __call__ reads them
+            source[self.axes[0]] = corners[0][first]
+            plane = []
+            for second in (0, 1):
+                source[self.axes[1]] = corners[1][second]
+                line = []
+                for third in (0, 1):
+                    source[self.axes[2]] = corners[2][third]
+                    line.append(values[:, source[0], source[1], source[2]])
+                plane.append(line)
+            out.append(plane)
+        # __call__ interpolates along target axis 0, then 1, then 2
+        along0 = [[torch.lerp(out[0][j][k], out[1][j][k], corners[0][2]) for k in (0, 1)]
+                  for j in (0, 1)]  # fmt: skip
+        along1 = [torch.lerp(along0[0][k], along0[1][k], corners[1][2]) for k in (0, 1)]
+        return torch.lerp(along1[0], along1[1], corners[2][2])
+
+    def at_labels(self, values: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Each target voxel's own channel of ``values`` ``(k, *source)``, the channel
+        ``labels`` ``(*target)`` names there, interpolated as :meth:`__call__` would:
+        ``(*target)``."""
+        source = values.shape[1:]
+        strides = [int(np.prod(source[a + 1 :])) for a in range(3)]
+        base = labels.to(torch.int64) * int(np.prod(source))
+
+        def index(t: int, which: int) -> torch.Tensor:  # target axis t's source offsets
+            shape = [1, 1, 1]
+            shape[t] = -1
+            return (self.steps[t][which] * strides[self.axes[t]]).view(shape)
+
+        flat = values.reshape(-1)
+
+        def corner(a: int, b: int, c: int) -> torch.Tensor:
+            return flat[base + index(0, a) + index(1, b) + index(2, c)]
+
+        weight = [self.steps[t][2].view([-1 if u == t else 1 for u in range(3)]) for t in range(3)]
+        along0 = [[torch.lerp(corner(0, b, c), corner(1, b, c), weight[0]) for c in (0, 1)]
+                  for b in (0, 1)]  # fmt: skip
+        along1 = [torch.lerp(along0[0][c], along0[1][c], weight[1]) for c in (0, 1)]
+        return torch.lerp(along1[0], along1[1], weight[2])
 
 
 def resampled_chunks(pre: T.Compose, image: MetaTensor, values: torch.Tensor, shape,

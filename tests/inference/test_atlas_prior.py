@@ -151,3 +151,45 @@ def test_the_axis_resampler_maps_back_as_monai_does(tmp_path) -> None:
         assert prior.checked_resampler(pre, image, shape) is None
         chunks = list(prior.resampled_chunks(pre, image, values, shape, None))
     torch.testing.assert_close(torch.cat([c for _, c in chunks]), reference, atol=0, rtol=0)
+
+
+def test_the_prior_argmax_maps_back_only_what_can_change_and_agrees_exactly() -> None:
+    """The label map found by mapping back only the voxels where a correction could overturn
+    the prior is, voxel for voxel, the one found by mapping every class back; a voxel's
+    values interpolated alone, and each voxel's own class, are bit-for-bit the whole
+    resampling's; corrections that
+    could overturn most of the prior leave it to the whole mapping (``None``)."""
+    import torch
+
+    from scseg.inference import prior
+    from scseg.inference.argmax import running_argmax
+
+    # coarse (2 mm) grid to a 1 mm grid in another voxel order: permuted and flipped axes
+    source_affine = np.diag([2.0, 2.0, 2.0, 1.0])
+    target_affine = np.zeros((4, 4))
+    target_affine[:3, :3] = [[0, -1, 0], [0, 0, 1], [1, 0, 0]]
+    target_affine[:, 3] = [30, 1, 2, 1]
+    coarse, shape = (12, 15, 10), (19, 23, 29)
+    resample = prior.AxisResampler(source_affine, coarse, target_affine, shape)
+    generator = torch.Generator().manual_seed(0)
+    classes, strength = 9, 4.0
+    labels = torch.randint(0, classes, shape, generator=generator).numpy()
+    logits = prior.PriorLogits(labels, strength, classes)
+    corrections = torch.randn(classes, *coarse, generator=generator) * 0.3
+    corrections[:, 3:6, 4:9, 2:5] *= 20  # a region where the network overturns the prior
+    points = torch.stack([torch.randint(0, n, (500,), generator=generator) for n in shape], 1)
+    whole = resample(corrections)
+    assert torch.equal(resample.at(corrections, points), whole[(slice(None), *points.T)])
+    own = torch.from_numpy(labels).long()
+    assert torch.equal(resample.at_labels(corrections, own), whole.gather(0, own[None])[0])
+
+    def summed():
+        for c, values in enumerate(resample(corrections)):
+            yield c, logits.add_(c, values.clone())[None]
+
+    expected, _ = running_argmax(summed(), shape, classes)
+    found = prior.prior_argmax(corrections, resample, logits, shape)
+    np.testing.assert_array_equal(found, expected)
+    changed = found != labels
+    assert 0 < changed.mean() < 0.1  # the overturned region, and nothing else
+    assert prior.prior_argmax(corrections * 100, resample, logits, shape) is None
