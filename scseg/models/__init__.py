@@ -20,6 +20,7 @@ def create_model(
     classes: int,
     attention: str = "scse",
     label_prior: bool = False,
+    prior_strength: float = LabelPrior.STRENGTH,
     **kwargs,
 ) -> nn.Module:
     """Builds a registered model.
@@ -32,6 +33,8 @@ def create_model(
         attention: ``"none"``, ``"cse"``, ``"sse"`` or ``"scse"``, after every decoder block.
         label_prior: the model refines a registered atlas (:class:`LabelPrior`): it takes
             ``in_channels + 1`` channels, the last a prior label map.
+        prior_strength: with ``label_prior``, the prior's logit at the start of training
+            (learnt; a trained model keeps its own).
         **kwargs: the model's own options (see its factory in :mod:`scseg.models.unet`);
             an option it does not take raises ``ValueError``.
 
@@ -46,7 +49,7 @@ def create_model(
         attention=attention,
         **kwargs,
     )
-    return LabelPrior(net, classes) if label_prior else net
+    return LabelPrior(net, classes, strength=prior_strength) if label_prior else net
 
 
 def to_channels_last(net: nn.Module, spatial_dims: int) -> nn.Module:

@@ -32,9 +32,10 @@ class LabelPrior(nn.Module):
     """
 
     EMBEDDING = 16
+    STRENGTH = 6.0
 
     def __init__(
-        self, net: nn.Module, classes: int, embedding: int = EMBEDDING, strength: float = 6.0
+        self, net: nn.Module, classes: int, embedding: int = EMBEDDING, strength: float = STRENGTH
     ) -> None:
         super().__init__()
         self.net = net

@@ -371,13 +371,20 @@ def resolved_architecture(
     arch: str, spatial_dims: int, in_channels: int, classes: int, attention: str,
     model_options: dict | None,
 ) -> dict:  # fmt: skip
-    """Every option of model ``arch``, defaults filled in, plus ``label_prior`` when set
-    (not an option of the factories: :func:`scseg.create_model` wraps the network)."""
+    """Every option of model ``arch``, defaults filled in, plus ``label_prior`` and
+    ``prior_strength`` when set (not options of the factories: :func:`scseg.create_model`
+    wraps the network)."""
     options = dict(model_options or {})
     label_prior = bool(options.pop("label_prior", False))
+    strength = options.pop("prior_strength", None)
+    if strength is not None and not label_prior:
+        raise ValueError("model_options.prior_strength needs model_options.label_prior: true")
     resolved = MODELS.resolved(arch, spatial_dims=spatial_dims, in_channels=in_channels,
                                classes=classes, attention=attention, **options)  # fmt: skip
-    return {**resolved, "label_prior": True} if label_prior else resolved
+    if not label_prior:
+        return resolved
+    return {**resolved, "label_prior": True,
+            **({"prior_strength": float(strength)} if strength is not None else {})}  # fmt: skip
 
 
 def _data_module_name(module: pl.LightningModule) -> str | None:

@@ -73,6 +73,14 @@ def test_a_plain_model_is_not_wrapped_and_the_option_reaches_checkpoints() -> No
     rebuilt.load_state_dict(module.net.state_dict())  # same keys, same shapes
     plain = create_model("unet", spatial_dims=3, in_channels=1, classes=3, channels=(8, 16))
     assert not isinstance(plain, LabelPrior)
+    # the prior's starting logit is an option; it needs a prior
+    module = SegmentationModule(arch="unet", spatial_dims=3, in_channels=1, classes=3,
+                                model_options={**options, "prior_strength": 2.5})  # fmt: skip
+    assert module.architecture["prior_strength"] == 2.5 and module.net.strength.item() == 2.5
+    assert create_model("unet", **module.architecture).strength.item() == 2.5
+    with pytest.raises(ValueError, match=r"prior_strength needs model_options\.label_prior"):
+        SegmentationModule(arch="unet", spatial_dims=3, in_channels=1, classes=3,
+                           model_options={"channels": [8, 16], "prior_strength": 2.5})  # fmt: skip
 
 
 def test_the_registered_atlas_lands_on_a_moved_subject(tmp_path) -> None:
