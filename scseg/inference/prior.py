@@ -206,28 +206,15 @@ class AxisResampler:
     def at(self, values: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
         """``values`` ``(k, *source)`` at target voxels ``points`` ``(n, 3)``: ``(k, n)``,
         each the same float32 operations as :meth:`__call__` gives that voxel."""
-        corners = []
-        for t, (low, high, weight) in enumerate(self.steps):
-            at = points[:, t]
-            corners.append((low[at], high[at], weight[at]))
-        source = [None] * 3
-        out = []
-        for first in (0, 1):  # the corners along target axis 0, as __call__ reads them
-            source[self.axes[0]] = corners[0][first]
-            plane = []
-            for second in (0, 1):
-                source[self.axes[1]] = corners[1][second]
-                line = []
-                for third in (0, 1):
-                    source[self.axes[2]] = corners[2][third]
-                    line.append(values[:, source[0], source[1], source[2]])
-                plane.append(line)
-            out.append(plane)
-        # __call__ interpolates along target axis 0, then 1, then 2
-        along0 = [[torch.lerp(out[0][j][k], out[1][j][k], corners[0][2]) for k in (0, 1)]
-                  for j in (0, 1)]  # fmt: skip
-        along1 = [torch.lerp(along0[0][k], along0[1][k], corners[1][2]) for k in (0, 1)]
-        return torch.lerp(along1[0], along1[1], corners[2][2])
+        picked = [tuple(step[points[:, t]] for step in steps) for t, steps in enumerate(self.steps)]
+
+        def corner(*which: int) -> torch.Tensor:
+            source = [None] * 3
+            for t, w in enumerate(which):
+                source[self.axes[t]] = picked[t][w]
+            return values[:, source[0], source[1], source[2]]
+
+        return _trilinear(corner, [step[2] for step in picked])
 
     def at_labels(self, values: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Each target voxel's own channel of ``values`` ``(k, *source)``, the channel
@@ -236,22 +223,29 @@ class AxisResampler:
         source = values.shape[1:]
         strides = [int(np.prod(source[a + 1 :])) for a in range(3)]
         base = labels.to(torch.int64) * int(np.prod(source))
-
-        def index(t: int, which: int) -> torch.Tensor:  # target axis t's source offsets
-            shape = [1, 1, 1]
-            shape[t] = -1
-            return (self.steps[t][which] * strides[self.axes[t]]).view(shape)
-
         flat = values.reshape(-1)
 
-        def corner(a: int, b: int, c: int) -> torch.Tensor:
-            return flat[base + index(0, a) + index(1, b) + index(2, c)]
+        def along(t: int, step: torch.Tensor) -> torch.Tensor:  # broadcast on target axis t
+            return step.view([-1 if u == t else 1 for u in range(3)])
 
-        weight = [self.steps[t][2].view([-1 if u == t else 1 for u in range(3)]) for t in range(3)]
-        along0 = [[torch.lerp(corner(0, b, c), corner(1, b, c), weight[0]) for c in (0, 1)]
-                  for b in (0, 1)]  # fmt: skip
-        along1 = [torch.lerp(along0[0][c], along0[1][c], weight[1]) for c in (0, 1)]
-        return torch.lerp(along1[0], along1[1], weight[2])
+        def corner(*which: int) -> torch.Tensor:
+            offsets = [
+                along(t, self.steps[t][w] * strides[self.axes[t]]) for t, w in enumerate(which)
+            ]
+            return flat[base + offsets[0] + offsets[1] + offsets[2]]
+
+        return _trilinear(corner, [along(t, step[2]) for t, step in enumerate(self.steps)])
+
+
+def _trilinear(
+    corner: Callable[..., torch.Tensor], weights: Sequence[torch.Tensor]
+) -> torch.Tensor:
+    """:meth:`AxisResampler.__call__`'s lerps, along target axis 0, then 1, then 2, of
+    ``corner(a, b, c)`` (0: the lower, 1: the upper source voxel along target axes 0, 1, 2)."""
+    along0 = [[torch.lerp(corner(0, b, c), corner(1, b, c), weights[0]) for c in (0, 1)]
+              for b in (0, 1)]  # fmt: skip
+    along1 = [torch.lerp(along0[0][c], along0[1][c], weights[1]) for c in (0, 1)]
+    return torch.lerp(along1[0], along1[1], weights[2])
 
 
 def resampled_chunks(pre: T.Compose, image: MetaTensor, values: torch.Tensor, shape,
