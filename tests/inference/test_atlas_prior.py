@@ -193,3 +193,7 @@ def test_the_prior_argmax_maps_back_only_what_can_change_and_agrees_exactly() ->
     changed = found != labels
     assert 0 < changed.mean() < 0.1  # the overturned region, and nothing else
     assert prior.prior_argmax(corrections * 100, resample, logits, shape) is None
+    # no correction (an untrained model's zero heads): the prior, with nothing mapped back
+    np.testing.assert_array_equal(
+        prior.prior_argmax(torch.zeros_like(corrections), resample, logits, shape), labels
+    )
