@@ -82,6 +82,12 @@ def intensity_augmentation(
     ]
 
 
+def rest_centres_check(rest: str) -> None:
+    """Raises ``ValueError`` for an unknown ``rest_centres`` name (:func:`patch_crop`)."""
+    if rest not in REST_CENTRES:
+        raise ValueError(f"rest_centres must be one of {REST_CENTRES}, got {rest!r}")
+
+
 def patch_crop(
     keys: Sequence[str],
     region: Sequence[int],
@@ -98,8 +104,7 @@ def patch_crop(
     probability ``ratio``, for all its patches). With ``ignore_index`` the labels are
     encoded (0: not annotated), and centres are never unannotated voxels unless a volume
     has no annotation at all."""
-    if rest not in REST_CENTRES:
-        raise ValueError(f"rest_centres must be one of {REST_CENTRES}, got {rest!r}")
+    rest_centres_check(rest)
 
     def centred(foreground: float):
         if ignore_index is None:

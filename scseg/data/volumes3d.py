@@ -17,11 +17,11 @@ from monai import transforms as T
 from monai.data import CacheDataset, DataLoader, Dataset, PersistentDataset
 
 from scseg.data.augment import (
-    REST_CENTRES,
     intensity_augmentation,
     intensity_augmentation_check,
     patch_crop,
     patch_turns,
+    rest_centres_check,
     transform_region,
 )
 from scseg.data.base import SegmentationDataModule, evaluation_sampler, read_split
@@ -283,8 +283,7 @@ class MSD3DDataModule(SegmentationDataModule):
             raise ValueError(f"intensity must be one of {INTENSITY_MODES}, got {intensity!r}")
         if not 0.0 <= foreground_ratio <= 1.0:
             raise ValueError(f"foreground_ratio must be in [0, 1], got {foreground_ratio}")
-        if rest_centres not in REST_CENTRES:
-            raise ValueError(f"rest_centres must be one of {REST_CENTRES}, got {rest_centres!r}")
+        rest_centres_check(rest_centres)
         intensity_augmentation_check(intensity_augmentation)
         check_prior_options(prior_registration, prior_warp, registered_copies)
         self.save_hyperparameters()

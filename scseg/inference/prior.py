@@ -152,16 +152,18 @@ def prior_argmax(
     the same argmax (ties to the lower class)."""
     pool = partial(torch.nn.functional.max_pool3d, kernel_size=3, stride=1, padding=1)
     bound = resample(pool(corrections.amax(0)[None, None])[0])[0]
-    own = resample.at_labels(corrections, prior.labels.view(shape))
-    unsettled = torch.nonzero(bound.sub_(own) >= prior.strength - SETTLED_MARGIN)
+    given = prior.labels.view(shape)
+    unsettled = torch.nonzero(
+        bound.sub_(resample.at_labels(corrections, given)) >= prior.strength - SETTLED_MARGIN
+    )
     if len(unsettled) > UNSETTLED_SHARE * bound.numel():
         return None
-    labels = prior.labels.view(shape).to(torch.int16 if len(corrections) < 1 << 15 else torch.int32)
+    labels = given.to(torch.int16 if len(corrections) < 1 << 15 else torch.int32)
     for points in torch.split(unsettled, max(1, CLASS_POINT_ELEMENTS // len(corrections))):
         values = resample.at(corrections, points)  # (classes, points)
-        flat = (points * torch.tensor([shape[1] * shape[2], shape[2], 1])).sum(1)
-        values[prior.labels[flat], torch.arange(len(points))] += prior.strength
-        labels[tuple(points.T)] = values.argmax(0).to(labels.dtype)
+        at = tuple(points.T)
+        values[given[at], torch.arange(len(points))] += prior.strength
+        labels[at] = values.argmax(0).to(labels.dtype)
     return labels.numpy()
 
 
