@@ -19,7 +19,8 @@ nnU-Net v2 (``nnunetv2``, pinned below) lives in its own environment
     uv run python benchmarks/against_nnunet.py run --dataset tissue --epochs 8 [--repeat 0]
     uv run python benchmarks/against_nnunet.py report
 
-Results: ``benchmarks/results/against_nnunet.{md,csv}``.
+Results: ``benchmarks/results/against_nnunet.{md,csv}``; the raw rows (every class's scores) in
+``benchmarks/results/against_nnunet.jsonl``, which ``report`` reads.
 """
 
 from __future__ import annotations
@@ -80,13 +81,18 @@ DATASETS = {
         "nnunet_plan": ["-overwrite_target_spacing", "2", "2", "2", "-gpu_memory_target", "2"],
         # what validates: the subjects that position alone cannot pass (issue 28)
         "held_out": [f"native_{i:02d}" for i in range(4)],
-        # nnU-Net's array axes (z, y, x of a LAS/RAS volume): not x, left-right; scseg's
-        # plan leaves out left-right itself, since the class names name sides
-        "nnunet_mirror_axes": "0,1",
+        # nnU-Net's array axes (z, y, x of a LAS/RAS volume; y, x of its 2d's axial slices):
+        # not x, left-right; scseg's plan leaves out left-right itself, since the class
+        # names name sides
+        "nnunet_mirror_axes": {"3d_fullres": "0,1", "2d": "0"},
     },
 }
 
 
+SLICES = (
+    "slice by slice: scseg's planned slice-wise U-Net (`scseg plan --dims 2`) "
+    "against nnU-Net's 2d configuration"
+)
 MAX_COLUMNS = 6  # classes with a column of their own in the table; more: the mean only
 
 # rows from an earlier version of scseg's plan (their "plan" field), and what differed
@@ -151,9 +157,11 @@ def nnunet_env() -> dict:
     return {**os.environ, "PATH": f"{ENV / 'bin'}:{os.environ['PATH']}"}
 
 
-def prepare(name: str, folder: Path, variant: str | None = None) -> tuple[Path, dict, dict]:
+def prepare(
+    name: str, folder: Path, variant: str | None = None, dims: int = 3
+) -> tuple[Path, dict, dict]:
     """``(data folder, scseg config, split)``: the dataset and scseg's plan of it (with the
-    variant's plan options and changes: ``scseg_<variant>.yaml``)."""
+    variant's plan options and changes: ``scseg_<variant>.yaml``), 3D or slice by slice."""
     from scseg.data.samples import prepare_sample
 
     if name == "tissue":
@@ -168,7 +176,7 @@ def prepare(name: str, folder: Path, variant: str | None = None) -> tuple[Path, 
     extra, changes = VARIANTS[variant][1:] if variant else ([], {})
     if not config.exists():  # (re)planned: its split file too, the same seeded split
         sh([*SCSEG, "plan", "--data", data, "--out", config, *DATASETS[name]["plan"], *extra,
-            "--overwrite"],
+            "--dims", dims, "--overwrite"],
            log=folder / f"{stem}_plan.log")  # fmt: skip
         if changes:
             planned = yaml.safe_load(config.read_text())
@@ -188,10 +196,32 @@ def prepare(name: str, folder: Path, variant: str | None = None) -> tuple[Path, 
 
 
 def steps_per_epoch(config: dict, split: dict) -> int:
-    """scseg's training steps per epoch: a batch of ``batch_size`` volumes per step, each
-    volume listed ``repeats`` times (every volume gives ``samples_per_volume`` patches)."""
+    """scseg's training steps per epoch. 3D: a batch of ``batch_size`` volumes per step, each
+    volume listed ``repeats`` times (every volume gives ``samples_per_volume`` patches).
+    Slice by slice: ``batch_size`` slices per step, every slice of the preprocessed training
+    volumes ``repeats`` times (the data module's own count)."""
     args = config["data"]["init_args"]
+    if config["model"].get("spatial_dims") == 2:
+        from scseg.data import MSDSlicesDataModule
+
+        module = MSDSlicesDataModule(**{**args, "num_workers": 0, "validate": False})
+        module.setup("fit")
+        return len(module.train_dataloader())
     return math.ceil(args.get("repeats", 1) * len(split["train"]) / args["batch_size"])
+
+
+def patches_per_step(config: dict) -> int:
+    """scseg's patches per step: ``batch_size`` slices, or (3D) ``batch_size`` volumes x
+    ``samples_per_volume`` (the data module's default where the plan leaves it out)."""
+    import inspect
+
+    from scseg.data import MSD3DDataModule
+
+    args = config["data"]["init_args"]
+    if config["model"].get("spatial_dims") == 2:
+        return args["batch_size"]
+    default = inspect.signature(MSD3DDataModule).parameters["samples_per_volume"].default
+    return args["batch_size"] * args.get("samples_per_volume", default)
 
 
 def nnunet_raw(name: str, data: Path, config: dict, split: dict, env: dict) -> Path:
@@ -295,34 +325,52 @@ def run_scseg(folder: Path, config_file: Path, epochs: int, seed: int, images: P
     return {"train_s": fit, "predict_s": predict, "prediction": prediction}
 
 
-def run_nnunet(name: str, folder: Path, env: dict, epochs: int, iterations: int, raw: Path):
-    """nnU-Net's plan (once), training for ``epochs`` x ``iterations`` and prediction."""
+def nnunet_plans(name: str, env: dict, raw: Path, configuration: str) -> dict:
+    """nnU-Net's plan (once) and its preprocessing for ``configuration`` (once); returns
+    ``{"plans": its name, "batch": patches per step}``."""
     ident, change = str(DATASETS[name]["id"]), DATASETS[name]["nnunet_plan"]
     plans = "nnUNetPlans_scsegBudget" if change else "nnUNetPlans"
-    if not (Path(env["nnUNet_preprocessed"]) / raw.name / f"{plans}.json").exists():
-        sh(["nnUNetv2_plan_and_preprocess", "-d", ident, "-c", "3d_fullres", "-np", "2",
+    folder = Path(env["nnUNet_preprocessed"]) / raw.name
+    if not (folder / f"{plans}.json").exists():
+        sh(["nnUNetv2_plan_and_preprocess", "-d", ident, "-c", configuration, "-np", "2",
             "--verify_dataset_integrity"], env=env,
            log=raw.parent / f"{name}_plan.log")  # fmt: skip
         if change:
             sh(["nnUNetv2_plan_experiment", "-d", ident, *change, "-overwrite_plans_name", plans],
                env=env, log=raw.parent / f"{name}_plan2.log")  # fmt: skip
-            sh(["nnUNetv2_preprocess", "-d", ident, "-plans_name", plans, "-c", "3d_fullres",
-                "-np", "2"], env=env, log=raw.parent / f"{name}_preprocess.log")  # fmt: skip
+    if not (folder / f"{plans}_{configuration}").exists():
+        sh(["nnUNetv2_preprocess", "-d", ident, "-plans_name", plans, "-c", configuration,
+            "-np", "2"], env=env,
+           log=raw.parent / f"{name}_preprocess_{configuration}.log")  # fmt: skip
+    planned = json.loads((folder / f"{plans}.json").read_text())
+    return {"plans": plans, "batch": planned["configurations"][configuration]["batch_size"]}
+
+
+def run_nnunet(
+    name: str, folder: Path, env: dict, epochs: int, iterations: int, raw: Path, dims: int = 3
+) -> dict:
+    """nnU-Net's plan (once), training for ``epochs`` x ``iterations`` and prediction, with
+    its ``3d_fullres`` configuration or (``dims`` 2) its ``2d``."""
+    ident, configuration = str(DATASETS[name]["id"]), "2d" if dims == 2 else "3d_fullres"
+    planned = nnunet_plans(name, env, raw, configuration)
+    plans = planned["plans"]
     folder.mkdir(parents=True, exist_ok=True)
+    mirror = DATASETS[name].get("nnunet_mirror_axes", {}).get(configuration, "")
     env = {**env, "nnUNet_results": str(folder / "results"), "SCSEG_NNUNET_EPOCHS": str(epochs),
            "SCSEG_NNUNET_ITERATIONS": str(iterations),
-           "SCSEG_NNUNET_MIRROR_AXES": DATASETS[name].get("nnunet_mirror_axes", "")}  # fmt: skip
+           "SCSEG_NNUNET_MIRROR_AXES": mirror}  # fmt: skip
     shutil.rmtree(folder / "results", ignore_errors=True)
     device = "cuda" if _cuda() else "cpu"
-    train = sh(["nnUNetv2_train", ident, "3d_fullres", "all", "-tr", TRAINER, "-p", plans,
+    train = sh(["nnUNetv2_train", ident, configuration, "all", "-tr", TRAINER, "-p", plans,
                 "-device", device], env=env, log=folder / "train.log")  # fmt: skip
     prediction = folder / "prediction"
     shutil.rmtree(prediction, ignore_errors=True)
     predict = sh(["nnUNetv2_predict", "-i", raw / "imagesTs", "-o", prediction, "-d", ident,
-                  "-c", "3d_fullres", "-f", "all", "-tr", TRAINER, "-p", plans,
+                  "-c", configuration, "-f", "all", "-tr", TRAINER, "-p", plans,
                   "-chk", "checkpoint_final.pth", "-device", device, "-npp", "1", "-nps", "1"],
                  env=env, log=folder / "predict.log")  # fmt: skip
-    return {"train_s": train, "predict_s": predict, "prediction": prediction}
+    return {"train_s": train, "predict_s": predict, "prediction": prediction,
+            "batch": planned["batch"]}  # fmt: skip
 
 
 def _cuda() -> bool:
@@ -332,20 +380,23 @@ def _cuda() -> bool:
 
 
 def run(args: argparse.Namespace) -> None:
-    name, repeat = args.dataset, args.repeat
-    base = RUNS / name
+    name, repeat, dims = args.dataset, args.repeat, args.dims
+    base = RUNS / (name if dims == 3 else f"{name}_2d")
     base.mkdir(parents=True, exist_ok=True)
     env = nnunet_env()
     env.update(nnUNet_raw=str(RUNS / "nnunet_raw"), nnUNet_preprocessed=str(RUNS / "nnunet_pre"),
                nnUNet_n_proc_DA=str(os.cpu_count() or 1))  # fmt: skip
-    data, config, split = prepare(name, base)
+    data, config, split = prepare(name, base, dims=dims)
     images = held_out_images(data, split, base / "held_out")
     per_epoch = steps_per_epoch(config, split)
+    ours_batch = patches_per_step(config)
 
     def record(pipeline: str, budget: str, epochs: int, result: dict) -> None:
         scores = evaluate(result["prediction"], data, config, base / "scseg_split.json")
-        row = {"dataset": name, "repeat": repeat, "pipeline": pipeline, "budget": budget,
-               "steps": epochs * per_epoch, "train_s": round(result["train_s"], 1),
+        row = {"dataset": name, "dims": dims, "repeat": repeat, "pipeline": pipeline,
+               "budget": budget, "steps": epochs * per_epoch,
+               "batch": result.get("batch", ours_batch) if epochs else None,
+               "train_s": round(result["train_s"], 1),
                "predict_s": round(result["predict_s"], 1), "scores": scores}  # fmt: skip
         save([row], name)  # at once: an interrupted run keeps what it finished
         shown = scores if len(scores) <= MAX_COLUMNS else {
@@ -356,46 +407,46 @@ def run(args: argparse.Namespace) -> None:
     run_dir = base / f"repeat{repeat}"
     if args.variant:
         label = VARIANTS[args.variant][0]
-        _, variant_config, _ = prepare(name, base, args.variant)
+        _, variant_config, _ = prepare(name, base, args.variant, dims)
         assert steps_per_epoch(variant_config, split) == per_epoch
         result = run_scseg(run_dir / f"scseg_{args.variant}", base / f"scseg_{args.variant}.yaml",
                            args.epochs, repeat, images)  # fmt: skip
         record(label, "equal steps", args.epochs, result)
         return
 
-    def scseg_equal_time(epochs: int) -> None:
-        more = run_scseg(run_dir / "scseg_time", base / "scseg.yaml", epochs, repeat, images)
-        record("scseg", "equal wall time", epochs, more)
+    raw = nnunet_raw(name, data, config, split, env)
+
+    def equal_time(who: str, epochs: int) -> None:
+        if who == "scseg":
+            more = run_scseg(run_dir / "scseg_time", base / "scseg.yaml", epochs, repeat, images)
+        else:
+            more = run_nnunet(name, run_dir / "nnunet_time", env, epochs, per_epoch, raw, dims)
+        record("scseg" if who == "scseg" else "nnU-Net", "equal wall time", epochs, more)
 
     if args.equal_time_epochs:
-        scseg_equal_time(args.equal_time_epochs)
+        equal_time(args.equal_time_for, args.equal_time_epochs)
         return
     if not args.scseg_only:
-        raw = nnunet_raw(name, data, config, split, env)
         for what, folder in baselines(name, data, split, base).items():
             record(what, "no learning", 0, {"train_s": 0, "predict_s": 0, "prediction": folder})
     ours = run_scseg(run_dir / "scseg_steps", base / "scseg.yaml", args.epochs, repeat, images)
     record("scseg", "equal steps", args.epochs, ours)
     if args.scseg_only:
         return
-    theirs = run_nnunet(name, run_dir / "nnunet_steps", env, args.epochs, per_epoch, raw)
+    theirs = run_nnunet(name, run_dir / "nnunet_steps", env, args.epochs, per_epoch, raw, dims)
     record("nnU-Net", "equal steps", args.epochs, theirs)
     # equal wall time: the faster one trains again for the slower one's training time
     faster, slower = sorted((ours["train_s"], theirs["train_s"]))
     epochs = max(args.epochs, round(args.epochs * slower / faster))
-    print(f"equal wall time: {epochs} epochs (an interrupted run goes on with "
-          f"--equal-time-epochs {epochs})", flush=True)  # fmt: skip
-    if args.no_equal_time:
-        pass
-    elif ours["train_s"] < theirs["train_s"]:
-        scseg_equal_time(epochs)
-    else:
-        more = run_nnunet(name, run_dir / "nnunet_time", env, epochs, per_epoch, raw)
-        record("nnU-Net", "equal wall time", epochs, more)
+    who = "scseg" if ours["train_s"] < theirs["train_s"] else "nnunet"
+    print(f"equal wall time: {who}, {epochs} epochs (an interrupted or skipped run goes on "
+          f"with --equal-time-epochs {epochs} --equal-time-for {who})", flush=True)  # fmt: skip
+    if not args.no_equal_time:
+        equal_time(who, epochs)
 
 
 def save(rows: list[dict], name: str) -> None:
-    out = RUNS / "results.jsonl"
+    out = RESULTS / "against_nnunet.jsonl"
     with open(out, "a") as f:
         for row in rows:
             f.write(json.dumps({**row, "title": DATASETS[name]["title"], "nnunet": NNUNET}) + "\n")
@@ -404,6 +455,12 @@ def save(rows: list[dict], name: str) -> None:
 
 def _mean(scores: dict, classes: list[str], key: str) -> float:
     return float(np.mean([scores[c][key] for c in classes if key in scores.get(c, {})]))
+
+
+def _row_mean(row: dict, classes: list[str], key: str) -> float:
+    """A row's mean ``key`` over ``classes``; a row recovered from the CSV has only the
+    means of HD95 and NSD (``means``)."""
+    return row["means"][key] if key in row.get("means", {}) else _mean(row["scores"], classes, key)
 
 
 def paired(ours: list[dict], theirs: list[dict], classes: list[str], seed: int = 0) -> str:
@@ -428,21 +485,25 @@ def paired(ours: list[dict], theirs: list[dict], classes: list[str], seed: int =
 
 
 def report(args: argparse.Namespace) -> None:
-    rows = [json.loads(line) for line in (RUNS / "results.jsonl").read_text().splitlines()]
-    RESULTS.mkdir(exist_ok=True)
+    raw = (RESULTS / "against_nnunet.jsonl").read_text()
+    rows = [json.loads(line) for line in raw.splitlines()]
     lines = ["<!-- generated by benchmarks/against_nnunet.py; do not edit -->", ""]
     flat = []
-    for name in dict.fromkeys(r["dataset"] for r in rows):
-        group = [r for r in rows if r["dataset"] == name]
+    for name, dims in dict.fromkeys((r["dataset"], r.get("dims", 3)) for r in rows):
+        group = [r for r in rows if r["dataset"] == name and r.get("dims", 3) == dims]
         classes = [c for c in group[0]["scores"] if c != "background"]
         shown = DATASETS[name].get("names", {})
         columns = classes if len(classes) <= MAX_COLUMNS else []  # else the mean only
-        lines += [f"**{DATASETS[name]['title']}**", "",
-                  "| pipeline | budget | repeats | steps | training (s) | prediction (s) | "
+        batch = any(r.get("batch") for r in group)  # patches per step, where recorded
+        title = DATASETS[name]["title"] + (f"; {SLICES}" if dims == 2 else "")
+        lines += [f"**{title}**", "",
+                  "| pipeline | budget | repeats | steps | "
+                  + ("patches per step | " if batch else "")
+                  + "training (s) | prediction (s) | "
                   + "".join(f"{shown.get(c, c)}: Dice | " for c in columns)
                   + f"mean Dice{f' ({len(classes)} structures)' if not columns else ''} | "
                   "mean HD95 (mm) | mean NSD (1 mm) |",
-                  "|---|---|---|---|---|---|" + "---|" * (len(columns) + 3)]  # fmt: skip
+                  "|---|---|---|---|---|---|" + "---|" * (len(columns) + 3 + batch)]  # fmt: skip
         runs: dict[tuple, list[dict]] = {}
         for r in group:  # rows of an earlier scseg plan are labelled with it (PLANS)
             label = r["pipeline"] + (f" [{r['plan']}]" if r.get("plan") else "")
@@ -457,21 +518,24 @@ def report(args: argparse.Namespace) -> None:
             )
             cells = [pipeline, budget, str(len(same)) if learnt else "",
                      "/".join(sorted({str(r["steps"]) for r in same})) if learnt else "",
+                     *(["/".join(sorted({str(r["batch"]) for r in same})) if learnt else ""]
+                       if batch else []),
                      f"{np.mean([r['train_s'] for r in same]):.0f}" if learnt else "",
                      f"{np.mean([r['predict_s'] for r in same]):.0f}" if learnt else "",
                      f"{dice}**{np.mean(means):.3f}**{spread}",
-                     f"{np.mean([_mean(r['scores'], classes, 'hd95') for r in same]):.2f}",
-                     f"{np.mean([_mean(r['scores'], classes, 'nsd') for r in same]):.3f}",
+                     f"{np.mean([_row_mean(r, classes, 'hd95') for r in same]):.2f}",
+                     f"{np.mean([_row_mean(r, classes, 'nsd') for r in same]):.3f}",
                      ]  # fmt: skip
             lines.append("| " + " | ".join(cells) + " |")
             for r in same:
-                flat.append({"dataset": name, "pipeline": pipeline, "budget": budget,
+                flat.append({"dataset": name, "dims": dims, "pipeline": pipeline,
+                             "budget": budget, "batch": r.get("batch") or "",
                              "repeat": r["repeat"] if learnt else "", "steps": r["steps"],
                              "train_s": r["train_s"], "predict_s": r["predict_s"],
                              **{f"dice_{c}": r["scores"][c]["dice"] for c in classes},
                              "mean_dice": _mean(r["scores"], classes, "dice"),
-                             "mean_hd95": _mean(r["scores"], classes, "hd95"),
-                             "mean_nsd": _mean(r["scores"], classes, "nsd")})  # fmt: skip
+                             "mean_hd95": _row_mean(r, classes, "hd95"),
+                             "mean_nsd": _row_mean(r, classes, "nsd")})  # fmt: skip
         lines.append("")
         nnunet = runs.get(("nnU-Net", "equal steps"), [])
         for (pipeline, budget), same in runs.items():
@@ -509,10 +573,19 @@ def main() -> None:
     go.add_argument("--dataset", choices=DATASETS, required=True)
     go.add_argument("--epochs", type=int, default=8, help="of scseg's steps per epoch")
     go.add_argument("--repeat", type=int, default=0, help="scseg's seed; nnU-Net is unseeded")
+    go.add_argument("--dims", type=int, choices=(2, 3), default=3, help="3: scseg's planned "
+                    "3D U-Net against nnU-Net's 3d_fullres; 2: slice by slice, against its "
+                    "2d")  # fmt: skip
     go.add_argument("--variant", choices=VARIANTS, help="only this scseg plan variant")
     go.add_argument("--no-equal-time", action="store_true", help="equal steps only")
-    go.add_argument("--equal-time-epochs", type=int, help="only scseg's equal-time run, for "
-                    "this many epochs (what an earlier repeat found)")  # fmt: skip
+    go.add_argument("--equal-time-epochs", type=int, help="only the equal-time run, for this "
+                    "many epochs (what an earlier repeat found)")  # fmt: skip
+    go.add_argument(
+        "--equal-time-for",
+        choices=("scseg", "nnunet"),
+        default="scseg",
+        help="whose equal-time run --equal-time-epochs makes (the faster one's)",
+    )
     go.add_argument("--scseg-only", action="store_true", help="only scseg's equal-steps run "
                     "(after a change to scseg; nnU-Net's repeats are kept)")  # fmt: skip
     go.set_defaults(fn=run)
