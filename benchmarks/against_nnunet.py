@@ -549,6 +549,11 @@ def report(args: argparse.Namespace) -> None:
             if budget == "equal steps" and pipeline != versus and (versus, budget) in runs:
                 lines.append(f"- {pipeline} ({budget}) minus {versus}, Dice: "
                              f"{paired(same, runs[(versus, budget)], classes)}")  # fmt: skip
+        # nnU-Net given scseg's training time: against scseg's equal-steps run
+        later, ours = runs.get(("nnU-Net", "equal wall time")), runs.get(("scseg", "equal steps"))
+        if later and ours:
+            lines.append("- scseg (equal steps) minus nnU-Net (equal wall time: scseg's training "
+                         f"time), Dice: {paired(ours, later, classes)}")  # fmt: skip
         lines.append("")
     for plan, what in PLANS.items():
         if any(r.get("plan") == plan for r in rows):
