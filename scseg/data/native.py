@@ -117,22 +117,35 @@ def displacement(warp: NativeWarp, shape: Sequence[int]) -> np.ndarray:
                      for c in range(3)]).astype(np.float32)  # fmt: skip
 
 
-def warp_volume(data: np.ndarray, affine: np.ndarray, warp: NativeWarp, labels: bool) -> np.ndarray:
-    """``data`` (on the grid of ``affine``) moved by ``warp``, on the same grid: each voxel
-    takes the value at its template position (linear for images, nearest for labels;
-    outside the volume: 0)."""
-    from scipy.ndimage import map_coordinates
-
-    shape = data.shape
+def template_positions(shape: Sequence[int], affine: np.ndarray, warp: NativeWarp) -> np.ndarray:
+    """``(3, prod(shape))``: where each voxel of the grid ``shape``/``affine`` takes its
+    value from, in the template's voxel indices, once ``warp`` has moved it."""
     index = np.stack(np.meshgrid(*[np.arange(n, dtype=np.float32) for n in shape],
                                  indexing="ij")).reshape(3, -1)  # fmt: skip
     world = affine[:3, :3] @ index + affine[:3, 3:4]
     matrix = warp.matrix()
     moved = matrix[:3, :3] @ world + matrix[:3, 3:4]
     moved += displacement(warp, shape).reshape(3, -1)
-    source = np.linalg.solve(affine[:3, :3], moved - affine[:3, 3:4])
-    out = map_coordinates(data, source, order=0 if labels else 1, mode="constant", cval=0)
-    return out.reshape(shape).astype(data.dtype)
+    return np.linalg.solve(affine[:3, :3], moved - affine[:3, 3:4])
+
+
+def warp_volume(
+    data: np.ndarray,
+    affine: np.ndarray,
+    warp: NativeWarp,
+    labels: bool,
+    positions: np.ndarray | None = None,
+) -> np.ndarray:
+    """``data`` (on the grid of ``affine``) moved by ``warp``, on the same grid: each voxel
+    takes the value at its template position (linear for images, nearest for labels;
+    outside the volume: 0). ``positions``: :func:`template_positions`, where an image and
+    its labels are moved together (computed once; the same values)."""
+    from scipy.ndimage import map_coordinates
+
+    if positions is None:
+        positions = template_positions(data.shape, affine, warp)
+    out = map_coordinates(data, positions, order=0 if labels else 1, mode="constant", cval=0)
+    return out.reshape(data.shape).astype(data.dtype)
 
 
 def write_native_subjects(
@@ -166,8 +179,9 @@ def write_native_subjects(
         if done and records.get(name, {}).get("seed") == seed:
             continue
         warp = draw_warp(seed, data.shape, image.affine, centre)
-        moved = nib.Nifti1Image(warp_volume(data, image.affine, warp, False), image.affine)
-        moved_labels = nib.Nifti1Image(warp_volume(classes, image.affine, warp, True),
+        at = template_positions(data.shape, image.affine, warp)  # image and labels alike
+        moved = nib.Nifti1Image(warp_volume(data, image.affine, warp, False, at), image.affine)
+        moved_labels = nib.Nifti1Image(warp_volume(classes, image.affine, warp, True, at),
                                        label.affine, label.header)  # fmt: skip
         moved_labels.set_data_dtype(classes.dtype)
         np.save(out / "native_transforms" / f"{name}_grid.npy", warp.grid.astype(np.float32))
