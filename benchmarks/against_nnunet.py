@@ -11,12 +11,15 @@ nnU-Net v2 (``nnunetv2``, pinned below) lives in its own environment
    held-out cases in ``imagesTs``), ``nnUNetv2_plan_and_preprocess``, ``nnUNetv2_train ...
    all -tr nnUNetTrainer_scsegBudget`` (its default trainer with E epochs of as many steps as
    scseg's epoch, ``nnunet/``), ``nnUNetv2_predict`` (final checkpoint, its default mirroring).
-   Both draw 2 patches per step, so equal steps are equal patches.
+   In 3D both draw 2 patches per step, so equal steps are equal patches.
+   ``--dims 2``: slice by slice, ``scseg plan --dims 2`` against nnU-Net's ``2d``
+   configuration, each with its own planned batch of slices (recorded per row).
 3. Equal wall time: whichever trained faster at equal steps trains again for as many steps
    as fit in the slower one's training time.
 4. A baseline that needs no learning, scored the same way.
 
     uv run python benchmarks/against_nnunet.py run --dataset tissue --epochs 8 [--repeat 0]
+    uv run python benchmarks/against_nnunet.py run --dataset tissue --dims 2 --epochs 8
     uv run python benchmarks/against_nnunet.py report
 
 Results: ``benchmarks/results/against_nnunet.{md,csv}``; the raw rows (every class's scores) in
