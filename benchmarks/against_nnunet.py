@@ -497,7 +497,8 @@ def report(args: argparse.Namespace) -> None:
         classes = [c for c in group[0]["scores"] if c != "background"]
         shown = DATASETS[name].get("names", {})
         columns = classes if len(classes) <= MAX_COLUMNS else []  # else the mean only
-        batch = any(r.get("batch") for r in group)  # patches per step, where recorded
+        # patches per step: in 2D each side's planned batch of slices (in 3D both draw 2)
+        batch = dims == 2
         title = DATASETS[name]["title"] + (f"; {SLICES}" if dims == 2 else "")
         lines += [f"**{title}**", "",
                   "| pipeline | budget | repeats | steps | "
@@ -521,7 +522,8 @@ def report(args: argparse.Namespace) -> None:
             )
             cells = [pipeline, budget, str(len(same)) if learnt else "",
                      "/".join(sorted({str(r["steps"]) for r in same})) if learnt else "",
-                     *(["/".join(sorted({str(r["batch"]) for r in same})) if learnt else ""]
+                     *(["/".join(sorted({str(r["batch"]) for r in same if r.get("batch")}))
+                        if learnt else ""]
                        if batch else []),
                      f"{np.mean([r['train_s'] for r in same]):.0f}" if learnt else "",
                      f"{np.mean([r['predict_s'] for r in same]):.0f}" if learnt else "",
