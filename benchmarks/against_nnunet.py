@@ -417,12 +417,11 @@ def run(args: argparse.Namespace) -> None:
         record(label, "equal steps", args.epochs, result)
         return
 
-    raw = nnunet_raw(name, data, config, split, env)
-
     def equal_time(who: str, epochs: int) -> None:
         if who == "scseg":
             more = run_scseg(run_dir / "scseg_time", base / "scseg.yaml", epochs, repeat, images)
         else:
+            raw = nnunet_raw(name, data, config, split, env)  # made once; then found
             more = run_nnunet(name, run_dir / "nnunet_time", env, epochs, per_epoch, raw, dims)
         record("scseg" if who == "scseg" else "nnU-Net", "equal wall time", epochs, more)
 
@@ -430,6 +429,7 @@ def run(args: argparse.Namespace) -> None:
         equal_time(args.equal_time_for, args.equal_time_epochs)
         return
     if not args.scseg_only:
+        raw = nnunet_raw(name, data, config, split, env)
         for what, folder in baselines(name, data, split, base).items():
             record(what, "no learning", 0, {"train_s": 0, "predict_s": 0, "prediction": folder})
     ours = run_scseg(run_dir / "scseg_steps", base / "scseg.yaml", args.epochs, repeat, images)
