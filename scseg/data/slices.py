@@ -82,6 +82,8 @@ class MSDSlicesDataModule(MSD3DDataModule):
         batch_size: slices per batch.
         intensity_augmentation: as for 3D; the slice's own (low resolution in-plane).
         spatial_margin: as for 3D, for the in-plane turn and scaling.
+        native: as for 3D: the parcellation sample's native-space subjects
+            (``split_file: split_native.json`` validates on them).
 
     Volumes are kept in memory (``cache`` is not an option here).
     """
@@ -112,6 +114,7 @@ class MSDSlicesDataModule(MSD3DDataModule):
         validate: bool = True,
         atlas: str | None = None,
         fold: int | None = None,
+        native: int = 0,
     ) -> None:
         if slice_axis not in SLICE_PLANES:
             raise ValueError(f"slice_axis must be 0, 1 or 2, got {slice_axis}")
@@ -125,7 +128,7 @@ class MSDSlicesDataModule(MSD3DDataModule):
             intensity_augmentation=intensity_augmentation, spatial_margin=spatial_margin,
             batch_size=batch_size,
             num_workers=num_workers, cache_rate=cache_rate,
-            validate=validate, atlas=atlas, fold=fold,
+            validate=validate, atlas=atlas, fold=fold, native=native,
         )  # fmt: skip
         self.hparams["flip_axes"] = tuple(flip_axes)  # in-plane axes, not the volume's
 

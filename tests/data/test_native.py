@@ -65,3 +65,19 @@ def test_native_subjects_from_the_cli_are_recorded_and_defeat_the_atlas_copy(
         np.testing.assert_array_equal(image.affine, truth.affine)  # the template's grid
     assert scores["icbm2009c_asym"] > 0.95
     assert scores["native_00"] < 0.5 and scores["native_01"] < 0.5, scores
+
+
+def test_both_parcellation_modules_prepare_the_native_subjects(monkeypatch) -> None:
+    """The slice-wise module, as the volume one, asks the sample for its native subjects,
+    so ``split_file: split_native.json`` works in a fresh clone with either config."""
+    import scseg.data.samples as samples
+    from scseg.data import MSD3DDataModule, MSDSlicesDataModule
+
+    asked = []
+    monkeypatch.setattr(samples, "prepare_sample", lambda name, **kw: asked.append((name, kw)))
+    for module in (MSDSlicesDataModule, MSD3DDataModule):
+        module(sample="brain_parcellation3d", atlas="aal", native=3).prepare_data()
+        module(sample="brain_parcellation3d").prepare_data()
+    expected = [("brain_parcellation3d", {"atlas": "aal", "native": 3}),
+                ("brain_parcellation3d", {"atlas": None, "native": 0})]  # fmt: skip
+    assert asked == expected * 2
