@@ -173,7 +173,7 @@ def transform_region(
     angles = [np.linspace(-a, a, steps) if a > 0 else np.zeros(1) for a in turned]
     extent = 2 * half
     for turn in itertools.product(*angles):
-        rotated = corners @ _rotation(turn, dims).T
+        rotated = corners @ rotation_matrix(turn, dims).T
         extent = np.maximum(extent, 2 * np.abs(rotated).max(0))
     gap = max(turned, default=0.0) / (steps - 1)  # half the grid's step
     grown = extent > 2 * half + 1e-9
@@ -182,7 +182,8 @@ def transform_region(
     return [max(int(p), math.ceil(e - 1e-6)) for p, e in zip(patch, extent, strict=True)]
 
 
-def _rotation(angles: Sequence[float], dims: int) -> np.ndarray:
+def rotation_matrix(angles: Sequence[float], dims: int) -> np.ndarray:
+    """A turn by ``angles`` (radians): one in 2D; in 3D about axes 0, 1 and 2, in turn."""
     if dims == 2:
         c, s = math.cos(angles[0]), math.sin(angles[0])
         return np.array([[c, -s], [s, c]])

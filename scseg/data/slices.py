@@ -7,15 +7,54 @@ prediction run the 2D network over every slice of whole volumes and score them i
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
+import torch.nn.functional as F
 from monai import transforms as T
 from monai.data import CacheDataset
 
-from scseg.data.augment import intensity_augmentation, transform_region
+from scseg.data.augment import intensity_augmentation, rotation_matrix, transform_region
 from scseg.data.labels import sparse_labels
 from scseg.data.volumes3d import MSD3DDataModule
 
 SLICE_PLANES = {0: "sagittal", 1: "coronal", 2: "axial"}
+
+
+def oblique_slice(
+    volume: dict, axis: int, k: int, rotation: Sequence[float], scale: Sequence[float]
+) -> dict:
+    """Slice ``k`` across ``axis`` of the volume turned and scaled about its centre: an
+    oblique plane through it, as a subject out of the training pose would be cut.
+
+    The turn is drawn in +-``rotation`` (radians) about each volume axis, the scale per
+    axis in ``scale`` (low, high), from torch's RNG; in voxels, so with the isotropic
+    spacing that the parcellation trains at, a turn in millimetres. Image bilinear, labels
+    nearest, zero outside the volume; each keeps its type (and MONAI metadata).
+    """
+    shape = volume["image"].shape[1:]
+    others = [d for d in range(3) if d != axis]
+    angles = (2 * torch.rand(3, dtype=torch.float64) - 1) * torch.tensor(rotation)
+    low, high = scale
+    factors = low + (high - low) * torch.rand(3, dtype=torch.float64)
+    matrix = torch.from_numpy(rotation_matrix(angles.tolist(), 3)) @ torch.diag(factors)
+    grids = torch.meshgrid(*[torch.arange(shape[d], dtype=torch.float64) for d in others],
+                           indexing="ij")  # fmt: skip
+    q = torch.full((*grids[0].shape, 3), float(k), dtype=torch.float64)
+    q[..., others[0]], q[..., others[1]] = grids
+    size = torch.tensor(shape, dtype=torch.float64)
+    centre = (size - 1) / 2
+    where = (q - centre) @ matrix.T + centre  # voxel of the volume each pixel samples
+    # grid_sample's (x, y, z) run over the last, middle and first volume axes
+    grid = (2 * where / (size - 1).clamp(min=1) - 1).flip(-1)[None, None].float()
+    out = {}
+    for key, mode in (("image", "bilinear"), ("label", "nearest")):
+        data = volume[key]
+        sampled = F.grid_sample(torch.as_tensor(data)[None].float(), grid, mode=mode,
+                                padding_mode="zeros", align_corners=True)[0, :, 0]  # fmt: skip
+        out[key] = data.select(axis + 1, k).clone()
+        out[key].copy_(sampled.round() if mode == "nearest" else sampled)
+    return out
 
 
 class SliceDataset(torch.utils.data.Dataset):
@@ -23,8 +62,9 @@ class SliceDataset(torch.utils.data.Dataset):
 
     An epoch has one item per slice (times ``repeats``). Each item is a slice with some
     foreground with probability ``foreground_ratio``, else any slice, drawn from torch's
-    RNG (so ``seed_everything`` reaches it); ``transform`` then augments it, seeded the
-    same way.
+    RNG (so ``seed_everything`` reaches it); with probability ``oblique_prob`` it is cut
+    obliquely instead (:func:`oblique_slice`, ``oblique_rotation`` and ``oblique_scale``);
+    ``transform`` then augments it, seeded the same way.
     """
 
     def __init__(
@@ -35,9 +75,15 @@ class SliceDataset(torch.utils.data.Dataset):
         foreground_ratio: float = 0.9,
         repeats: int = 1,
         ignore_index: int | None = None,
+        oblique_rotation: Sequence[float] = (0.0, 0.0, 0.0),
+        oblique_scale: Sequence[float] = (1.0, 1.0),
+        oblique_prob: float = 0.0,
     ) -> None:
         self.volumes, self.axis, self.transform = volumes, axis, transform
         self.ratio, self.repeats = foreground_ratio, repeats
+        self.oblique = (tuple(oblique_rotation), tuple(oblique_scale))
+        moved = any(oblique_rotation) or tuple(oblique_scale) != (1.0, 1.0)
+        self.oblique_prob = oblique_prob if moved else 0.0  # no draw: the RNG as before
         self.all: list[tuple[int, int]] = []
         self.foreground: list[tuple[int, int]] = []
         others = tuple(d for d in range(1, 4) if d != axis + 1)  # within-slice axes
@@ -60,7 +106,10 @@ class SliceDataset(torch.utils.data.Dataset):
         pool = self.foreground if float(torch.rand(())) < self.ratio else self.all
         v, k = pool[int(torch.randint(len(pool), ()))]
         volume = self.volumes[v]
-        item = {key: volume[key].select(self.axis + 1, k).clone() for key in ("image", "label")}
+        if self.oblique_prob and float(torch.rand(())) < self.oblique_prob:
+            item = oblique_slice(volume, self.axis, k, *self.oblique)
+        else:
+            item = {key: volume[key].select(self.axis + 1, k).clone() for key in ("image", "label")}
         self.transform.set_random_state(seed=int(torch.randint(2**31 - 1, ())))
         return self.transform(item)
 
@@ -84,6 +133,14 @@ class MSDSlicesDataModule(MSD3DDataModule):
         spatial_margin: as for 3D, for the in-plane turn and scaling.
         native: as for 3D: the parcellation sample's native-space subjects
             (``split_file: split_native.json`` validates on them).
+        oblique_rotation: largest turn (radians) about each volume axis of the plane a
+            training slice is cut along: a share ``oblique_prob`` of the slices are cut
+            from the volume turned, and scaled per axis in ``oblique_scale``, about its
+            centre (:func:`oblique_slice`), so a slice-wise network sees the out-of-plane
+            turns that in-plane augmentation cannot make. None by default; (0.26, 0.26,
+            0.26) and (0.85, 1.15) cover the parcellation's native-space subjects.
+        oblique_scale: range of the per-axis scale of an oblique cut.
+        oblique_prob: share of training slices cut obliquely when a turn or scale is set.
 
     Volumes are kept in memory (``cache`` is not an option here).
     """
@@ -115,9 +172,20 @@ class MSDSlicesDataModule(MSD3DDataModule):
         atlas: str | None = None,
         fold: int | None = None,
         native: int = 0,
+        oblique_rotation: tuple[float, float, float] = (0.0, 0.0, 0.0),
+        oblique_scale: tuple[float, float] = (1.0, 1.0),
+        oblique_prob: float = 0.5,
     ) -> None:
         if slice_axis not in SLICE_PLANES:
             raise ValueError(f"slice_axis must be 0, 1 or 2, got {slice_axis}")
+        if len(oblique_rotation) != 3 or not all(0 <= a <= 1.58 for a in oblique_rotation):
+            raise ValueError(f"oblique_rotation must be 3 angles in [0, pi/2], got "
+                             f"{oblique_rotation}")  # fmt: skip
+        if len(oblique_scale) != 2 or not 0 < oblique_scale[0] <= oblique_scale[1]:
+            raise ValueError(f"oblique_scale must be (low, high), 0 < low <= high, got "
+                             f"{oblique_scale}")  # fmt: skip
+        if not 0.0 <= oblique_prob <= 1.0:
+            raise ValueError(f"oblique_prob must be in [0, 1], got {oblique_prob}")
         if bad := [a for a in flip_axes if a not in (0, 1)]:
             raise ValueError(f"flip_axes must be slice axes 0 and 1; got {bad}")
         super().__init__(
@@ -145,6 +213,9 @@ class MSDSlicesDataModule(MSD3DDataModule):
             self.hparams.foreground_ratio,
             self.hparams.repeats,
             self.ignore_index,
+            self.hparams.oblique_rotation,
+            self.hparams.oblique_scale,
+            self.hparams.oblique_prob,
         )
 
     def _slice_augmentation(self) -> list:
