@@ -5,10 +5,15 @@ budget, all in the same training loop (``scseg fit``) on the same data.
     uv run python benchmarks/parcellation.py run --group ablation_3d --seeds 3 --jobs 6
     uv run python benchmarks/parcellation.py report
 
-The group ``ablation_prior`` (register then refine, ``configs/brain_parcellation_3d_prior.yaml``)
-validates on the native-space subjects:
+The groups ``ablation_native_2d`` (the 2D config, 10 epochs, nnU-Net's intensity set and the
+turn on a larger crop), ``native_2d_augmentation`` (its scSE run without those two),
+``native_2d_oblique`` (with half its training slices cut obliquely) and ``ablation_prior``
+(register then refine, ``configs/brain_parcellation_3d_prior.yaml``) validate on the
+native-space subjects (``scseg data brain_parcellation3d --native 8``), and their tables
+carry the no-learning baselines of ``parcellation_baselines.py``:
 
-    uv run python benchmarks/parcellation.py run --group ablation_prior --seeds 3 \
+    uv run python benchmarks/parcellation.py run --group ablation_native_2d \
+        native_2d_oblique native_2d_augmentation --seeds 3 --jobs 2 --threads 1 \
         --output runs/parcellation_native
     uv run python benchmarks/parcellation.py report --prefix parcellation_native \
         --output runs/parcellation_native
@@ -53,6 +58,13 @@ OPTIONS_3D = {"channels": [16, 32, 64, 128]}
 # register then refine, validated on the native-space subjects (split_native.json)
 CONFIG_PRIOR = str(REPO / "configs" / "brain_parcellation_3d_prior.yaml")
 OPTIONS_PRIOR = {**OPTIONS_3D, "label_prior": True}
+# the 2D config validated on the native-space subjects (`scseg data brain_parcellation3d
+# --native 8`), with nnU-Net's intensity augmentation and the in-plane turn and scaling on a
+# larger crop; 10 epochs (280 steps), a budget that 15 runs fit on two CPU cores
+NATIVE_2D = ["--data.init_args.split_file", "split_native.json",
+             "--data.init_args.intensity_augmentation", "nnunet",
+             "--data.init_args.spatial_margin", "true",
+             "--trainer.max_epochs", "10", "--trainer.check_val_every_n_epoch", "10"]  # fmt: skip
 
 
 def _model(arch: str | None, attention: str, options: dict) -> list[str]:
@@ -71,6 +83,21 @@ for dims, config, options in (("2d", CONFIG_2D, OPTIONS_2D), ("3d", CONFIG_3D, O
         "scse_add": (config, _model(None, "scse", {**options, "combine": "add"}), "none"),
         "scse_max": (config, _model(None, "scse", {**options, "combine": "max"}), "none"),
     }
+GROUPS["ablation_native_2d"] = {
+    name: (config, [*args, *NATIVE_2D], base)
+    for name, (config, args, base) in GROUPS["ablation_2d"].items()
+}
+# the same scSE network without nnU-Net's intensity set and the larger crop, against the
+# ablation's scse_add (a pair named "group/run" is read from that group): what they add
+GROUPS["native_2d_augmentation"] = {
+    "scse_add_light": (
+        CONFIG_2D,
+        [*GROUPS["ablation_2d"]["scse_add"][1], *NATIVE_2D,
+         "--data.init_args.intensity_augmentation", "light",
+         "--data.init_args.spatial_margin", "false"],
+        "ablation_native_2d/scse_add",
+    ),
+}  # fmt: skip
 GROUPS["peers_3d"] = {
     f"{name}_{att}": (CONFIG_3D, _model(arch, att, opts), None if att == "none" else f"{name}_none")
     for name, arch, opts in (
@@ -90,6 +117,18 @@ GROUPS["peers_2d"] = {
     )
     for att in ("none", "scse")
 }  # fmt: skip
+# and with a share of its training slices cut obliquely, turned and scaled as the native
+# subjects are (MSDSlicesDataModule's oblique_*): the out-of-plane pose a slice cannot show
+GROUPS["native_2d_oblique"] = {
+    "scse_add_oblique": (
+        CONFIG_2D,
+        [*GROUPS["ablation_2d"]["scse_add"][1], *NATIVE_2D,
+         "--data.init_args.oblique_rotation", "[0.26, 0.26, 0.26]",
+         "--data.init_args.oblique_scale", "[0.85, 1.15]",
+         "--data.init_args.oblique_prob", "0.5"],
+        "ablation_native_2d/scse_add",
+    ),
+}  # fmt: skip
 
 
 def run_dir(output: Path, group: str, name: str, seed: int) -> Path:
@@ -100,7 +139,9 @@ def finished(root: Path) -> bool:
     return any(root.glob("logs/version_*/val_per_class.csv"))
 
 
-def train(root: Path, config: str, args: Sequence[str], seed: int, extra: Sequence[str]) -> str:
+def train(
+    root: Path, config: str, args: Sequence[str], seed: int, extra: Sequence[str], threads: int
+) -> str:
     cmd = [sys.executable, "-c", "import sys; from scseg.cli import main; sys.exit(main())",
            "fit", "--config", config, *args, "--seed_everything", str(seed),
            "--trainer.default_root_dir", str(root), "--trainer.enable_progress_bar", "false",
@@ -109,16 +150,16 @@ def train(root: Path, config: str, args: Sequence[str], seed: int, extra: Sequen
     start = time.perf_counter()
     with open(root / "train.log", "w") as log:
         code = subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT,
-                               env={**os.environ, "OMP_NUM_THREADS": "2"})  # fmt: skip
+                               env={**os.environ, "OMP_NUM_THREADS": str(threads)})  # fmt: skip
     took = time.perf_counter() - start
     return f"{root.name}: {'ok' if code == 0 else f'FAILED ({code})'} in {took:.0f} s"
 
 
 def command_run(args: argparse.Namespace) -> int:
     jobs = []
-    for group in args.group:
-        for name, (config, run_args, _) in GROUPS[group].items():
-            for seed in range(args.seeds):
+    for seed in range(args.seeds):  # every variant's seed 0 first: a cut-short run pairs
+        for group in args.group:
+            for name, (config, run_args, _) in GROUPS[group].items():
                 root = run_dir(args.output, group, name, seed)
                 if args.only and not any(name.startswith(o) for o in args.only):
                     continue
@@ -126,7 +167,7 @@ def command_run(args: argparse.Namespace) -> int:
                     jobs.append((root, config, run_args, seed))
     print(f"{len(jobs)} run(s) to train, {args.jobs} at a time", flush=True)
     with ThreadPoolExecutor(args.jobs) as pool:
-        for message in pool.map(lambda j: train(*j, args.extra), jobs):
+        for message in pool.map(lambda j: train(*j, args.extra, args.threads), jobs):
             print(message, flush=True)
     return 0
 
@@ -212,8 +253,16 @@ def report_group(group: str, output: Path, rng: np.random.Generator, prefix: str
     sizes = {n: v for n, (_, v) in any_run["classes"].items()}
     names = [n for n in sizes if sizes[n] > 0]
     smallest = sorted(names, key=sizes.get)[:SMALLEST]
+    for base_name in {b for _, _, b in GROUPS[group].values() if b and "/" in b}:
+        other, other_name = base_name.split("/")
+        for root in sorted((output / other).glob(f"{other_name}_seed*")):
+            if finished(root):
+                seed = int(root.name.rsplit("_seed", 1)[1])
+                runs.setdefault(base_name, {})[seed] = read_run(root)
     rows = []
     for name, by_seed in runs.items():
+        if name not in GROUPS[group]:
+            continue  # a pair from another group: only compared against
         base_name = GROUPS[group][name][2]
         seeds = sorted(by_seed)
         row = {
@@ -235,14 +284,15 @@ def report_group(group: str, output: Path, rng: np.random.Generator, prefix: str
         f"{len(rows[0]['last_dice'])} seeds",
         "",
         "| variant | params | steps | last val Dice | best val Dice | 20 smallest, Dice "
-        "| s / epoch | Δ Dice vs no attention [95 % CI], Wilcoxon p | Δ 20 smallest [95 % CI] |",
+        "| s / epoch | Δ Dice vs its pair [95 % CI], Wilcoxon p | Δ 20 smallest [95 % CI] |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         delta = small = ""
         if "all" in r:
             a, s = r["all"], r["small"]
-            delta = f"{a['diff']:+.4f} [{a['lo']:+.4f}, {a['hi']:+.4f}], p={a['p']:.2g}"
+            delta = (f"{a['diff']:+.4f} [{a['lo']:+.4f}, {a['hi']:+.4f}], p={a['p']:.2g} "
+                     f"(vs {r['vs']})")  # fmt: skip
             small = f"{s['diff']:+.4f} [{s['lo']:+.4f}, {s['hi']:+.4f}]"
         lines.append(
             f"| {r['variant']} | {r['params'] / 1e6:.2f} M | {r['steps']} | "
@@ -251,6 +301,8 @@ def report_group(group: str, output: Path, rng: np.random.Generator, prefix: str
             f"{statistics.median(r['epoch_s']):.2f} | {delta} | {small} |"
         )
     lines += ["", f"20 smallest structures (validation voxels at 2 mm): {', '.join(smallest)}."]
+    if group in NATIVE_GROUPS:
+        lines += ["", *native_baselines()]
     RESULTS.mkdir(exist_ok=True)
     with open(RESULTS / f"{prefix}_{group}.csv", "w", newline="") as f:
         writer = csv.writer(f)
@@ -264,11 +316,38 @@ def report_group(group: str, output: Path, rng: np.random.Generator, prefix: str
         writer = csv.writer(f)  # what the paired statistics are computed from
         writer.writerow(["variant", "seed", "structure", "dice", "voxels"])
         for name, by_seed in runs.items():
+            if name not in GROUPS[group]:
+                continue
             for seed, run in sorted(by_seed.items()):
                 for structure, (dice, voxels) in run["classes"].items():
                     writer.writerow([name, seed, structure, f"{dice:.6g}", voxels])
     plot(rows, group, RESULTS / f"{prefix}_{group}.png")
     return "\n".join(lines)
+
+
+NATIVE_GROUPS = ("ablation_native_2d", "native_2d_augmentation", "native_2d_oblique",
+                 "ablation_prior")  # fmt: skip
+BASELINES = ("atlas copy", "affine registration", "affine + deformable registration (demons)")
+
+
+def native_baselines() -> list[str]:
+    """The no-learning rows on the same native subjects (parcellation_baselines.py)."""
+    path = RESULTS / "parcellation_baselines.json"
+    if not path.exists():
+        return [f"No baselines yet: run benchmarks/parcellation_baselines.py --native 8 ({path})."]
+    rows = [r for r in json.loads(path.read_text())["rows"] if r["case"].startswith("native_")]
+    lines = ["Beside it, what needs no learning on the same subjects (scored at 1 mm, "
+             "[parcellation_baselines.md](parcellation_baselines.md)):", "",
+             "| baseline | mean Dice ± sd (min) | seconds per subject (median) |",
+             "|---|---|---|"]  # fmt: skip
+    for method in BASELINES:
+        mine = [r for r in rows if r["method"] == method]
+        if mine:
+            dice = [r["dice"] for r in mine]  # sd as parcellation_baselines.md gives it
+            seconds = statistics.median(r["seconds"] for r in mine)
+            spread = f"{statistics.pstdev(dice):.3f} ({min(dice):.3f})"
+            lines.append(f"| {method} | {statistics.mean(dice):.3f} ± {spread} | {seconds:.1f} |")
+    return lines
 
 
 def plot(rows: list[dict], group: str, path: Path) -> None:
@@ -315,6 +394,13 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--seeds", type=int, default=3)
     run.add_argument("--jobs", type=int, default=1, help="runs trained at once")
     run.add_argument("--only", nargs="+", help="only the runs whose names start so")
+    run.add_argument(
+        "--threads",
+        type=int,
+        default=2,
+        help="threads per run (on two cores, --jobs 2 "
+        "--threads 1 trains 1.3 times as many steps an hour as one run on both)",
+    )
     run.add_argument(
         "--extra",
         nargs=argparse.REMAINDER,
