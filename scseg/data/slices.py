@@ -28,9 +28,10 @@ def oblique_slice(
     oblique plane through it, as a subject out of the training pose would be cut.
 
     The turn is drawn in +-``rotation`` (radians) about each volume axis, the scale per
-    axis in ``scale`` (low, high), from torch's RNG; in voxels, so with the isotropic
-    spacing that the parcellation trains at, a turn in millimetres. Image bilinear, labels
-    nearest, zero outside the volume; each keeps its type (and MONAI metadata).
+    axis in ``scale`` (low, high), from torch's RNG. The turn is made in voxel space, which
+    is the world's at the isotropic spacing the parcellation trains at (with anisotropic
+    voxels it also shears). Image bilinear, labels nearest, zero outside the volume; each
+    keeps its type (and MONAI metadata).
     """
     shape = volume["image"].shape[1:]
     others = [d for d in range(3) if d != axis]
