@@ -78,7 +78,7 @@ class SliceDataset(torch.utils.data.Dataset):
         ignore_index: int | None = None,
         oblique_rotation: Sequence[float] = (0.0, 0.0, 0.0),
         oblique_scale: Sequence[float] = (1.0, 1.0),
-        oblique_prob: float = 0.0,
+        oblique_prob: float = 0.5,
     ) -> None:
         self.volumes, self.axis, self.transform = volumes, axis, transform
         self.ratio, self.repeats = foreground_ratio, repeats
