@@ -81,3 +81,22 @@ def test_both_parcellation_modules_prepare_the_native_subjects(monkeypatch) -> N
     expected = [("brain_parcellation3d", {"atlas": "aal", "native": 3}),
                 ("brain_parcellation3d", {"atlas": None, "native": 0})]  # fmt: skip
     assert asked == expected * 2
+
+
+def test_the_separable_displacement_is_scipys_3d_spline() -> None:
+    """``displacement`` multiplies the grid by one 1-D spline matrix per axis; it must give
+    what cubic B-spline interpolation of the whole grid at every voxel gives."""
+    from scipy.ndimage import map_coordinates
+
+    from scseg.data.native import displacement
+
+    shape, affine = (23, 30, 17), np.diag([2.0, 2.0, 2.0, 1.0])
+    warp = draw_warp(5, shape, affine, centre_mm=(20.0, 30.0, 15.0))
+    axes = [np.arange(n, dtype=np.float32) / k for n, k in zip(shape, warp.grid_step, strict=True)]
+    points = np.stack(np.meshgrid(*axes, indexing="ij"))
+    expected = np.stack([map_coordinates(warp.grid[c], points, order=3, mode="nearest")
+                         for c in range(3)])  # fmt: skip
+    found = displacement(warp, shape)
+    assert found.shape == (3, *shape) and found.dtype == np.float32
+    np.testing.assert_allclose(found, expected, atol=1e-5)
+    assert np.abs(found).max() > 1.0  # a warp that moves, not zeros on both sides
