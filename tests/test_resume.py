@@ -28,12 +28,18 @@ def _final(root) -> tuple[dict, dict]:
     return ckpt["state_dict"], {"epoch": ckpt["epoch"], "step": ckpt["global_step"]}
 
 
+@pytest.fixture(scope="module")
+def uninterrupted(data_env, tmp_path_factory) -> tuple[dict, dict]:
+    """The run that is never killed: one for both signals (the same seed, the same end)."""
+    reference = tmp_path_factory.mktemp("reference")
+    assert main(["fit", *SETTINGS, "--trainer.default_root_dir", str(reference)]) == 0
+    return _final(reference)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
-def test_killed_run_resumes_to_identical_result(sig, data_env, tmp_path) -> None:
-    reference = tmp_path / "reference"
-    assert main(["fit", *SETTINGS, "--trainer.default_root_dir", str(reference)]) == 0
-    ref_state, ref_meta = _final(reference)
+def test_killed_run_resumes_to_identical_result(sig, uninterrupted, data_env, tmp_path) -> None:
+    ref_state, ref_meta = uninterrupted
 
     run = tmp_path / "killed"
     command = [sys.executable, "-m", "scseg.cli", "fit", *SETTINGS,
