@@ -106,6 +106,16 @@ PLANS = {
     "axis stops, the others go on): 112 x 64 x 24, 5 stages, widths 16-256",
 }
 
+# rows measured on another day's machine than the rows they are compared with (their "note"
+# field): what differed, measured; their training time is marked in the table
+NOTES = {
+    "slower machine": "trained in a later session (2026-12-03, evening), on a machine 1.5 "
+    "to 1.9 times slower: there nnU-Net's 2d took 80-100 s an epoch of the tumour (58 s when "
+    "its equal-steps row was measured) and 170 s to predict it (97 s); its 3d_fullres took "
+    "23 s a step of the parcellation (12 s). The row's steps were set from the earlier "
+    "session's training times; the time marked is this slower machine's",
+}
+
 # scseg plan options measured beside the plain plan at equal steps (`run --variant NAME`):
 # its label, plan options, and settings changed in the planned config
 VARIANTS = {
@@ -356,24 +366,83 @@ def run_nnunet(
     its ``3d_fullres`` configuration or (``dims`` 2) its ``2d``."""
     ident, configuration = str(DATASETS[name]["id"]), "2d" if dims == 2 else "3d_fullres"
     planned = nnunet_plans(name, env, raw, configuration)
-    plans = planned["plans"]
     folder.mkdir(parents=True, exist_ok=True)
-    mirror = DATASETS[name].get("nnunet_mirror_axes", {}).get(configuration, "")
-    env = {**env, "nnUNet_results": str(folder / "results"), "SCSEG_NNUNET_EPOCHS": str(epochs),
-           "SCSEG_NNUNET_ITERATIONS": str(iterations),
-           "SCSEG_NNUNET_MIRROR_AXES": mirror}  # fmt: skip
+    env = {**_nnunet_run_env(name, env, folder, configuration), "SCSEG_NNUNET_EPOCHS": str(epochs),
+           "SCSEG_NNUNET_ITERATIONS": str(iterations)}  # fmt: skip
     shutil.rmtree(folder / "results", ignore_errors=True)
     device = "cuda" if _cuda() else "cpu"
-    train = sh(["nnUNetv2_train", ident, configuration, "all", "-tr", TRAINER, "-p", plans,
-                "-device", device], env=env, log=folder / "train.log")  # fmt: skip
+    train = sh(["nnUNetv2_train", ident, configuration, "all", "-tr", TRAINER,
+                "-p", planned["plans"], "-device", device], env=env,
+               log=folder / "train.log")  # fmt: skip
     prediction = folder / "prediction"
-    shutil.rmtree(prediction, ignore_errors=True)
-    predict = sh(["nnUNetv2_predict", "-i", raw / "imagesTs", "-o", prediction, "-d", ident,
-                  "-c", configuration, "-f", "all", "-tr", TRAINER, "-p", plans,
-                  "-chk", "checkpoint_final.pth", "-device", device, "-npp", "1", "-nps", "1"],
-                 env=env, log=folder / "predict.log")  # fmt: skip
+    predict = nnunet_predict(name, env, raw / "imagesTs", prediction, planned["plans"], dims)
     return {"train_s": train, "predict_s": predict, "prediction": prediction,
             "batch": planned["batch"]}  # fmt: skip
+
+
+def _nnunet_run_env(name: str, env: dict, folder: Path, configuration: str) -> dict:
+    """The variables of one nnU-Net run in ``folder``: its results, the axes it mirrors."""
+    mirror = DATASETS[name].get("nnunet_mirror_axes", {}).get(configuration, "")
+    return {**env, "nnUNet_results": str(folder / "results"), "SCSEG_NNUNET_MIRROR_AXES": mirror}
+
+
+def nnunet_predict(name: str, env: dict, images: Path, out: Path, plans: str, dims: int) -> float:
+    """``nnUNetv2_predict`` of ``images`` into a fresh ``out`` with the final checkpoint of the
+    run whose results ``env`` names; returns its wall time."""
+    ident, configuration = str(DATASETS[name]["id"]), "2d" if dims == 2 else "3d_fullres"
+    shutil.rmtree(out, ignore_errors=True)
+    device = "cuda" if _cuda() else "cpu"
+    return sh(["nnUNetv2_predict", "-i", images, "-o", out, "-d", ident, "-c", configuration,
+               "-f", "all", "-tr", TRAINER, "-p", plans, "-chk", "checkpoint_final.pth",
+               "-device", device, "-npp", "1", "-nps", "1"],
+              env=env, log=out.parent / f"{out.name}.log")  # fmt: skip
+
+
+# the runs of one repeat that training_fit scores on their training cases: row, folder
+RUN_FOLDERS = {("scseg", "equal steps"): "scseg_steps", ("scseg", "equal wall time"): "scseg_time",
+               ("nnU-Net", "equal steps"): "nnunet_steps",
+               ("nnU-Net", "equal wall time"): "nnunet_time"}  # fmt: skip
+
+
+def training_fit(args: argparse.Namespace) -> None:
+    """Every model of ``--repeat`` still under ``runs/`` scored on its own training cases:
+    a run that finds nothing held out either has not fit what it saw (the budget is the
+    limit) or has fit it and not carried it over (the cases are). Rows are saved with
+    ``"scored_on": "training cases"``; ``report`` shows them in a table of their own."""
+    name, dims, repeat = args.dataset, args.dims, args.repeat
+    base = RUNS / (name if dims == 3 else f"{name}_2d")
+    env = nnunet_env()
+    env.update(nnUNet_raw=str(RUNS / "nnunet_raw"), nnUNet_preprocessed=str(RUNS / "nnunet_pre"))
+    data, config, split = prepare(name, base, dims=dims)
+    seen = {"train": [], "val": split["train"]}  # scored as validation cases
+    split_file = base / "training_cases_split.json"
+    split_file.write_text(json.dumps(seen, indent=1))
+    images = held_out_images(data, seen, base / "training_cases")
+    configuration = "2d" if dims == 2 else "3d_fullres"
+    earlier = [json.loads(line) for line in (RESULTS / "against_nnunet.jsonl").open()]
+    for (pipeline, budget), folder in RUN_FOLDERS.items():
+        run, out = base / f"repeat{repeat}" / folder, base / f"repeat{repeat}" / folder / "seen"
+        if pipeline == "scseg" and (run / "checkpoints" / "last.ckpt").is_file():
+            shutil.rmtree(out, ignore_errors=True)
+            seconds = sh([*SCSEG, "predict", "--checkpoint", run / "checkpoints" / "last.ckpt",
+                          "--input", images, "--output", out, "--tta", "--quiet"],
+                         log=run / "seen.log")  # fmt: skip
+        elif pipeline == "nnU-Net" and (run / "results").is_dir():
+            raw = nnunet_raw(name, data, config, split, env)
+            plans = nnunet_plans(name, env, raw, configuration)["plans"]
+            run_env = _nnunet_run_env(name, env, run, configuration)
+            seconds = nnunet_predict(name, run_env, raw / "imagesTr", out, plans, dims)
+        else:
+            continue
+        (trained,) = [r for r in earlier if (r["dataset"], r.get("dims", 3), r["repeat"],
+                                              r["pipeline"], r["budget"], r.get("scored_on"))
+                      == (name, dims, repeat, pipeline, budget, None)][-1:]  # fmt: skip
+        row = {**{k: trained[k] for k in ("dataset", "dims", "repeat", "pipeline", "budget",
+                                            "steps", "batch", "train_s")},
+               "predict_s": round(seconds, 1), "scored_on": "training cases",
+               "scores": evaluate(out, data, config, split_file)}  # fmt: skip
+        save([row], name)
+        print(f"{name} {pipeline} {budget} on its training cases: {row['scores']}", flush=True)
 
 
 def _cuda() -> bool:
@@ -487,9 +556,28 @@ def paired(ours: list[dict], theirs: list[dict], classes: list[str], seed: int =
             f"({len(diff)} repeat(s) x {diff.shape[1]} classes)")  # fmt: skip
 
 
+def _training_fit_table(rows: list, name: str, dims: int, columns: list, shown: dict) -> list:
+    """The rows of ``training-fit`` for one dataset: the same models on their training
+    cases, Dice per class (nothing if there are none)."""
+    seen = [r for r in rows if r.get("scored_on") and (r["dataset"], r["dims"]) == (name, dims)]
+    if not seen or not columns:
+        return []
+    lines = ["The same models on their own training cases (`training-fit`): did they fit what "
+             "they saw?", "",
+             "| pipeline | budget | repeat | steps | "
+             + "".join(f"{shown.get(c, c)}: Dice (mean of cases) | " for c in columns)
+             + "mean HD95 (mm) |", "|---|---|---|---|" + "---|" * (len(columns) + 1)]  # fmt: skip
+    for r in seen:
+        dice = "".join(f"{r['scores'][c]['dice']:.3f} | " for c in columns)
+        lines.append(f"| {r['pipeline']} | {r['budget']} | {r['repeat']} | {r['steps']} | {dice}"
+                     f"{_mean(r['scores'], columns, 'hd95'):.2f} |")  # fmt: skip
+    return [*lines, ""]
+
+
 def report(args: argparse.Namespace) -> None:
     raw = (RESULTS / "against_nnunet.jsonl").read_text()
-    rows = [json.loads(line) for line in raw.splitlines()]
+    every = [json.loads(line) for line in raw.splitlines()]
+    rows = [r for r in every if not r.get("scored_on")]  # the held-out cases
     lines = ["<!-- generated by benchmarks/against_nnunet.py; do not edit -->", ""]
     flat = []
     for name, dims in dict.fromkeys((r["dataset"], r.get("dims", 3)) for r in rows):
@@ -525,7 +613,8 @@ def report(args: argparse.Namespace) -> None:
                      *(["/".join(sorted({str(r["batch"]) for r in same if r.get("batch")}))
                         if learnt else ""]
                        if batch else []),
-                     f"{np.mean([r['train_s'] for r in same]):.0f}" if learnt else "",
+                     f"{np.mean([r['train_s'] for r in same]):.0f}"
+                     + ("*" if any(r.get("note") for r in same) else "") if learnt else "",
                      f"{np.mean([r['predict_s'] for r in same]):.0f}" if learnt else "",
                      f"{dice}**{np.mean(means):.3f}**{spread}",
                      f"{np.mean([_row_mean(r, classes, 'hd95') for r in same]):.2f}",
@@ -560,9 +649,13 @@ def report(args: argparse.Namespace) -> None:
             lines.append("- scseg (equal steps) minus nnU-Net (equal wall time: scseg's training "
                          f"time), Dice: {paired(ours, later, classes)}")  # fmt: skip
         lines.append("")
+        lines += _training_fit_table(every, name, dims, columns, shown)
     for plan, what in PLANS.items():
         if any(r.get("plan") == plan for r in rows):
             lines.append(f"[{plan}]: {what}")
+    for note, what in NOTES.items():
+        if any(r.get("note") == note for r in rows):
+            lines += ["", f"\\* {note}: {what}."]
     lines.append("")
     lines.append(f"nnU-Net: {rows[0]['nnunet']} through its own CLI (`{TRAINER}`: its default "
                  "trainer with the budget set); two CPU cores. scseg predicts with `--tta`, "
@@ -599,6 +692,11 @@ def main() -> None:
     go.add_argument("--scseg-only", action="store_true", help="only scseg's equal-steps run "
                     "(after a change to scseg; nnU-Net's repeats are kept)")  # fmt: skip
     go.set_defaults(fn=run)
+    seen = sub.add_parser("training-fit", help="the runs' models on their own training cases")
+    seen.add_argument("--dataset", choices=DATASETS, required=True)
+    seen.add_argument("--dims", type=int, choices=(2, 3), default=3)
+    seen.add_argument("--repeat", type=int, default=0)
+    seen.set_defaults(fn=training_fit)
     sub.add_parser("report").set_defaults(fn=report)
     args = parser.parse_args()
     args.fn(args)
