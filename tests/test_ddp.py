@@ -34,6 +34,7 @@ def _val_metrics(root) -> dict[str, float]:
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("slow_processes")
 @pytest.mark.parametrize("config", ["quickstart_2d", "quickstart_3d"])
 def test_ddp_fit(config, data_env, tmp_path) -> None:
     extra = ["--data.init_args.patch_size", "[32, 32, 32]"] if config == "quickstart_3d" else []
@@ -43,6 +44,7 @@ def test_ddp_fit(config, data_env, tmp_path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("slow_processes")
 @pytest.mark.parametrize("n_val", [4, 3])
 def test_ddp_metrics_equal_single_process(n_val, ckpt_2d, data_env, tmp_path) -> None:
     """Odd counts matter: a padding sampler would count a case twice."""
