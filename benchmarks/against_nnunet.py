@@ -155,7 +155,8 @@ def uv() -> list[str]:
 
 
 def nnunet_env() -> dict:
-    """The isolated nnU-Net environment (made once) and the variables its commands need."""
+    """The isolated nnU-Net environment (made once) and the variables its commands need:
+    its PATH, and where its raw and preprocessed datasets are kept."""
     python = ENV / "bin" / "python"
     if not python.exists():
         RUNS.mkdir(parents=True, exist_ok=True)
@@ -167,7 +168,12 @@ def nnunet_env() -> dict:
     ).stdout.strip()  # fmt: skip
     variants = Path(package) / "training" / "nnUNetTrainer" / "variants"
     shutil.copy(HERE / "nnunet" / f"{TRAINER}.py", variants / f"{TRAINER}.py")
-    return {**os.environ, "PATH": f"{ENV / 'bin'}:{os.environ['PATH']}"}
+    return {
+        **os.environ,
+        "PATH": f"{ENV / 'bin'}:{os.environ['PATH']}",
+        "nnUNet_raw": str(RUNS / "nnunet_raw"),
+        "nnUNet_preprocessed": str(RUNS / "nnunet_pre"),
+    }
 
 
 def prepare(
@@ -331,11 +337,17 @@ def run_scseg(folder: Path, config_file: Path, epochs: int, seed: int, images: P
               "--trainer.max_epochs", epochs, "--trainer.check_val_every_n_epoch", epochs,
               "--trainer.default_root_dir", folder], log=folder / "fit.log")  # fmt: skip
     prediction = folder / "prediction"
-    shutil.rmtree(prediction, ignore_errors=True)
-    predict = sh([*SCSEG, "predict", "--checkpoint", folder / "checkpoints" / "last.ckpt",
-                  "--input", images, "--output", prediction, "--tta", "--quiet"],
-                 log=folder / "predict.log")  # fmt: skip
+    predict = scseg_predict(folder, images, prediction)
     return {"train_s": fit, "predict_s": predict, "prediction": prediction}
+
+
+def scseg_predict(run: Path, images: Path, out: Path) -> float:
+    """``scseg predict --tta`` of ``images`` into a fresh ``out`` with the last checkpoint of
+    the run in ``run``; returns its wall time."""
+    shutil.rmtree(out, ignore_errors=True)
+    return sh([*SCSEG, "predict", "--checkpoint", run / "checkpoints" / "last.ckpt",
+               "--input", images, "--output", out, "--tta", "--quiet"],
+              log=out.parent / f"{out.name}.log")  # fmt: skip
 
 
 def nnunet_plans(name: str, env: dict, raw: Path, configuration: str) -> dict:
@@ -412,7 +424,6 @@ def training_fit(args: argparse.Namespace) -> None:
     name, dims, repeat = args.dataset, args.dims, args.repeat
     base = RUNS / (name if dims == 3 else f"{name}_2d")
     env = nnunet_env()
-    env.update(nnUNet_raw=str(RUNS / "nnunet_raw"), nnUNet_preprocessed=str(RUNS / "nnunet_pre"))
     data, config, split = prepare(name, base, dims=dims)
     seen = {"train": [], "val": split["train"]}  # scored as validation cases
     split_file = base / "training_cases_split.json"
@@ -423,10 +434,7 @@ def training_fit(args: argparse.Namespace) -> None:
     for (pipeline, budget), folder in RUN_FOLDERS.items():
         run, out = base / f"repeat{repeat}" / folder, base / f"repeat{repeat}" / folder / "seen"
         if pipeline == "scseg" and (run / "checkpoints" / "last.ckpt").is_file():
-            shutil.rmtree(out, ignore_errors=True)
-            seconds = sh([*SCSEG, "predict", "--checkpoint", run / "checkpoints" / "last.ckpt",
-                          "--input", images, "--output", out, "--tta", "--quiet"],
-                         log=run / "seen.log")  # fmt: skip
+            seconds = scseg_predict(run, images, out)
         elif pipeline == "nnU-Net" and (run / "results").is_dir():
             raw = nnunet_raw(name, data, config, split, env)
             plans = nnunet_plans(name, env, raw, configuration)["plans"]
@@ -455,9 +463,7 @@ def run(args: argparse.Namespace) -> None:
     name, repeat, dims = args.dataset, args.repeat, args.dims
     base = RUNS / (name if dims == 3 else f"{name}_2d")
     base.mkdir(parents=True, exist_ok=True)
-    env = nnunet_env()
-    env.update(nnUNet_raw=str(RUNS / "nnunet_raw"), nnUNet_preprocessed=str(RUNS / "nnunet_pre"),
-               nnUNet_n_proc_DA=str(os.cpu_count() or 1))  # fmt: skip
+    env = {**nnunet_env(), "nnUNet_n_proc_DA": str(os.cpu_count() or 1)}
     data, config, split = prepare(name, base, dims=dims)
     images = held_out_images(data, split, base / "held_out")
     per_epoch = steps_per_epoch(config, split)
