@@ -58,13 +58,26 @@ def oblique_slice(
     return out
 
 
+SLICE_SAMPLING = ("case", "slice")
+MAX_POINTS = 100_000  # foreground voxels kept per volume to centre patches on (a seeded draw)
+
+
 class SliceDataset(torch.utils.data.Dataset):
     """Slices across ``axis`` of preprocessed volumes ``{"image": (C, X, Y, Z), "label": ...}``.
 
-    An epoch has one item per slice (times ``repeats``). Each item is a slice with some
-    foreground with probability ``foreground_ratio``, else any slice, drawn from torch's
-    RNG (so ``seed_everything`` reaches it); with probability ``oblique_prob`` it is cut
-    obliquely instead (:func:`oblique_slice`, ``oblique_rotation`` and ``oblique_scale``);
+    An epoch has one item per slice (times ``repeats``). How an item is drawn
+    (``sampling``), from torch's RNG (so ``seed_everything`` reaches it):
+
+    - ``"case"`` (nnU-Net's 2d): a volume, each as likely; with probability
+      ``foreground_ratio`` one of its foreground voxels, whose slice it is and, where the
+      slice is larger than ``region``, on which the in-plane crop is centred (kept inside
+      the slice); else any of its slices.
+    - ``"slice"``: with probability ``foreground_ratio`` a slice with some foreground,
+      else any slice, both among all volumes' slices (a volume with more foreground slices
+      is drawn more often); the crop is left to ``transform``.
+
+    With probability ``oblique_prob`` the slice is cut obliquely instead
+    (:func:`oblique_slice`, ``oblique_rotation`` and ``oblique_scale``), before any crop;
     ``transform`` then augments it, seeded the same way.
     """
 
@@ -79,15 +92,22 @@ class SliceDataset(torch.utils.data.Dataset):
         oblique_rotation: Sequence[float] = (0.0, 0.0, 0.0),
         oblique_scale: Sequence[float] = (1.0, 1.0),
         oblique_prob: float = 0.5,
+        sampling: str = "slice",
+        region: Sequence[int] | None = None,
     ) -> None:
+        if sampling not in SLICE_SAMPLING:
+            raise ValueError(f"slice_sampling must be one of {SLICE_SAMPLING}, got {sampling!r}")
         self.volumes, self.axis, self.transform = volumes, axis, transform
-        self.ratio, self.repeats = foreground_ratio, repeats
+        self.ratio, self.repeats, self.sampling = foreground_ratio, repeats, sampling
+        self.region = tuple(region) if region is not None else None
         self.oblique = (tuple(oblique_rotation), tuple(oblique_scale))
         moved = any(oblique_rotation) or tuple(oblique_scale) != (1.0, 1.0)
         self.oblique_prob = oblique_prob if moved else 0.0  # no draw: the RNG as before
         self.all: list[tuple[int, int]] = []
         self.foreground: list[tuple[int, int]] = []
+        self.points: list[torch.Tensor] = []  # per volume: (N, 3) foreground voxels
         others = tuple(d for d in range(1, 4) if d != axis + 1)  # within-slice axes
+        keep = torch.Generator().manual_seed(0)
         for v in range(len(volumes)):
             label = volumes[v]["label"]
             # foreground: a class above background that is annotated, or any region
@@ -97,22 +117,52 @@ class SliceDataset(torch.utils.data.Dataset):
                 self.all.append((v, k))
                 if has is not None and bool(has[k]):
                     self.foreground.append((v, k))
+            if sampling == "case":
+                points = torch.as_tensor(fg).any(0).nonzero().to(torch.int32)
+                if len(points) > MAX_POINTS:
+                    points = points[torch.randperm(len(points), generator=keep)[:MAX_POINTS]]
+                self.points.append(points)
         if not self.foreground:
             self.foreground = self.all
 
     def __len__(self) -> int:
         return len(self.all) * self.repeats
 
+    def _draw(self) -> tuple[int, int, list[int] | None]:
+        """A volume, a slice of it, and the in-plane voxel to centre the crop on (or None)."""
+        if self.sampling == "slice":
+            pool = self.foreground if float(torch.rand(())) < self.ratio else self.all
+            v, k = pool[int(torch.randint(len(pool), ()))]
+            return v, k, None
+        v = int(torch.randint(len(self.volumes), ()))
+        points = self.points[v]
+        if float(torch.rand(())) < self.ratio and len(points):
+            point = points[int(torch.randint(len(points), ()))].tolist()
+            return v, point[self.axis], [c for a, c in enumerate(point) if a != self.axis]
+        depth = self.volumes[v]["label"].shape[self.axis + 1]
+        return v, int(torch.randint(depth, ())), None
+
     def __getitem__(self, index: int) -> dict:
-        pool = self.foreground if float(torch.rand(())) < self.ratio else self.all
-        v, k = pool[int(torch.randint(len(pool), ()))]
+        v, k, centre = self._draw()
         volume = self.volumes[v]
         if self.oblique_prob and float(torch.rand(())) < self.oblique_prob:
             item = oblique_slice(volume, self.axis, k, *self.oblique)
         else:
             item = {key: volume[key].select(self.axis + 1, k).clone() for key in ("image", "label")}
+        if centre is not None and self.region is not None:
+            item = _crop_around(item, centre, self.region)
         self.transform.set_random_state(seed=int(torch.randint(2**31 - 1, ())))
         return self.transform(item)
+
+
+def _crop_around(item: dict, centre: Sequence[int], region: Sequence[int]) -> dict:
+    """``item``'s slices cut to ``region`` around ``centre`` along each axis longer than
+    it, the cut kept inside the slice (so ``centre`` stays in it)."""
+    cuts = [slice(None)]
+    for c, r, n in zip(centre, region, item["image"].shape[1:], strict=True):
+        start = min(max(c - r // 2, 0), n - r) if n > r else 0
+        cuts.append(slice(start, start + r) if n > r else slice(None))
+    return {key: value[tuple(cuts)] for key, value in item.items()}
 
 
 class MSDSlicesDataModule(MSD3DDataModule):
@@ -125,7 +175,12 @@ class MSDSlicesDataModule(MSD3DDataModule):
         slice_axis: 0 (sagittal), 1 (coronal, the default, as QuickNAT) or 2 (axial), after
             RAS orientation. Saved in checkpoints: ``scseg predict`` segments volumes slice
             by slice across the same axis.
-        foreground_ratio: share of training slices drawn among those with foreground.
+        foreground_ratio: share of training slices drawn around a foreground voxel
+            (``slice_sampling="case"``) or among slices with foreground (``"slice"``).
+        slice_sampling: ``"case"`` (nnU-Net's 2d): a case, each as likely, then a
+            foreground voxel of it (the patch centred on it) or any of its slices;
+            ``"slice"``: any slice with foreground of any case, cropped anywhere
+            (:class:`SliceDataset`).
         flip_axes: in-plane axes of the slice (0, 1) mirrored at random; none by default,
             since mirroring swaps left and right structures.
         repeats: passes over the slices per epoch.
@@ -176,6 +231,7 @@ class MSDSlicesDataModule(MSD3DDataModule):
         oblique_rotation: tuple[float, float, float] = (0.0, 0.0, 0.0),
         oblique_scale: tuple[float, float] = (1.0, 1.0),
         oblique_prob: float = 0.5,
+        slice_sampling: str = "case",
     ) -> None:
         if slice_axis not in SLICE_PLANES:
             raise ValueError(f"slice_axis must be 0, 1 or 2, got {slice_axis}")
@@ -187,6 +243,9 @@ class MSDSlicesDataModule(MSD3DDataModule):
                              f"{oblique_scale}")  # fmt: skip
         if not 0.0 <= oblique_prob <= 1.0:
             raise ValueError(f"oblique_prob must be in [0, 1], got {oblique_prob}")
+        if slice_sampling not in SLICE_SAMPLING:
+            raise ValueError(f"slice_sampling must be one of {SLICE_SAMPLING}, "
+                             f"got {slice_sampling!r}")  # fmt: skip
         if bad := [a for a in flip_axes if a not in (0, 1)]:
             raise ValueError(f"flip_axes must be slice axes 0 and 1; got {bad}")
         super().__init__(
@@ -217,7 +276,16 @@ class MSDSlicesDataModule(MSD3DDataModule):
             self.hparams.oblique_rotation,
             self.hparams.oblique_scale,
             self.hparams.oblique_prob,
+            self.hparams.get("slice_sampling", "slice"),
+            self._region(),
         )
+
+    def _region(self) -> tuple[int, ...]:
+        """The crop the in-plane turn acts on: the patch, or with ``spatial_margin`` a
+        region large enough for the largest turn and scaling."""
+        if self.hparams.get("spatial_margin", False):
+            return tuple(transform_region(self.patch_size, (0.26,), 0.9))
+        return tuple(self.patch_size)
 
     def _slice_augmentation(self) -> list:
         """Crop, mirror, turn (up to 15 degrees) and scale (0.9-1.1) with probability 0.3,
@@ -225,7 +293,7 @@ class MSDSlicesDataModule(MSD3DDataModule):
         centre becomes the patch (no zero-filled corners)."""
         keys = ("image", "label")
         margin = self.hparams.get("spatial_margin", False)
-        region = transform_region(self.patch_size, (0.26,), 0.9) if margin else self.patch_size
+        region = self._region()
         return sparse_labels(self.ignore_index, [
             T.SpatialPadd(keys, region),
             T.RandSpatialCropd(keys, region, random_size=False),

@@ -324,6 +324,13 @@ def plan_volumes(
     )
     if dims == 3:
         _spatial_augmentation(p, target, patch, sided)
+    else:
+        p.set(
+            f"{DATA}.slice_sampling",
+            "case",
+            "each case as likely, a foreground slice's patch centred on a foreground voxel "
+            "(nnU-Net's 2d; 'slice': any foreground slice of any case, cropped anywhere)",
+        )
     p.set(
         f"{DATA}.intensity_augmentation",
         "nnunet",

@@ -1,0 +1,66 @@
+"""How slice-wise training draws its slices (:class:`scseg.data.slices.SliceDataset`):
+``"case"`` as nnU-Net's 2d (each case as likely, the patch centred on a foreground voxel),
+``"slice"`` among all cases' slices."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from monai import transforms as T
+from monai.data import MetaTensor
+
+from scseg.data.slices import MSDSlicesDataModule, SliceDataset
+
+
+def _volume(shape, foreground) -> dict:
+    """A volume whose image is its case's number (1 or 2), with labels at ``foreground``
+    (a tuple of slices)."""
+    label = torch.zeros(1, *shape, dtype=torch.uint8)
+    label[(0, *foreground)] = 1
+    return {"image": MetaTensor(torch.ones(1, *shape)), "label": MetaTensor(label)}
+
+
+def _volumes():
+    large = _volume((16, 16, 40), (slice(2, 14), slice(2, 14), slice(0, 30)))  # 30 slices
+    small = _volume((64, 64, 10), (slice(60, 62), slice(3, 5), slice(4, 5)))  # 1 slice, 4 voxels
+    small["image"] *= 2
+    return [large, small]
+
+
+def _draws(n=400, **options) -> list[dict]:
+    dataset = SliceDataset(_volumes(), 2, T.Compose([]), **options)
+    torch.manual_seed(0)
+    return [dataset[i] for i in range(n)]
+
+
+def test_each_case_is_as_likely_per_case_and_not_per_slice() -> None:
+    """The small tumour's one slice is drawn for half the foreground draws per case, and
+    for 1 in 31 of them among all foreground slices."""
+    per_case = _draws(foreground_ratio=1.0, sampling="case", region=(16, 16))
+    share = sum(float(d["image"].max()) == 2 for d in per_case) / len(per_case)
+    assert 0.4 < share < 0.6
+    per_slice = _draws(foreground_ratio=1.0, sampling="slice")
+    assert sum(float(d["image"].max()) == 2 for d in per_slice) / len(per_slice) < 0.1
+    assert all(d["label"].any() for d in per_case + per_slice)  # every draw has foreground
+
+
+def test_the_patch_is_centred_on_foreground_per_case() -> None:
+    """A 64 x 64 slice and a 16 x 16 patch: per case the crop is cut around the tumour (kept
+    inside the slice), so every small-case patch shows it; no crop where the slice fits."""
+    draws = _draws(foreground_ratio=1.0, sampling="case", region=(16, 16))
+    small = [d for d in draws if float(d["image"].max()) == 2]
+    assert small and all(d["label"].shape == (1, 16, 16) and int(d["label"].sum()) == 4
+                         for d in small)  # fmt: skip
+    assert all(d["label"].shape == (1, 16, 16) for d in draws if float(d["image"].max()) == 1)
+
+
+def test_without_foreground_draws_any_slice_of_each_case() -> None:
+    """Ratio 0: both cases, uncropped, and slices without foreground among them."""
+    draws = _draws(foreground_ratio=0.0, sampling="case", region=(16, 16))
+    assert {tuple(d["label"].shape) for d in draws} == {(1, 16, 16), (1, 64, 64)}
+    assert any(not d["label"].any() for d in draws)
+
+
+def test_an_unknown_sampling_is_refused() -> None:
+    with pytest.raises(ValueError, match="slice_sampling"):
+        MSDSlicesDataModule(root=".", slice_sampling="volume")
