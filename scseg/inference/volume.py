@@ -95,7 +95,8 @@ def sliding_window_probabilities(
     if model.slice_axis is not None:
 
         def slabs(xi: torch.Tensor, out: torch.Tensor | None) -> SlabStream:
-            return slicewise_slabs(model.net, xi, model.slice_axis, sw_batch_size, out)
+            return slicewise_slabs(model.net, xi, model.slice_axis, sw_batch_size, out,
+                                   model.data_info.get("patch_size"))  # fmt: skip
 
     else:
         windows = window_batch_size(sw_batch_size, model.classes, roi_size)

@@ -178,11 +178,22 @@ def _finish(
     return 0, start, stop, part
 
 
-def pad_predict(net: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+def pad_predict(
+    net: torch.nn.Module, x: torch.Tensor, least: Sequence[int] | None = None
+) -> torch.Tensor:
     """Runs ``net`` on ``x`` zero-padded to the encoder's size divisor, cropped back.
 
     The divisor is ``net.size_divisor`` (our models), else the encoder's ``output_stride``
     (SMP's own models); none where the encoder says it takes any size.
+
+    Args:
+        least: the training patch: ``x`` is first padded to at least this size, and then
+            to the divisor, both centred, so that an image smaller than the patch sits
+            where training's padding put it (MONAI's ``SpatialPad``, nnU-Net's
+            ``pad_nd_image``). A strided encoder that only ever saw a small slice at one
+            place in its patch may miss it elsewhere: the tumour sample's 38 x 102 breast
+            slices, padded at the end, lost a tumour that centred they find (Dice 0 against
+            0.8). Without it, ``x`` is padded at the end, to the divisor only.
     """
     encoder = getattr(net, "encoder", None)
     if encoder is not None and not getattr(encoder, "requires_divisible_input", True):
@@ -190,12 +201,14 @@ def pad_predict(net: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
     else:
         divisor = getattr(net, "size_divisor", None) or getattr(encoder, "output_stride", 1)
     sizes = x.shape[2:]
-    pads = [(-s) % divisor for s in sizes]
+    wanted = [max(s, int(m)) for s, m in zip(sizes, least, strict=True)] if least else sizes
+    pads = [w - s + (-w) % divisor for s, w in zip(sizes, wanted, strict=True)]
     if not any(pads):
         return net(x)
-    flat = [p for pad in reversed(pads) for p in (0, pad)]
+    before = [p // 2 for p in pads] if least else [0] * len(pads)
+    flat = [q for p, b in zip(reversed(pads), reversed(before), strict=True) for q in (b, p - b)]
     out = net(F.pad(x, flat))
-    return out[(..., *[slice(0, s) for s in sizes])]
+    return out[(..., *[slice(b, b + s) for b, s in zip(before, sizes, strict=True)])]
 
 
 def slicewise_slabs(
@@ -204,12 +217,15 @@ def slicewise_slabs(
     axis: int,
     batch_size: int = 16,
     out: torch.Tensor | None = None,
+    patch: Sequence[int] | None = None,
 ) -> SlabStream:
     """A 2D network's logits over one volume ``(1, C, X, Y, Z)``, ``batch_size`` slices
     across ``axis`` at a time, each batch padded as :func:`pad_predict` does.
 
     Args:
         out: ``(1, K, X, Y, Z)`` to write into: each slab is then a view of it.
+        patch: the training patch; slices smaller than it are padded to it, centred, as
+            in training (:func:`pad_predict`'s ``least``).
 
     Yields:
         ``(axis, start, stop, logits)``, ``logits`` ``(1, K, X, Y, Z)`` with
@@ -222,7 +238,8 @@ def slicewise_slabs(
     slices = x[0].movedim(axis + 1, 0)  # (S, C, H, W), a view
     step = max(1, batch_size)
     for start in range(0, slices.shape[0], step):
-        logits = pad_predict(net, slices[start : start + step]).movedim(0, axis + 1)[None]
+        logits = pad_predict(net, slices[start : start + step], patch)
+        logits = logits.movedim(0, axis + 1)[None]
         stop = start + logits.shape[axis + 2]
         if out is not None:
             index = [slice(None)] * 5

@@ -238,7 +238,8 @@ class SegmentationModule(pl.LightningModule):
             axis = self.data_info.get("slice_axis")
             if axis is None:
                 raise ValueError("a volume for a 2D model needs data_info['slice_axis']")
-            return slicewise_slabs(self.net, x, axis, self.hparams.sw_batch_size)
+            patch = self.data_info.get("patch_size")
+            return slicewise_slabs(self.net, x, axis, self.hparams.sw_batch_size, patch=patch)
         if self.hparams.spatial_dims == 3:
             roi = self._roi_size()
             windows = window_batch_size(self.hparams.sw_batch_size, self.hparams.classes, roi)

@@ -27,6 +27,43 @@ def test_slicewise_equals_a_loop_over_slices(axis) -> None:
     torch.testing.assert_close(gather(iter(slabs)), expected)
 
 
+class _Recorder(torch.nn.Module):
+    """A network with SMP's divisor of 32 that keeps what it was given and returns it."""
+
+    size_divisor = 32
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[torch.Tensor] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.seen.append(x.clone())
+        return x * 2
+
+
+def test_a_slice_smaller_than_the_patch_is_placed_as_in_training() -> None:
+    """With the training patch, the network sees each slice where training's SpatialPad put
+    it (centred in the patch); the logits are cut back to the slice. Without it, the slice
+    sits at the corner of a canvas padded only to the divisor."""
+    from monai.transforms import SpatialPad
+
+    x = torch.randn(1, 1, 38, 102, 3)  # slices of 38 x 102, as the tumour sample's breast
+    net = _Recorder()
+    out = gather(slicewise_slabs(net, x, 2, batch_size=3, patch=(256, 256)))
+    torch.testing.assert_close(out, 2 * x)
+    trained = torch.stack([SpatialPad((256, 256))(x[0, ..., k]) for k in range(3)])
+    torch.testing.assert_close(net.seen[0], trained)
+    corner = _Recorder()
+    gather(slicewise_slabs(corner, x, 2, batch_size=3))
+    assert corner.seen[0].shape[-2:] == (64, 128) and torch.equal(corner.seen[0][0, 0, :38, :102],
+                                                                  x[0, 0, ..., 0])  # fmt: skip
+    # larger than the patch along one axis: the divisor's padding, centred
+    wide = torch.randn(1, 1, 300, 40, 1)
+    gather(slicewise_slabs(net, wide, 2, patch=(256, 256)))
+    assert net.seen[-1].shape[-2:] == (320, 256)
+    torch.testing.assert_close(net.seen[-1][0, 0, 10:310, 108:148], wide[0, 0, ..., 0])
+
+
 @pytest.fixture(scope="module")
 def slice_checkpoint(data_env, tmp_path_factory):
     """The 2D parcellation config, briefly trained at 4 mm (137 classes, coronal slices)."""
