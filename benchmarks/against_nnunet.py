@@ -100,10 +100,19 @@ MAX_COLUMNS = 6  # classes with a column of their own in the table; more: the me
 
 # rows from an earlier version of scseg's plan (their "plan" field), and what differed
 PLANS = {
+    "before per-case slices": "scseg's slice-wise module before 2026-12-03 (late) drew a "
+    "foreground slice among all training cases' slices (a case with more tumour slices drawn "
+    "more often: brain1's 16 against breast1's 2) and cropped it anywhere; it now draws as "
+    "nnU-Net's 2d: a case, each as likely, then a foreground voxel of it, the patch centred "
+    "on it (`slice_sampling: case`)",
     "before per-axis pooling": "scseg's plan before 2026-12-03 pooled every axis at every "
     "stage, so a patch 24 voxels short along one axis got 3 stages (the tissue blocks: "
     "100 x 60 x 24, widths 16-64); the plan now pools as nnU-Net does (a short or coarse "
     "axis stops, the others go on): 112 x 64 x 24, 5 stages, widths 16-256",
+    "end-padded prediction": "per-case slices, but predicted as before 2026-12-03 (late): "
+    "a slice smaller than the training patch was padded at its end, to the encoder's divisor "
+    "only, where training had padded it to the patch, centred; it is now padded as in "
+    "training (`pad_predict`'s `least`). The same models, predicted again (`repredict`)",
 }
 
 # rows measured on another day's machine than the rows they are compared with (their "note"
@@ -114,7 +123,15 @@ NOTES = {
     "its equal-steps row was measured) and 170 s to predict it (97 s); its 3d_fullres took "
     "23 s a step of the parcellation (12 s). The row's steps were set from the earlier "
     "session's training times; the time marked is this slower machine's",
+    "slower machine, night": "trained in the session after that (2026-12-03, night), on a "
+    "machine 1.4 to 1.8 times slower than the one of the rows it is compared with: scseg's "
+    "slice-wise training took 435 s for the tumour's 164 steps (303 s there), 343 s for the "
+    "tissue blocks' 432 (216 s) and 1313 s for the parcellation's 196 (737 s). Not the new "
+    "draw: it takes 27 ms a slice of the tissue blocks, against 32 ms for the old one, "
+    "measured side by side on this machine",
 }
+
+MARKS = dict(zip(NOTES, ["\\*", "†", "‡"], strict=False))  # beside a marked training time
 
 # scseg plan options measured beside the plain plan at equal steps (`run --variant NAME`):
 # its label, plan options, and settings changed in the planned config
@@ -129,6 +146,11 @@ VARIANTS = {
         "scseg, turns and zooms on a larger region (no zero-filled corners)",
         [],
         {"data.init_args.spatial_margin": True},
+    ),
+    "per-slice": (
+        "scseg, foreground slices drawn among all cases' slices, cropped anywhere",
+        [],
+        {"data.init_args.slice_sampling": "slice"},
     ),
     "anywhere": (
         "scseg, patches not oversampled centred anywhere (nnU-Net)",
@@ -431,8 +453,21 @@ def training_fit(args: argparse.Namespace) -> None:
     images = held_out_images(data, seen, base / "training_cases")
     configuration = "2d" if dims == 2 else "3d_fullres"
     earlier = [json.loads(line) for line in (RESULTS / "against_nnunet.jsonl").open()]
+    if name != "parcellation" and not any(
+        (r["dataset"], r.get("dims", 3), r["budget"], r.get("scored_on"))
+        == (name, dims, "no learning", "training cases")
+        for r in earlier
+    ):  # the baseline that needs no learning, on the same cases, once
+        folder = base / "training_cases_baseline"
+        what = baseline(name, data, seen, folder)
+        save([{"dataset": name, "dims": dims, "repeat": 0, "pipeline": what,
+               "budget": "no learning", "steps": 0, "batch": None, "train_s": 0,
+               "predict_s": 0, "scored_on": "training cases",
+               "scores": evaluate(folder, data, config, split_file)}], name)  # fmt: skip
     for (pipeline, budget), folder in RUN_FOLDERS.items():
         run, out = base / f"repeat{repeat}" / folder, base / f"repeat{repeat}" / folder / "seen"
+        if args.only and pipeline != args.only:
+            continue
         if pipeline == "scseg" and (run / "checkpoints" / "last.ckpt").is_file():
             seconds = scseg_predict(run, images, out)
         elif pipeline == "nnU-Net" and (run / "results").is_dir():
@@ -446,11 +481,38 @@ def training_fit(args: argparse.Namespace) -> None:
                                               r["pipeline"], r["budget"], r.get("scored_on"))
                       == (name, dims, repeat, pipeline, budget, None)][-1:]  # fmt: skip
         row = {**{k: trained[k] for k in ("dataset", "dims", "repeat", "pipeline", "budget",
-                                            "steps", "batch", "train_s")},
+                                            "steps", "batch", "train_s", "plan", "note")
+                  if k in trained},
                "predict_s": round(seconds, 1), "scored_on": "training cases",
                "scores": evaluate(out, data, config, split_file)}  # fmt: skip
         save([row], name)
         print(f"{name} {pipeline} {budget} on its training cases: {row['scores']}", flush=True)
+
+
+def repredict(args: argparse.Namespace) -> None:
+    """scseg's equal-steps model of ``--repeat`` predicts the held-out cases again with
+    today's ``scseg predict`` (after a change to prediction alone): a new row, the trained
+    row's steps and time with the new scores; the earlier rows of that model (held-out and
+    training cases) are labelled ``--earlier`` (a key of ``PLANS``)."""
+    name, dims, repeat = args.dataset, args.dims, args.repeat
+    base = RUNS / (name if dims == 3 else f"{name}_2d")
+    data, config, split = prepare(name, base, dims=dims)
+    images = held_out_images(data, split, base / "held_out")
+    run = base / f"repeat{repeat}" / "scseg_steps"
+    file = RESULTS / "against_nnunet.jsonl"
+    rows = [json.loads(line) for line in file.open()]
+    mine = [r for r in rows if (r["dataset"], r.get("dims", 3), r["repeat"], r["pipeline"],
+                                r["budget"], r.get("plan")) == (name, dims, repeat, "scseg",
+                                                                 "equal steps", None)]  # fmt: skip
+    trained = [r for r in mine if not r.get("scored_on")][-1]
+    seconds = scseg_predict(run, images, run / "prediction")
+    for r in mine:
+        r["plan"] = args.earlier
+    file.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    row = {k: v for k, v in trained.items() if k not in ("title", "nnunet", "plan")}
+    save([{**row, "predict_s": round(seconds, 1),
+           "scores": evaluate(run / "prediction", data, config, base / "scseg_split.json")}],
+         name)  # fmt: skip
 
 
 def _cuda() -> bool:
@@ -573,9 +635,12 @@ def _training_fit_table(rows: list, name: str, dims: int, columns: list, shown: 
              "| pipeline | budget | repeat | steps | "
              + "".join(f"{shown.get(c, c)}: Dice (mean of cases) | " for c in columns)
              + "mean HD95 (mm) |", "|---|---|---|---|" + "---|" * (len(columns) + 1)]  # fmt: skip
-    for r in seen:
+    for r in sorted(seen, key=lambda r: r["budget"] != "no learning"):  # baseline first
+        label = r["pipeline"] + (f" [{r['plan']}]" if r.get("plan") else "")
+        learnt = r["budget"] != "no learning"
         dice = "".join(f"{r['scores'][c]['dice']:.3f} | " for c in columns)
-        lines.append(f"| {r['pipeline']} | {r['budget']} | {r['repeat']} | {r['steps']} | {dice}"
+        lines.append(f"| {label} | {r['budget']} | {r['repeat'] if learnt else ''} | "
+                     f"{r['steps'] if learnt else ''} | {dice}"
                      f"{_mean(r['scores'], columns, 'hd95'):.2f} |")  # fmt: skip
     return [*lines, ""]
 
@@ -620,7 +685,8 @@ def report(args: argparse.Namespace) -> None:
                         if learnt else ""]
                        if batch else []),
                      f"{np.mean([r['train_s'] for r in same]):.0f}"
-                     + ("*" if any(r.get("note") for r in same) else "") if learnt else "",
+                     + "".join(MARKS[n] for n in NOTES if any(r.get("note") == n for r in same))
+                     if learnt else "",
                      f"{np.mean([r['predict_s'] for r in same]):.0f}" if learnt else "",
                      f"{dice}**{np.mean(means):.3f}**{spread}",
                      f"{np.mean([_row_mean(r, classes, 'hd95') for r in same]):.2f}",
@@ -661,7 +727,7 @@ def report(args: argparse.Namespace) -> None:
             lines.append(f"[{plan}]: {what}")
     for note, what in NOTES.items():
         if any(r.get("note") == note for r in rows):
-            lines += ["", f"\\* {note}: {what}."]
+            lines += ["", f"{MARKS[note]} {note}: {what}."]
     lines.append("")
     lines.append(f"nnU-Net: {rows[0]['nnunet']} through its own CLI (`{TRAINER}`: its default "
                  "trainer with the budget set); two CPU cores. scseg predicts with `--tta`, "
@@ -702,7 +768,14 @@ def main() -> None:
     seen.add_argument("--dataset", choices=DATASETS, required=True)
     seen.add_argument("--dims", type=int, choices=(2, 3), default=3)
     seen.add_argument("--repeat", type=int, default=0)
+    seen.add_argument("--only", choices=("scseg", "nnU-Net"), help="only this pipeline's models")
     seen.set_defaults(fn=training_fit)
+    again = sub.add_parser("repredict", help="scseg's equal-steps model predicts again")
+    again.add_argument("--dataset", choices=DATASETS, required=True)
+    again.add_argument("--dims", type=int, choices=(2, 3), default=3)
+    again.add_argument("--repeat", type=int, default=0)
+    again.add_argument("--earlier", choices=PLANS, required=True, help="the earlier rows' label")
+    again.set_defaults(fn=repredict)
     sub.add_parser("report").set_defaults(fn=report)
     args = parser.parse_args()
     args.fn(args)
