@@ -565,6 +565,11 @@ def run(args: argparse.Namespace) -> None:
     if args.equal_time_epochs:
         equal_time(args.equal_time_for, args.equal_time_epochs)
         return
+    if args.nnunet_only:
+        raw = nnunet_raw(name, data, config, split, env)
+        theirs = run_nnunet(name, run_dir / "nnunet_steps", env, args.epochs, per_epoch, raw, dims)
+        record("nnU-Net", "equal steps", args.epochs, theirs)
+        return
     if not args.scseg_only:
         raw = nnunet_raw(name, data, config, split, env)
         for what, folder in baselines(name, data, split, base).items():
@@ -761,6 +766,8 @@ def main() -> None:
         default="scseg",
         help="whose equal-time run --equal-time-epochs makes (the faster one's)",
     )
+    go.add_argument("--nnunet-only", action="store_true", help="only nnU-Net's equal-steps run "
+                    "(another repeat of it)")  # fmt: skip
     go.add_argument("--scseg-only", action="store_true", help="only scseg's equal-steps run "
                     "(after a change to scseg; nnU-Net's repeats are kept)")  # fmt: skip
     go.set_defaults(fn=run)
