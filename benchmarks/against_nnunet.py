@@ -176,6 +176,21 @@ def uv() -> list[str]:
     return [found] if found else ["python3", "-m", "uv"]
 
 
+def run_base(name: str, dims: int) -> Path:
+    """The runs' folder of one dataset, 3D or slice by slice."""
+    return RUNS / (name if dims == 3 else f"{name}_2d")
+
+
+def nnunet_configuration(dims: int) -> str:
+    """nnU-Net's configuration that a scseg plan of ``dims`` is compared with."""
+    return "2d" if dims == 2 else "3d_fullres"
+
+
+def read_rows() -> list[dict]:
+    """Every row of the raw results file, in the order they were saved."""
+    return [json.loads(line) for line in (RESULTS / "against_nnunet.jsonl").open()]
+
+
 def nnunet_env() -> dict:
     """The isolated nnU-Net environment (made once) and the variables its commands need:
     its PATH, and where its raw and preprocessed datasets are kept."""
@@ -398,7 +413,7 @@ def run_nnunet(
 ) -> dict:
     """nnU-Net's plan (once), training for ``epochs`` x ``iterations`` and prediction, with
     its ``3d_fullres`` configuration or (``dims`` 2) its ``2d``."""
-    ident, configuration = str(DATASETS[name]["id"]), "2d" if dims == 2 else "3d_fullres"
+    ident, configuration = str(DATASETS[name]["id"]), nnunet_configuration(dims)
     planned = nnunet_plans(name, env, raw, configuration)
     folder.mkdir(parents=True, exist_ok=True)
     env = {**_nnunet_run_env(name, env, folder, configuration), "SCSEG_NNUNET_EPOCHS": str(epochs),
@@ -423,7 +438,7 @@ def _nnunet_run_env(name: str, env: dict, folder: Path, configuration: str) -> d
 def nnunet_predict(name: str, env: dict, images: Path, out: Path, plans: str, dims: int) -> float:
     """``nnUNetv2_predict`` of ``images`` into a fresh ``out`` with the final checkpoint of the
     run whose results ``env`` names; returns its wall time."""
-    ident, configuration = str(DATASETS[name]["id"]), "2d" if dims == 2 else "3d_fullres"
+    ident, configuration = str(DATASETS[name]["id"]), nnunet_configuration(dims)
     shutil.rmtree(out, ignore_errors=True)
     device = "cuda" if _cuda() else "cpu"
     return sh(["nnUNetv2_predict", "-i", images, "-o", out, "-d", ident, "-c", configuration,
@@ -444,15 +459,15 @@ def training_fit(args: argparse.Namespace) -> None:
     limit) or has fit it and not carried it over (the cases are). Rows are saved with
     ``"scored_on": "training cases"``; ``report`` shows them in a table of their own."""
     name, dims, repeat = args.dataset, args.dims, args.repeat
-    base = RUNS / (name if dims == 3 else f"{name}_2d")
+    base = run_base(name, dims)
     env = nnunet_env()
     data, config, split = prepare(name, base, dims=dims)
     seen = {"train": [], "val": split["train"]}  # scored as validation cases
     split_file = base / "training_cases_split.json"
     split_file.write_text(json.dumps(seen, indent=1))
     images = held_out_images(data, seen, base / "training_cases")
-    configuration = "2d" if dims == 2 else "3d_fullres"
-    earlier = [json.loads(line) for line in (RESULTS / "against_nnunet.jsonl").open()]
+    configuration = nnunet_configuration(dims)
+    earlier = read_rows()
     if name != "parcellation" and not any(
         (r["dataset"], r.get("dims", 3), r["budget"], r.get("scored_on"))
         == (name, dims, "no learning", "training cases")
@@ -495,12 +510,11 @@ def repredict(args: argparse.Namespace) -> None:
     row's steps and time with the new scores; the earlier rows of that model (held-out and
     training cases) are labelled ``--earlier`` (a key of ``PLANS``)."""
     name, dims, repeat = args.dataset, args.dims, args.repeat
-    base = RUNS / (name if dims == 3 else f"{name}_2d")
+    base = run_base(name, dims)
     data, config, split = prepare(name, base, dims=dims)
     images = held_out_images(data, split, base / "held_out")
     run = base / f"repeat{repeat}" / "scseg_steps"
-    file = RESULTS / "against_nnunet.jsonl"
-    rows = [json.loads(line) for line in file.open()]
+    rows = read_rows()
     mine = [r for r in rows if (r["dataset"], r.get("dims", 3), r["repeat"], r["pipeline"],
                                 r["budget"], r.get("plan")) == (name, dims, repeat, "scseg",
                                                                  "equal steps", None)]  # fmt: skip
@@ -508,7 +522,7 @@ def repredict(args: argparse.Namespace) -> None:
     seconds = scseg_predict(run, images, run / "prediction")
     for r in mine:
         r["plan"] = args.earlier
-    file.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (RESULTS / "against_nnunet.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     row = {k: v for k, v in trained.items() if k not in ("title", "nnunet", "plan")}
     save([{**row, "predict_s": round(seconds, 1),
            "scores": evaluate(run / "prediction", data, config, base / "scseg_split.json")}],
@@ -523,7 +537,7 @@ def _cuda() -> bool:
 
 def run(args: argparse.Namespace) -> None:
     name, repeat, dims = args.dataset, args.repeat, args.dims
-    base = RUNS / (name if dims == 3 else f"{name}_2d")
+    base = run_base(name, dims)
     base.mkdir(parents=True, exist_ok=True)
     env = {**nnunet_env(), "nnUNet_n_proc_DA": str(os.cpu_count() or 1)}
     data, config, split = prepare(name, base, dims=dims)
@@ -565,21 +579,24 @@ def run(args: argparse.Namespace) -> None:
     if args.equal_time_epochs:
         equal_time(args.equal_time_for, args.equal_time_epochs)
         return
-    if args.nnunet_only:
-        raw = nnunet_raw(name, data, config, split, env)
+
+    def nnunet_steps() -> dict:
+        raw = nnunet_raw(name, data, config, split, env)  # made once; then found
         theirs = run_nnunet(name, run_dir / "nnunet_steps", env, args.epochs, per_epoch, raw, dims)
         record("nnU-Net", "equal steps", args.epochs, theirs)
+        return theirs
+
+    if args.nnunet_only:
+        nnunet_steps()
         return
     if not args.scseg_only:
-        raw = nnunet_raw(name, data, config, split, env)
         for what, folder in baselines(name, data, split, base).items():
             record(what, "no learning", 0, {"train_s": 0, "predict_s": 0, "prediction": folder})
     ours = run_scseg(run_dir / "scseg_steps", base / "scseg.yaml", args.epochs, repeat, images)
     record("scseg", "equal steps", args.epochs, ours)
     if args.scseg_only:
         return
-    theirs = run_nnunet(name, run_dir / "nnunet_steps", env, args.epochs, per_epoch, raw, dims)
-    record("nnU-Net", "equal steps", args.epochs, theirs)
+    theirs = nnunet_steps()
     # equal wall time: the faster one trains again for the slower one's training time
     faster, slower = sorted((ours["train_s"], theirs["train_s"]))
     epochs = max(args.epochs, round(args.epochs * slower / faster))
@@ -651,8 +668,7 @@ def _training_fit_table(rows: list, name: str, dims: int, columns: list, shown: 
 
 
 def report(args: argparse.Namespace) -> None:
-    raw = (RESULTS / "against_nnunet.jsonl").read_text()
-    every = [json.loads(line) for line in raw.splitlines()]
+    every = read_rows()
     rows = [r for r in every if not r.get("scored_on")]  # the held-out cases
     lines = ["<!-- generated by benchmarks/against_nnunet.py; do not edit -->", ""]
     flat = []
@@ -771,16 +787,16 @@ def main() -> None:
     go.add_argument("--scseg-only", action="store_true", help="only scseg's equal-steps run "
                     "(after a change to scseg; nnU-Net's repeats are kept)")  # fmt: skip
     go.set_defaults(fn=run)
-    seen = sub.add_parser("training-fit", help="the runs' models on their own training cases")
-    seen.add_argument("--dataset", choices=DATASETS, required=True)
-    seen.add_argument("--dims", type=int, choices=(2, 3), default=3)
-    seen.add_argument("--repeat", type=int, default=0)
+    which = argparse.ArgumentParser(add_help=False)  # the runs a later command reads
+    which.add_argument("--dataset", choices=DATASETS, required=True)
+    which.add_argument("--dims", type=int, choices=(2, 3), default=3)
+    which.add_argument("--repeat", type=int, default=0)
+    seen = sub.add_parser("training-fit", parents=[which],
+                          help="the runs' models on their own training cases")  # fmt: skip
     seen.add_argument("--only", choices=("scseg", "nnU-Net"), help="only this pipeline's models")
     seen.set_defaults(fn=training_fit)
-    again = sub.add_parser("repredict", help="scseg's equal-steps model predicts again")
-    again.add_argument("--dataset", choices=DATASETS, required=True)
-    again.add_argument("--dims", type=int, choices=(2, 3), default=3)
-    again.add_argument("--repeat", type=int, default=0)
+    again = sub.add_parser("repredict", parents=[which],
+                           help="scseg's equal-steps model predicts again")  # fmt: skip
     again.add_argument("--earlier", choices=PLANS, required=True, help="the earlier rows' label")
     again.set_defaults(fn=repredict)
     sub.add_parser("report").set_defaults(fn=report)

@@ -62,6 +62,12 @@ SLICE_SAMPLING = ("case", "slice")
 MAX_POINTS = 100_000  # foreground voxels kept per volume to centre patches on (a seeded draw)
 
 
+def slice_sampling_check(sampling: str) -> None:
+    """Raises ``ValueError`` for an unknown ``slice_sampling`` name (:class:`SliceDataset`)."""
+    if sampling not in SLICE_SAMPLING:
+        raise ValueError(f"slice_sampling must be one of {SLICE_SAMPLING}, got {sampling!r}")
+
+
 class SliceDataset(torch.utils.data.Dataset):
     """Slices across ``axis`` of preprocessed volumes ``{"image": (C, X, Y, Z), "label": ...}``.
 
@@ -95,8 +101,7 @@ class SliceDataset(torch.utils.data.Dataset):
         sampling: str = "slice",
         region: Sequence[int] | None = None,
     ) -> None:
-        if sampling not in SLICE_SAMPLING:
-            raise ValueError(f"slice_sampling must be one of {SLICE_SAMPLING}, got {sampling!r}")
+        slice_sampling_check(sampling)
         self.volumes, self.axis, self.transform = volumes, axis, transform
         self.ratio, self.repeats, self.sampling = foreground_ratio, repeats, sampling
         self.region = tuple(region) if region is not None else None
@@ -243,9 +248,7 @@ class MSDSlicesDataModule(MSD3DDataModule):
                              f"{oblique_scale}")  # fmt: skip
         if not 0.0 <= oblique_prob <= 1.0:
             raise ValueError(f"oblique_prob must be in [0, 1], got {oblique_prob}")
-        if slice_sampling not in SLICE_SAMPLING:
-            raise ValueError(f"slice_sampling must be one of {SLICE_SAMPLING}, "
-                             f"got {slice_sampling!r}")  # fmt: skip
+        slice_sampling_check(slice_sampling)
         if bad := [a for a in flip_axes if a not in (0, 1)]:
             raise ValueError(f"flip_axes must be slice axes 0 and 1; got {bad}")
         super().__init__(
