@@ -62,7 +62,9 @@ def predict_image(
         InputError: unreadable file or wrong channel count.
     """
     x = image_tensor(model, path)
-    probs = model.probabilities(x, lambda xi: pad_predict(model.net, xi), tta)[0].numpy()
+    # centred in the training patch where smaller, as training's PadIfNeeded put it
+    patch = model.data_info.get("patch_size")
+    probs = model.probabilities(x, lambda xi: pad_predict(model.net, xi, patch), tta)[0].numpy()
     labels = probs.argmax(0).astype(np.uint8 if model.classes <= 255 else np.int16)
     return labels, probs
 

@@ -268,7 +268,8 @@ class SegmentationModule(pl.LightningModule):
             return loss
         metrics = self.val_metrics if stage == "val" else self.test_metrics
         if x.ndim == 4:  # 2D images: small enough to score whole
-            logits = pad_predict(self.net, x)
+            # an image smaller than the patch: centred in it, as training padded it
+            logits = pad_predict(self.net, x, self.data_info.get("patch_size"))
             loss = self.loss(logits, y)
             metrics.update(self._decide(logits), y)
         else:

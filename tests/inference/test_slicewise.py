@@ -35,6 +35,7 @@ class _Recorder(torch.nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.seen: list[torch.Tensor] = []
+        self.unused = torch.nn.Parameter(torch.zeros(()))  # a device to be on
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.seen.append(x.clone())
@@ -62,6 +63,35 @@ def test_a_slice_smaller_than_the_patch_is_placed_as_in_training() -> None:
     gather(slicewise_slabs(net, wide, 2, patch=(256, 256)))
     assert net.seen[-1].shape[-2:] == (320, 256)
     torch.testing.assert_close(net.seen[-1][0, 0, 10:310, 108:148], wide[0, 0, ..., 0])
+
+
+def test_an_image_smaller_than_the_patch_is_placed_as_in_training(tmp_path) -> None:
+    """A 2D image model (Folder2DDataModule) trains on images padded centred by
+    albumentations' PadIfNeeded; prediction (``predict_image``) and validation see a small
+    image at that same place, and give back its own size."""
+    import albumentations as A
+    from PIL import Image
+
+    from scseg.inference import LoadedModel, predict_image
+    from scseg.training import SegmentationModule
+
+    image = np.random.default_rng(0).integers(0, 255, (20, 37), dtype=np.uint8)
+    Image.fromarray(image).save(tmp_path / "small.png")
+    net = _Recorder()
+    model = LoadedModel(net, 2, 1, 1, {}, {"patch_size": [64, 64], "normalization": "none"})
+    _, probs = predict_image(model, tmp_path / "small.png")
+    trained = A.PadIfNeeded(64, 64, border_mode=0, fill=0)(image=image.astype(np.float32))
+    assert net.seen[0].shape == (1, 1, 64, 64)
+    np.testing.assert_array_equal(net.seen[0][0, 0].numpy(), trained["image"])
+    assert probs.shape == (1, 20, 37)
+    module = SegmentationModule(
+        arch="unet", spatial_dims=2, classes=1, loss="ce", model_options={"channels": [4, 8]}
+    )
+    module.net, module.data_info = _Recorder(), {"patch_size": [64, 64]}
+    x = torch.from_numpy(image.astype(np.float32))[None, None]
+    with torch.inference_mode():
+        module._shared_step({"image": x, "label": torch.zeros(1, 1, 20, 37).long()}, "val")
+    torch.testing.assert_close(module.net.seen[0][0, 0], torch.from_numpy(trained["image"]))
 
 
 @pytest.fixture(scope="module")
