@@ -190,10 +190,11 @@ def pad_predict(
         least: the training patch: ``x`` is first padded to at least this size, and then
             to the divisor, both centred, so that an image smaller than the patch sits
             where training's padding put it (MONAI's ``SpatialPad``, albumentations'
-            ``PadIfNeeded``, nnU-Net's ``pad_nd_image``). A strided encoder that only ever saw a small slice at one
-            place in its patch may miss it elsewhere: the tumour sample's 38 x 102 breast
-            slices, padded at the end, lost a tumour that centred they find (Dice 0 against
-            0.8). Without it, ``x`` is padded at the end, to the divisor only.
+            ``PadIfNeeded``, nnU-Net's ``pad_nd_image``). A strided encoder that only ever
+            saw a small slice at one place in its patch may miss it elsewhere: the tumour
+            sample's 38 x 102 breast slices, padded at the end, lost a tumour that centred
+            they find (Dice 0 against 0.8). Without it, ``x`` is padded at the end, to the
+            divisor only.
     """
     encoder = getattr(net, "encoder", None)
     if encoder is not None and not getattr(encoder, "requires_divisible_input", True):
