@@ -22,7 +22,12 @@ SLICE_PLANES = {0: "sagittal", 1: "coronal", 2: "axial"}
 
 
 def oblique_slice(
-    volume: dict, axis: int, k: int, rotation: Sequence[float], scale: Sequence[float]
+    volume: dict,
+    axis: int,
+    k: int,
+    rotation: Sequence[float],
+    scale: Sequence[float],
+    through: Sequence[int] | None = None,
 ) -> dict:
     """Slice ``k`` across ``axis`` of the volume turned and scaled about its centre: an
     oblique plane through it, as a subject out of the training pose would be cut.
@@ -32,6 +37,12 @@ def oblique_slice(
     is the world's at the isotropic spacing the parcellation trains at (with anisotropic
     voxels it also shears). Image bilinear, labels nearest, zero outside the volume; each
     keeps its type (and MONAI metadata).
+
+    Args:
+        through: a voxel ``(x, y, z)`` of the volume the plane must hold (a foreground
+            voxel a patch is centred on): ``k`` is then the slice of the turned volume
+            that holds it, and the item's ``"centre"`` is where it lies in that slice (a
+            turn about the centre moves an off-centre voxel out of its own slice ``k``).
     """
     shape = volume["image"].shape[1:]
     others = [d for d in range(3) if d != axis]
@@ -39,12 +50,17 @@ def oblique_slice(
     low, high = scale
     factors = low + (high - low) * torch.rand(3, dtype=torch.float64)
     matrix = torch.from_numpy(rotation_matrix(angles.tolist(), 3)) @ torch.diag(factors)
+    size = torch.tensor(shape, dtype=torch.float64)
+    centre = (size - 1) / 2
+    found = None
+    if through is not None:  # the pixel that samples ``through``: matrix^-1 (p - c) + c
+        at = torch.linalg.solve(matrix, torch.tensor(through, dtype=torch.float64) - centre)
+        at = (at + centre).round().clamp(torch.zeros(3, dtype=torch.float64), size - 1).long()
+        k, found = int(at[axis]), [int(at[d]) for d in others]
     grids = torch.meshgrid(*[torch.arange(shape[d], dtype=torch.float64) for d in others],
                            indexing="ij")  # fmt: skip
     q = torch.full((*grids[0].shape, 3), float(k), dtype=torch.float64)
     q[..., others[0]], q[..., others[1]] = grids
-    size = torch.tensor(shape, dtype=torch.float64)
-    centre = (size - 1) / 2
     where = (q - centre) @ matrix.T + centre  # voxel of the volume each pixel samples
     # grid_sample's (x, y, z) run over the last, middle and first volume axes
     grid = (2 * where / (size - 1).clamp(min=1) - 1).flip(-1)[None, None].float()
@@ -55,6 +71,8 @@ def oblique_slice(
                                 padding_mode="zeros", align_corners=True)[0, :, 0]  # fmt: skip
         out[key] = data.select(axis + 1, k).clone()
         out[key].copy_(sampled.round() if mode == "nearest" else sampled)
+    if found is not None:
+        out["centre"] = found
     return out
 
 
@@ -84,7 +102,9 @@ class SliceDataset(torch.utils.data.Dataset):
 
     With probability ``oblique_prob`` the slice is cut obliquely instead
     (:func:`oblique_slice`, ``oblique_rotation`` and ``oblique_scale``), before any crop;
-    ``transform`` then augments it, seeded the same way.
+    around a foreground voxel, the cut is the turned plane that holds the voxel and the
+    crop is centred where it lies in it. ``transform`` then augments it, seeded the same
+    way.
     """
 
     def __init__(
@@ -151,7 +171,10 @@ class SliceDataset(torch.utils.data.Dataset):
         v, k, centre = self._draw()
         volume = self.volumes[v]
         if self.oblique_prob and float(torch.rand(())) < self.oblique_prob:
-            item = oblique_slice(volume, self.axis, k, *self.oblique)
+            # around a foreground voxel: the turned plane that holds it, cropped where it lies
+            through = None if centre is None else [*centre[: self.axis], k, *centre[self.axis :]]
+            item = oblique_slice(volume, self.axis, k, *self.oblique, through)
+            centre = item.pop("centre", centre)
         else:
             item = {key: volume[key].select(self.axis + 1, k).clone() for key in ("image", "label")}
         if centre is not None and self.region is not None:
