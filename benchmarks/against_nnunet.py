@@ -129,6 +129,11 @@ NOTES = {
     "tissue blocks' 432 (216 s) and 1313 s for the parcellation's 196 (737 s). Not the new "
     "draw: it takes 27 ms a slice of the tissue blocks, against 32 ms for the old one, "
     "measured side by side on this machine",
+    "slower machine, shared": "trained in a later session (2026-12-04), on a machine as slow "
+    "as the night's, and for about a third of its time beside short test runs on the same two "
+    "cores: 7.7 s a step, where the equal-steps row took 4.2 s. Its steps were set from the "
+    "equal-steps rows' times (nnU-Net's 3040 s over scseg's 837 s: 750 steps against 200); "
+    "the time marked is this machine's",
 }
 
 MARKS = dict(zip(NOTES, ["\\*", "†", "‡"], strict=False))  # beside a marked training time
