@@ -49,6 +49,7 @@ from scseg.evaluation import METRICS, summarise
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 RESULTS = HERE / "results"
+ROWS_FILE = RESULTS / "against_nnunet.jsonl"  # every row, as saved; report reads it
 RUNS = REPO / "runs" / "against_nnunet"
 ENV = RUNS / "nnunet-env"
 NNUNET = "nnunetv2==2.8.1"
@@ -193,7 +194,7 @@ def nnunet_configuration(dims: int) -> str:
 
 def read_rows() -> list[dict]:
     """Every row of the raw results file, in the order they were saved."""
-    return [json.loads(line) for line in (RESULTS / "against_nnunet.jsonl").open()]
+    return [json.loads(line) for line in ROWS_FILE.open()]
 
 
 def nnunet_env() -> dict:
@@ -527,7 +528,7 @@ def repredict(args: argparse.Namespace) -> None:
     seconds = scseg_predict(run, images, run / "prediction")
     for r in mine:
         r["plan"] = args.earlier
-    (RESULTS / "against_nnunet.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    ROWS_FILE.write_text("".join(json.dumps(r) + "\n" for r in rows))
     row = {k: v for k, v in trained.items() if k not in ("title", "nnunet", "plan")}
     save([{**row, "predict_s": round(seconds, 1),
            "scores": evaluate(run / "prediction", data, config, base / "scseg_split.json")}],
@@ -613,11 +614,10 @@ def run(args: argparse.Namespace) -> None:
 
 
 def save(rows: list[dict], name: str) -> None:
-    out = RESULTS / "against_nnunet.jsonl"
-    with open(out, "a") as f:
+    with open(ROWS_FILE, "a") as f:
         for row in rows:
             f.write(json.dumps({**row, "title": DATASETS[name]["title"], "nnunet": NNUNET}) + "\n")
-    print(f"appended {len(rows)} rows to {out}")
+    print(f"appended {len(rows)} rows to {ROWS_FILE}")
 
 
 def _mean(scores: dict, classes: list[str], key: str) -> float:
