@@ -10,6 +10,7 @@ to the two programs. Without them the browser tests skip and say so.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import re
@@ -86,6 +87,24 @@ def _canvas_state(browser) -> list[dict]:
     )
 
 
+def _drawn_canvases(browser, least: int = 3) -> list[dict]:
+    """:func:`_canvas_state` once the page has drawn at least ``least`` canvases, each with
+    some contrast (up to 30 s: under load the page's script can still be running when
+    ``browser.get`` returns); what it last saw otherwise, for the caller's assertion."""
+    from selenium.common.exceptions import TimeoutException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    seen: list[dict] = []
+
+    def ready(b) -> bool:
+        seen[:] = _canvas_state(b)
+        return len(seen) >= least and all(c["std"] > 1 for c in seen)
+
+    with contextlib.suppress(TimeoutException):
+        WebDriverWait(browser, 30, poll_frequency=0.25).until(ready)
+    return seen
+
+
 def _severe(browser) -> list[dict]:
     return [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
 
@@ -110,7 +129,7 @@ def test_html_report_in_a_browser(browser, ckpt_2d, ckpt_3d, data_env, tmp_path,
 
     # 2D: image, prediction and one canvas per sSE block, all drawn; no slider to move
     browser.get(page_2d.as_uri())
-    canvases = _canvas_state(browser)
+    canvases = _drawn_canvases(browser)
     assert [c["layer"] for c in canvases][:2] == ["image", "prediction"]
     assert len(canvases) >= 3 and all(c["std"] > 1 for c in canvases), canvases
     assert not browser.find_element(By.ID, "slice").is_displayed()
@@ -119,7 +138,7 @@ def test_html_report_in_a_browser(browser, ckpt_2d, ckpt_3d, data_env, tmp_path,
 
     # 3D: three planes; keys on the slider move the slice and redraw every canvas
     browser.get(page_3d.as_uri())
-    before = _canvas_state(browser)
+    before = _drawn_canvases(browser)
     assert len(before) >= 3 and all(c["std"] > 1 for c in before), before
     slider = browser.find_element(By.ID, "slice")
     start = int(slider.get_attribute("value"))
