@@ -21,58 +21,62 @@ from scseg.data.volumes3d import MSD3DDataModule
 SLICE_PLANES = {0: "sagittal", 1: "coronal", 2: "axial"}
 
 
-def oblique_slice(
-    volume: dict,
-    axis: int,
-    k: int,
-    rotation: Sequence[float],
-    scale: Sequence[float],
-    through: Sequence[int] | None = None,
-) -> dict:
-    """Slice ``k`` across ``axis`` of the volume turned and scaled about its centre: an
-    oblique plane through it, as a subject out of the training pose would be cut.
-
-    The turn is drawn in +-``rotation`` (radians) about each volume axis, the scale per
-    axis in ``scale`` (low, high), from torch's RNG. The turn is made in voxel space, which
-    is the world's at the isotropic spacing the parcellation trains at (with anisotropic
-    voxels it also shears). Image bilinear, labels nearest, zero outside the volume; each
-    keeps its type (and MONAI metadata).
-
-    Args:
-        through: a voxel ``(x, y, z)`` of the volume the plane must hold (a foreground
-            voxel a patch is centred on): ``k`` is then the slice of the turned volume
-            that holds it, and the item's ``"centre"`` is where it lies in that slice (a
-            turn about the centre moves an off-centre voxel out of its own slice ``k``).
-    """
-    shape = volume["image"].shape[1:]
-    others = [d for d in range(3) if d != axis]
+def oblique_turn(rotation: Sequence[float], scale: Sequence[float]) -> torch.Tensor:
+    """A turn drawn in +-``rotation`` (radians) about each volume axis, times a scale per
+    axis drawn in ``scale`` (low, high), from torch's RNG: the 3 x 3 matrix (float64) that
+    :func:`oblique_slice` turns a volume by."""
     angles = (2 * torch.rand(3, dtype=torch.float64) - 1) * torch.tensor(rotation)
     low, high = scale
     factors = low + (high - low) * torch.rand(3, dtype=torch.float64)
-    matrix = torch.from_numpy(rotation_matrix(angles.tolist(), 3)) @ torch.diag(factors)
+    return torch.from_numpy(rotation_matrix(angles.tolist(), 3)) @ torch.diag(factors)
+
+
+def oblique_place(
+    shape: Sequence[int], axis: int, matrix: torch.Tensor, voxel: Sequence[int]
+) -> tuple[float, list[int]]:
+    """Where ``voxel`` ``(x, y, z)`` of a volume of ``shape`` lies once the volume is
+    turned by ``matrix`` about its centre (:func:`oblique_slice`): the plane across
+    ``axis`` that holds it, and its pixel in that plane.
+
+    The plane is fractional and may lie past the volume's own slices (a zoom moves an edge
+    voxel out along the axis); the pixel may lie outside the slice only where a zoom moves
+    the voxel out of view (a crop around it then keeps to the slice's nearest part).
+    """
+    centre = (torch.tensor(shape, dtype=torch.float64) - 1) / 2
+    at = torch.linalg.solve(matrix, torch.tensor(voxel, dtype=torch.float64) - centre) + centre
+    return float(at[axis]), [round(float(at[d])) for d in range(3) if d != axis]
+
+
+def oblique_slice(volume: dict, axis: int, plane: float, matrix: torch.Tensor) -> dict:
+    """The slice at ``plane`` across ``axis`` of the volume turned by ``matrix``
+    (:func:`oblique_turn`) about its centre: an oblique cut through it, as a subject out
+    of the training pose would be cut.
+
+    The turn is made in voxel space, which is the world's at the isotropic spacing the
+    parcellation trains at (with anisotropic voxels it also shears). Image bilinear, labels
+    nearest, zero outside the volume; each keeps its type (and MONAI metadata) and the
+    in-plane shape of the volume's own slices. ``plane`` may be fractional, or past the
+    volume's slices (:func:`oblique_place`).
+    """
+    shape = volume["image"].shape[1:]
+    others = [d for d in range(3) if d != axis]
     size = torch.tensor(shape, dtype=torch.float64)
     centre = (size - 1) / 2
-    found = None
-    if through is not None:  # the pixel that samples ``through``: matrix^-1 (p - c) + c
-        at = torch.linalg.solve(matrix, torch.tensor(through, dtype=torch.float64) - centre)
-        at = (at + centre).round().clamp(torch.zeros(3, dtype=torch.float64), size - 1).long()
-        k, found = int(at[axis]), [int(at[d]) for d in others]
     grids = torch.meshgrid(*[torch.arange(shape[d], dtype=torch.float64) for d in others],
                            indexing="ij")  # fmt: skip
-    q = torch.full((*grids[0].shape, 3), float(k), dtype=torch.float64)
+    q = torch.full((*grids[0].shape, 3), float(plane), dtype=torch.float64)
     q[..., others[0]], q[..., others[1]] = grids
     where = (q - centre) @ matrix.T + centre  # voxel of the volume each pixel samples
     # grid_sample's (x, y, z) run over the last, middle and first volume axes
     grid = (2 * where / (size - 1).clamp(min=1) - 1).flip(-1)[None, None].float()
+    nearest = min(max(round(plane), 0), shape[axis] - 1)  # the slice whose type it keeps
     out = {}
     for key, mode in (("image", "bilinear"), ("label", "nearest")):
         data = volume[key]
         sampled = F.grid_sample(torch.as_tensor(data)[None].float(), grid, mode=mode,
                                 padding_mode="zeros", align_corners=True)[0, :, 0]  # fmt: skip
-        out[key] = data.select(axis + 1, k).clone()
+        out[key] = data.select(axis + 1, nearest).clone()
         out[key].copy_(sampled.round() if mode == "nearest" else sampled)
-    if found is not None:
-        out["centre"] = found
     return out
 
 
@@ -102,9 +106,9 @@ class SliceDataset(torch.utils.data.Dataset):
 
     With probability ``oblique_prob`` the slice is cut obliquely instead
     (:func:`oblique_slice`, ``oblique_rotation`` and ``oblique_scale``), before any crop;
-    around a foreground voxel, the cut is the turned plane that holds the voxel and the
-    crop is centred where it lies in it. ``transform`` then augments it, seeded the same
-    way.
+    around a foreground voxel, the cut is the turned plane that holds the voxel
+    (:func:`oblique_place`) and the crop is centred where it lies in it. ``transform``
+    then augments it, seeded the same way.
     """
 
     def __init__(
@@ -172,9 +176,12 @@ class SliceDataset(torch.utils.data.Dataset):
         volume = self.volumes[v]
         if self.oblique_prob and float(torch.rand(())) < self.oblique_prob:
             # around a foreground voxel: the turned plane that holds it, cropped where it lies
-            through = None if centre is None else [*centre[: self.axis], k, *centre[self.axis :]]
-            item = oblique_slice(volume, self.axis, k, *self.oblique, through)
-            centre = item.pop("centre", centre)
+            matrix, plane = oblique_turn(*self.oblique), k
+            if centre is not None:
+                voxel = [*centre[: self.axis], k, *centre[self.axis :]]
+                shape = volume["image"].shape[1:]
+                plane, centre = oblique_place(shape, self.axis, matrix, voxel)
+            item = oblique_slice(volume, self.axis, plane, matrix)
         else:
             item = {key: volume[key].select(self.axis + 1, k).clone() for key in ("image", "label")}
         if centre is not None and self.region is not None:

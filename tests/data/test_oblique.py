@@ -9,7 +9,7 @@ import torch
 from monai import transforms as T
 from monai.data import MetaTensor
 
-from scseg.data.slices import MSDSlicesDataModule, SliceDataset, oblique_slice
+from scseg.data.slices import MSDSlicesDataModule, SliceDataset, oblique_slice, oblique_turn
 
 from ..fakes import ellipsoid_dataset
 
@@ -25,7 +25,7 @@ def _volume(shape=(30, 34, 26)) -> dict:
 def test_no_turn_and_no_scale_cuts_the_plain_slice(axis) -> None:
     volume = _volume()
     for k in (0, 7, volume["image"].shape[axis + 1] - 1):
-        cut = oblique_slice(volume, axis, k, (0.0, 0.0, 0.0), (1.0, 1.0))
+        cut = oblique_slice(volume, axis, k, oblique_turn((0.0, 0.0, 0.0), (1.0, 1.0)))
         for key in ("image", "label"):
             plain = volume[key].select(axis + 1, k)
             assert type(cut[key]) is type(plain) and cut[key].dtype == plain.dtype
@@ -41,7 +41,7 @@ def test_the_plane_leaves_the_slice_axis() -> None:
     torch.manual_seed(1)
     spans = []
     for _ in range(20):
-        cut = oblique_slice(volume, 1, 16, (0.26, 0.26, 0.26), (1.0, 1.0))
+        cut = oblique_slice(volume, 1, 16, oblique_turn((0.26, 0.26, 0.26), (1.0, 1.0)))
         inside = cut["label"][cut["label"] > 0].float()  # nearest: 0 only outside the volume
         spans.append(float(inside.max() - inside.min()))
     # tilted by up to 15 degrees toward each in-plane axis, across 32 voxels: at most
@@ -58,7 +58,7 @@ def test_a_marker_and_its_label_are_cut_together() -> None:
     torch.manual_seed(2)
     seen, moved = 0, 0.0
     for _ in range(40):
-        cut = oblique_slice(volume, 1, 20, (0.26, 0.26, 0.26), (0.85, 1.15))
+        cut = oblique_slice(volume, 1, 20, oblique_turn((0.26, 0.26, 0.26), (0.85, 1.15)))
         marker = torch.nonzero(cut["image"][0] > 5).float()
         labelled = torch.nonzero(cut["label"][0] == 3).float()
         if len(marker) < 4:

@@ -79,3 +79,18 @@ def test_an_oblique_cut_holds_the_foreground_voxel_it_was_drawn_around() -> None
     torch.manual_seed(0)
     draws = [dataset[i] for i in range(100)]
     assert all(d["label"].shape == (1, 16, 16) and d["label"].any() for d in draws)
+
+
+def test_an_oblique_cut_follows_a_voxel_that_a_zoom_moves_past_the_last_slice() -> None:
+    """Zoomed in about the centre, a tumour one slice thick, one slice before the volume's
+    end, lies past the last slice of the turned volume: the cut is that plane (clamped to
+    the last slice, 49 of 50 cuts missed it)."""
+    label = torch.zeros(1, 40, 40, 40, dtype=torch.uint8)
+    label[0, 18:23, 18:23, 38] = 1
+    volume = {"image": MetaTensor(torch.ones(1, 40, 40, 40)), "label": MetaTensor(label)}
+    dataset = SliceDataset([volume], 2, T.Compose([]), foreground_ratio=1.0, sampling="case",
+                           region=(16, 16), oblique_rotation=(0.1, 0.1, 0.1),
+                           oblique_scale=(0.85, 0.9), oblique_prob=1.0)  # fmt: skip
+    torch.manual_seed(0)
+    draws = [dataset[i] for i in range(50)]
+    assert all(d["label"].shape == (1, 16, 16) and d["label"].any() for d in draws)
