@@ -48,9 +48,10 @@ def _widget_pngs(nb) -> list[str]:
 @pytest.mark.parametrize(
     ("notebook", "settings", "figures"),
     [
-        ("attention_2d", {"SCSEG_NB_EPOCHS": "1"},
+        ("attention_2d", {"SCSEG_NB_EPOCHS": "1", "SCSEG_NB_REPEATS": "1"},
          ["attention_2d_sse.png", "attention_2d_cse.png"]),
-        ("attention_3d", {"SCSEG_NB_EPOCHS": "1", "SCSEG_NB_PATCH": "32,32,32"},
+        ("attention_3d",
+         {"SCSEG_NB_EPOCHS": "1", "SCSEG_NB_REPEATS": "1", "SCSEG_NB_PATCH": "32,32,32"},
          ["attention_3d_sse.png", "attention_3d_cse.png", "attention_3d_slice.png"]),
         ("attention_classes", {"SCSEG_NB_CHECKPOINT": "ckpt_3d"},
          ["attention_classes_gate.png", "attention_classes_sse.png"]),
