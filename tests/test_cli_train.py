@@ -47,7 +47,7 @@ def test_quickstart_3d_fast_dev_run(data_env, tmp_path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("slow_training")
+@pytest.mark.xdist_group("slow_configs")
 def test_quickstart_2d_reaches_dice_on_held_out_region(data_env, tmp_path) -> None:
     """The real config, unchanged: trains on the left three quarters of the nuclei image and
     is validated on the right quarter."""

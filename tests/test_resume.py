@@ -37,7 +37,7 @@ def uninterrupted(data_env, tmp_path_factory) -> tuple[dict, dict]:
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("slow_training")
+@pytest.mark.xdist_group("slow_same_result")
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
 def test_killed_run_resumes_to_identical_result(sig, uninterrupted, data_env, tmp_path) -> None:
     ref_state, ref_meta = uninterrupted

@@ -69,7 +69,7 @@ def one_thread():
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("slow_processes")
+@pytest.mark.xdist_group("slow_same_result")
 def test_two_processes_predict_what_one_does(ckpt_3d, tmp_path, one_thread) -> None:
     inputs = tmp_path / "in"
     inputs.mkdir()
@@ -149,7 +149,7 @@ def test_several_processes_need_a_device_kind(ckpt_3d, tmp_path, capsys) -> None
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("slow_processes")
+@pytest.mark.xdist_group("slow_same_result")
 def test_defect5_outputs_in_the_input_tree_are_not_inputs(ckpt_3d, tmp_path) -> None:
     """Review defect 5: with the output folder inside the input tree and DICOM-SEG out,
     each process listed the inputs itself, and a slower one could take a SEG that a faster
