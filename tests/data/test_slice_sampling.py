@@ -66,19 +66,24 @@ def test_an_unknown_sampling_is_refused() -> None:
         MSDSlicesDataModule(root=".", slice_sampling="volume")
 
 
+def _oblique_cuts_around(label: torch.Tensor, draws: int, **oblique) -> list[dict]:
+    """``draws`` 16 x 16 axial patches, each cut obliquely around a drawn tumour voxel."""
+    volume = {"image": MetaTensor(torch.ones(label.shape)), "label": MetaTensor(label)}
+    dataset = SliceDataset([volume], 2, T.Compose([]), foreground_ratio=1.0, sampling="case",
+                           region=(16, 16), oblique_prob=1.0, **oblique)  # fmt: skip
+    torch.manual_seed(0)
+    return [dataset[i] for i in range(draws)]
+
+
 def test_an_oblique_cut_holds_the_foreground_voxel_it_was_drawn_around() -> None:
     """Turned by up to 15 degrees about the centre, an off-centre tumour leaves its own
     slice; the cut follows the drawn voxel, so every patch shows the tumour (cut in the
     voxel's own slice and cropped where it was, 44 of 100 missed it)."""
     label = torch.zeros(1, 48, 48, 48, dtype=torch.uint8)
     label[0, 36:41, 6:11, 30:35] = 1
-    volume = {"image": MetaTensor(torch.ones(1, 48, 48, 48)), "label": MetaTensor(label)}
-    dataset = SliceDataset([volume], 2, T.Compose([]), foreground_ratio=1.0, sampling="case",
-                           region=(16, 16), oblique_rotation=(0.26, 0.26, 0.26),
-                           oblique_scale=(0.85, 1.15), oblique_prob=1.0)  # fmt: skip
-    torch.manual_seed(0)
-    draws = [dataset[i] for i in range(100)]
-    assert all(d["label"].shape == (1, 16, 16) and d["label"].any() for d in draws)
+    cuts = _oblique_cuts_around(label, 100, oblique_rotation=(0.26, 0.26, 0.26),
+                                oblique_scale=(0.85, 1.15))  # fmt: skip
+    assert all(d["label"].shape == (1, 16, 16) and d["label"].any() for d in cuts)
 
 
 def test_an_oblique_cut_follows_a_voxel_that_a_zoom_moves_past_the_last_slice() -> None:
@@ -87,10 +92,6 @@ def test_an_oblique_cut_follows_a_voxel_that_a_zoom_moves_past_the_last_slice() 
     the last slice, 49 of 50 cuts missed it)."""
     label = torch.zeros(1, 40, 40, 40, dtype=torch.uint8)
     label[0, 18:23, 18:23, 38] = 1
-    volume = {"image": MetaTensor(torch.ones(1, 40, 40, 40)), "label": MetaTensor(label)}
-    dataset = SliceDataset([volume], 2, T.Compose([]), foreground_ratio=1.0, sampling="case",
-                           region=(16, 16), oblique_rotation=(0.1, 0.1, 0.1),
-                           oblique_scale=(0.85, 0.9), oblique_prob=1.0)  # fmt: skip
-    torch.manual_seed(0)
-    draws = [dataset[i] for i in range(50)]
-    assert all(d["label"].shape == (1, 16, 16) and d["label"].any() for d in draws)
+    cuts = _oblique_cuts_around(label, 50, oblique_rotation=(0.1, 0.1, 0.1),
+                                oblique_scale=(0.85, 0.9))  # fmt: skip
+    assert all(d["label"].shape == (1, 16, 16) and d["label"].any() for d in cuts)
