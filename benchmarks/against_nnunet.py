@@ -595,9 +595,12 @@ def run(args: argparse.Namespace) -> None:
     if args.nnunet_only:
         nnunet_steps()
         return
-    if not args.scseg_only:
+    if not args.scseg_only:  # what needs no learning is scored once, not at every repeat
+        scored = {r["pipeline"] for r in read_rows() if (r["dataset"], r["dims"], r["budget"])
+                  == (name, dims, "no learning") and "scored_on" not in r}  # fmt: skip
         for what, folder in baselines(name, data, split, base).items():
-            record(what, "no learning", 0, {"train_s": 0, "predict_s": 0, "prediction": folder})
+            if what not in scored:
+                record(what, "no learning", 0, {"train_s": 0, "predict_s": 0, "prediction": folder})
     ours = run_scseg(run_dir / "scseg_steps", base / "scseg.yaml", args.epochs, repeat, images)
     record("scseg", "equal steps", args.epochs, ours)
     if args.scseg_only:
