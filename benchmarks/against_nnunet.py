@@ -135,9 +135,14 @@ NOTES = {
     "cores: 7.7 s a step, where the equal-steps row took 4.2 s. Its steps were set from the "
     "equal-steps rows' times (nnU-Net's 3040 s over scseg's 837 s: 750 steps against 200); "
     "the time marked is this machine's",
+    "repeats, shared": "repeats trained in a later session (2026-12-04, morning), on a "
+    "machine as slow as the night's: nnU-Net's 2d took 123 s for the parcellation's 196 "
+    "steps (88 s in its first row). scseg's slice-wise repeat 1 ran most of its time beside "
+    "test runs and profiling on the same two cores: 8.0 s a step, where the night's row took "
+    "6.7 s. The steps are the budget; the times marked are not comparable",
 }
 
-MARKS = dict(zip(NOTES, ["\\*", "†", "‡"], strict=False))  # beside a marked training time
+MARKS = dict(zip(NOTES, ["\\*", "†", "‡", "§"], strict=False))  # beside a marked training time
 
 # scseg plan options measured beside the plain plan at equal steps (`run --variant NAME`):
 # its label, plan options, and settings changed in the planned config
