@@ -136,10 +136,11 @@ NOTES = {
     "equal-steps rows' times (nnU-Net's 3040 s over scseg's 837 s: 750 steps against 200); "
     "the time marked is this machine's",
     "repeats, shared": "repeats trained in a later session (2026-12-04, morning), on a "
-    "machine as slow as the night's: nnU-Net's 2d took 123 s for the parcellation's 196 "
-    "steps (88 s in its first row). scseg's slice-wise repeat 1 ran most of its time beside "
-    "test runs and profiling on the same two cores: 8.0 s a step, where the night's row took "
-    "6.7 s. The steps are the budget; the times marked are not comparable",
+    "machine of changing speed: nnU-Net's 2d took 121-123 s for the parcellation's 196 steps "
+    "(88 s in its first row); scseg's slice-wise repeat 1 ran most of its time beside test "
+    "runs and profiling on the same two cores (8.0 s a step), repeat 2 alone (4.8 s; 6.7 s "
+    "in the night's row, 3.8 s on the first machine). The steps are the budget; the times "
+    "marked are not comparable",
 }
 
 MARKS = dict(zip(NOTES, ["\\*", "†", "‡", "§"], strict=False))  # beside a marked training time
