@@ -39,8 +39,9 @@ def oblique_place(
     ``axis`` that holds it, and its pixel in that plane.
 
     The plane is fractional and may lie past the volume's own slices (a zoom moves an edge
-    voxel out along the axis); the pixel may lie outside the slice only where a zoom moves
-    the voxel out of view (a crop around it then keeps to the slice's nearest part).
+    voxel out along the axis); the pixel may lie outside the slice where the turn or the
+    zoom moves the voxel out of view (a crop around it then keeps to the slice's nearest
+    part).
     """
     centre = (torch.tensor(shape, dtype=torch.float64) - 1) / 2
     at = torch.linalg.solve(matrix, torch.tensor(voxel, dtype=torch.float64) - centre) + centre
