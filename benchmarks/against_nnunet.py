@@ -135,7 +135,7 @@ NOTES = {
     "cores: 7.7 s a step, where the equal-steps row took 4.2 s. Its steps were set from the "
     "equal-steps rows' times (nnU-Net's 3040 s over scseg's 837 s: 750 steps against 200); "
     "the time marked is this machine's",
-    "repeats, shared": "repeats trained in a later session (2026-12-04, morning), on a "
+    "repeats, changing speed": "repeats trained in a later session (2026-12-04, morning), on a "
     "machine of changing speed: nnU-Net's 2d took 121-123 s for the parcellation's 196 steps "
     "(88 s in its first row); scseg's slice-wise repeat 1 ran most of its time beside test "
     "runs and profiling on the same two cores (8.0 s a step), repeat 2 alone (4.8 s; 6.7 s "
