@@ -60,6 +60,7 @@ SCSEG = [sys.executable, "-m", "scseg.cli"]
 DATASETS = {
     "tissue": {
         "id": 901,
+        "epochs": 8,  # the standard budget; a run of other epochs has folders of its own
         "title": "brain tissue blocks (`scseg data own_scans`: 6 training, 2 held-out), 2 mm",
         # both at 2 mm (each would plan the data's 1 mm), to fit two CPU cores
         "plan": ["--spacing", "2", "2", "2"],
@@ -68,6 +69,7 @@ DATASETS = {
     },
     "tumour": {
         "id": 902,
+        "epochs": 4,
         "title": "tumour MR (`scseg data tumour3d`: 2 training, 1 held-out), each plan's "
         "spacing, patches planned for 2 GB",
         # both plan their patch for 2 GB instead of 8 (nnU-Net's reference GPU), to fit
@@ -77,6 +79,7 @@ DATASETS = {
     },
     "parcellation": {
         "id": 903,
+        "epochs": 4,
         "title": "whole-brain parcellation (`scseg data brain_parcellation3d --native 8`, 136 "
         "structures): trained on the FSL MNI152 template, held out: native-space subjects "
         "00-03, scored on their own 1 mm grids; both at 2 mm, patches planned for 2 GB, "
@@ -191,6 +194,13 @@ def uv() -> list[str]:
 def run_base(name: str, dims: int) -> Path:
     """The runs' folder of one dataset, 3D or slice by slice."""
     return RUNS / (name if dims == 3 else f"{name}_2d")
+
+
+def repeat_dir(base: Path, name: str, repeat: int, epochs: int | None = None) -> Path:
+    """One repeat's runs; a budget other than the dataset's standard one (``epochs``) in a
+    folder of its own, so that it never replaces the standard runs' models."""
+    longer = epochs is not None and epochs != DATASETS[name]["epochs"]
+    return base / (f"repeat{repeat}_epochs{epochs}" if longer else f"repeat{repeat}")
 
 
 def nnunet_configuration(dims: int) -> str:
@@ -491,8 +501,10 @@ def training_fit(args: argparse.Namespace) -> None:
                "budget": "no learning", "steps": 0, "batch": None, "train_s": 0,
                "predict_s": 0, "scored_on": "training cases",
                "scores": evaluate(folder, data, config, split_file)}], name)  # fmt: skip
+    runs = repeat_dir(base, name, repeat, args.epochs)
+    steps = (args.epochs or DATASETS[name]["epochs"]) * steps_per_epoch(config, split)
     for (pipeline, budget), folder in RUN_FOLDERS.items():
-        run, out = base / f"repeat{repeat}" / folder, base / f"repeat{repeat}" / folder / "seen"
+        run, out = runs / folder, runs / folder / "seen"
         if args.only and pipeline != args.only:
             continue
         if pipeline == "scseg" and (run / "checkpoints" / "last.ckpt").is_file():
@@ -506,7 +518,8 @@ def training_fit(args: argparse.Namespace) -> None:
             continue
         (trained,) = [r for r in earlier if (r["dataset"], r.get("dims", 3), r["repeat"],
                                               r["pipeline"], r["budget"], r.get("scored_on"))
-                      == (name, dims, repeat, pipeline, budget, None)][-1:]  # fmt: skip
+                      == (name, dims, repeat, pipeline, budget, None)
+                      and (budget != "equal steps" or r["steps"] == steps)][-1:]  # fmt: skip
         row = {**{k: trained[k] for k in ("dataset", "dims", "repeat", "pipeline", "budget",
                                             "steps", "batch", "train_s", "plan", "note")
                   if k in trained},
@@ -525,11 +538,12 @@ def repredict(args: argparse.Namespace) -> None:
     base = run_base(name, dims)
     data, config, split = prepare(name, base, dims=dims)
     images = held_out_images(data, split, base / "held_out")
-    run = base / f"repeat{repeat}" / "scseg_steps"
+    run = repeat_dir(base, name, repeat, args.epochs) / "scseg_steps"
+    steps = (args.epochs or DATASETS[name]["epochs"]) * steps_per_epoch(config, split)
     rows = read_rows()
     mine = [r for r in rows if (r["dataset"], r.get("dims", 3), r["repeat"], r["pipeline"],
-                                r["budget"], r.get("plan")) == (name, dims, repeat, "scseg",
-                                                                 "equal steps", None)]  # fmt: skip
+                                r["budget"], r.get("plan"), r["steps"])
+            == (name, dims, repeat, "scseg", "equal steps", None, steps)]  # fmt: skip
     trained = [r for r in mine if not r.get("scored_on")][-1]
     seconds = scseg_predict(run, images, run / "prediction")
     for r in mine:
@@ -570,7 +584,7 @@ def run(args: argparse.Namespace) -> None:
         print(f"{name} {pipeline} {budget}: {epochs * per_epoch} steps, "
               f"{result['train_s']:.0f} s, {shown}", flush=True)  # fmt: skip
 
-    run_dir = base / f"repeat{repeat}"
+    run_dir = repeat_dir(base, name, repeat, args.epochs)
     if args.variant:
         label = VARIANTS[args.variant][0]
         _, variant_config, _ = prepare(name, base, args.variant, dims)
@@ -681,6 +695,44 @@ def _training_fit_table(rows: list, name: str, dims: int, columns: list, shown: 
     return [*lines, ""]
 
 
+def _budget_steps(row: dict) -> int | None:
+    """What sets a row apart beside its pipeline and budget: its steps, where the budget is
+    equal steps (a longer budget is another comparison); none for the others."""
+    return row["steps"] if row["budget"] == "equal steps" else None
+
+
+def _standard_steps(group: list[dict]) -> int | None:
+    """The dataset's standard budget in steps: the fewest of its equal-steps rows."""
+    return min((r["steps"] for r in group if r["budget"] == "equal steps"), default=None)
+
+
+def _differences(runs: dict[tuple, list[dict]], standard: int | None, classes: list) -> list:
+    """The paired Dice differences under a table: each scseg row against nnU-Net at the same
+    steps, a variant against plain scseg, nnU-Net's equal-time run against scseg's steps."""
+    lines = []
+    for (pipeline, budget, steps), same in runs.items():
+        if not pipeline.startswith("scseg") or budget == "no learning":
+            continue
+        # against nnU-Net at the same steps (equal wall time: at the standard budget)
+        nnunet = runs.get(("nnU-Net", "equal steps", steps or standard), [])
+        at = f"{same[0]['steps']} steps" if steps and steps != standard else budget
+        lines.append(f"- {pipeline} ({at}) minus nnU-Net, Dice: "
+                     f"{paired(same, nnunet, classes)}")  # fmt: skip
+        # a variant against plain scseg of the same plan; an earlier plan against today's
+        base, _, plan = pipeline.partition(" [")
+        versus = "scseg" + (f" [{plan}" if plan and base != "scseg" else "")
+        if budget == "equal steps" and pipeline != versus and (versus, budget, steps) in runs:
+            lines.append(f"- {pipeline} ({at}) minus {versus}, Dice: "
+                         f"{paired(same, runs[(versus, budget, steps)], classes)}")  # fmt: skip
+    # nnU-Net given scseg's training time: against scseg's equal-steps run
+    later = runs.get(("nnU-Net", "equal wall time", None))
+    ours = runs.get(("scseg", "equal steps", standard))
+    if later and ours:
+        lines.append("- scseg (equal steps) minus nnU-Net (equal wall time: scseg's training "
+                     f"time), Dice: {paired(ours, later, classes)}")  # fmt: skip
+    return lines
+
+
 def report(args: argparse.Namespace) -> None:
     every = read_rows()
     rows = [r for r in every if not r.get("scored_on")]  # the held-out cases
@@ -705,8 +757,8 @@ def report(args: argparse.Namespace) -> None:
         runs: dict[tuple, list[dict]] = {}
         for r in group:  # rows of an earlier scseg plan are labelled with it (PLANS)
             label = r["pipeline"] + (f" [{r['plan']}]" if r.get("plan") else "")
-            runs.setdefault((label, r["budget"]), []).append(r)
-        for (pipeline, budget), same in runs.items():
+            runs.setdefault((label, r["budget"], _budget_steps(r)), []).append(r)
+        for (pipeline, budget, _), same in runs.items():
             learnt = budget != "no learning"
             same = same if learnt else same[:1]
             means = [_mean(r["scores"], classes, "dice") for r in same]
@@ -738,23 +790,7 @@ def report(args: argparse.Namespace) -> None:
                              "mean_hd95": _row_mean(r, classes, "hd95"),
                              "mean_nsd": _row_mean(r, classes, "nsd")})  # fmt: skip
         lines.append("")
-        nnunet = runs.get(("nnU-Net", "equal steps"), [])
-        for (pipeline, budget), same in runs.items():
-            if not pipeline.startswith("scseg") or budget == "no learning":
-                continue
-            lines.append(f"- {pipeline} ({budget}) minus nnU-Net, Dice: "
-                         f"{paired(same, nnunet, classes)}")  # fmt: skip
-            # a variant against plain scseg of the same plan; an earlier plan against today's
-            base, _, plan = pipeline.partition(" [")
-            versus = "scseg" + (f" [{plan}" if plan and base != "scseg" else "")
-            if budget == "equal steps" and pipeline != versus and (versus, budget) in runs:
-                lines.append(f"- {pipeline} ({budget}) minus {versus}, Dice: "
-                             f"{paired(same, runs[(versus, budget)], classes)}")  # fmt: skip
-        # nnU-Net given scseg's training time: against scseg's equal-steps run
-        later, ours = runs.get(("nnU-Net", "equal wall time")), runs.get(("scseg", "equal steps"))
-        if later and ours:
-            lines.append("- scseg (equal steps) minus nnU-Net (equal wall time: scseg's training "
-                         f"time), Dice: {paired(ours, later, classes)}")  # fmt: skip
+        lines += _differences(runs, _standard_steps(group), classes)
         lines.append("")
         lines += _training_fit_table(every, name, dims, columns, shown)
     for plan, what in PLANS.items():
@@ -805,6 +841,7 @@ def main() -> None:
     which.add_argument("--dataset", choices=DATASETS, required=True)
     which.add_argument("--dims", type=int, choices=(2, 3), default=3)
     which.add_argument("--repeat", type=int, default=0)
+    which.add_argument("--epochs", type=int, help="the runs' budget (the dataset's standard one)")
     seen = sub.add_parser("training-fit", parents=[which],
                           help="the runs' models on their own training cases")  # fmt: skip
     seen.add_argument("--only", choices=("scseg", "nnU-Net"), help="only this pipeline's models")
