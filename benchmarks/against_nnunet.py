@@ -167,6 +167,11 @@ VARIANTS = {
         [],
         {"data.init_args.slice_sampling": "slice"},
     ),
+    "class-first": (  # slice by slice only (--dims 2)
+        "scseg, a class drawn before its voxel (nnU-Net)",
+        [],
+        {"data.init_args.slice_sampling": "class"},
+    ),
     "anywhere": (
         "scseg, patches not oversampled centred anywhere (nnU-Net)",
         [],

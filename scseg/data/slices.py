@@ -81,8 +81,9 @@ def oblique_slice(volume: dict, axis: int, plane: float, matrix: torch.Tensor) -
     return out
 
 
-SLICE_SAMPLING = ("case", "slice")
+SLICE_SAMPLING = ("case", "class", "slice")
 MAX_POINTS = 100_000  # foreground voxels kept per volume to centre patches on (a seeded draw)
+CLASS_POINTS = 10_000  # per class and volume with slice_sampling "class" (nnU-Net's 10,000)
 
 
 def slice_sampling_check(sampling: str) -> None:
@@ -100,7 +101,12 @@ class SliceDataset(torch.utils.data.Dataset):
     - ``"case"`` (nnU-Net's 2d): a volume, each as likely; with probability
       ``foreground_ratio`` one of its foreground voxels, whose slice it is and, where the
       slice is larger than ``region``, on which the in-plane crop is centred (kept inside
-      the slice); else any of its slices.
+      the slice); else any of its slices. Every foreground voxel is as likely, so a large
+      structure is drawn more often than a small one.
+    - ``"class"`` (nnU-Net's oversampling exactly): as ``"case"``, but a foreground draw
+      picks a class (or region) present in the volume first, each as likely, then one of
+      its voxels (up to ``CLASS_POINTS`` kept per class), so at many classes the small
+      structures are drawn as often as the large ones.
     - ``"slice"``: with probability ``foreground_ratio`` a slice with some foreground,
       else any slice, both among all volumes' slices (a volume with more foreground slices
       is drawn more often); the crop is left to ``transform``.
@@ -135,7 +141,8 @@ class SliceDataset(torch.utils.data.Dataset):
         self.oblique_prob = oblique_prob if moved else 0.0  # no draw: the RNG as before
         self.all: list[tuple[int, int]] = []
         self.foreground: list[tuple[int, int]] = []
-        self.points: list[torch.Tensor] = []  # per volume: (N, 3) foreground voxels
+        # per volume: (N, 3) foreground voxels; "class": a list of them, one per class
+        self.points: list[torch.Tensor | list[torch.Tensor]] = []
         others = tuple(d for d in range(1, 4) if d != axis + 1)  # within-slice axes
         keep = torch.Generator().manual_seed(0)
         for v in range(len(volumes)):
@@ -152,6 +159,8 @@ class SliceDataset(torch.utils.data.Dataset):
                 if len(points) > MAX_POINTS:
                     points = points[torch.randperm(len(points), generator=keep)[:MAX_POINTS]]
                 self.points.append(points)
+            elif sampling == "class":
+                self.points.append(_class_points(torch.as_tensor(label), fg, keep))
         if not self.foreground:
             self.foreground = self.all
 
@@ -167,6 +176,8 @@ class SliceDataset(torch.utils.data.Dataset):
         v = int(torch.randint(len(self.volumes), ()))
         points = self.points[v]
         if float(torch.rand(())) < self.ratio and len(points):
+            if self.sampling == "class":  # a class first, then a voxel of it
+                points = points[int(torch.randint(len(points), ()))]
             point = points[int(torch.randint(len(points), ()))].tolist()
             return v, point[self.axis], [c for a, c in enumerate(point) if a != self.axis]
         depth = self.volumes[v]["label"].shape[self.axis + 1]
@@ -189,6 +200,24 @@ class SliceDataset(torch.utils.data.Dataset):
             item = _crop_around(item, centre, self.region)
         self.transform.set_random_state(seed=int(torch.randint(2**31 - 1, ())))
         return self.transform(item)
+
+
+def _class_points(label: torch.Tensor, fg: torch.Tensor, keep: torch.Generator) -> list:
+    """Per class present in ``label`` (one channel of class values) or per region (one
+    channel each), up to ``CLASS_POINTS`` of its foreground voxels (``fg``), a seeded draw."""
+    fg = torch.as_tensor(fg)
+    if label.shape[0] > 1:
+        masks = [fg[r] for r in range(label.shape[0])]
+    else:
+        masks = [fg[0] & (label[0] == c) for c in label[0][fg[0]].unique()]
+    points = []
+    for mask in masks:
+        found = mask.nonzero().to(torch.int32)
+        if len(found) > CLASS_POINTS:
+            found = found[torch.randperm(len(found), generator=keep)[:CLASS_POINTS]]
+        if len(found):
+            points.append(found)
+    return points
 
 
 def _crop_around(item: dict, centre: Sequence[int], region: Sequence[int]) -> dict:
@@ -215,6 +244,8 @@ class MSDSlicesDataModule(MSD3DDataModule):
             (``slice_sampling="case"``) or among slices with foreground (``"slice"``).
         slice_sampling: ``"case"`` (nnU-Net's 2d): a case, each as likely, then a
             foreground voxel of it (the patch centred on it) or any of its slices;
+            ``"class"``: as ``"case"``, the foreground voxel drawn after a class present
+            in the case (nnU-Net's oversampling: small structures as often as large);
             ``"slice"``: any slice with foreground of any case, cropped anywhere
             (:class:`SliceDataset`).
         flip_axes: in-plane axes of the slice (0, 1) mirrored at random; none by default,

@@ -329,7 +329,8 @@ def plan_volumes(
             f"{DATA}.slice_sampling",
             "case",
             "each case as likely, a foreground slice's patch centred on a foreground voxel "
-            "(nnU-Net's 2d; 'slice': any foreground slice of any case, cropped anywhere)",
+            "(nnU-Net's 2d; 'class': a class first, then a voxel of it, as nnU-Net "
+            "oversamples; 'slice': any foreground slice of any case, cropped anywhere)",
         )
     p.set(
         f"{DATA}.intensity_augmentation",

@@ -1,6 +1,7 @@
 """How slice-wise training draws its slices (:class:`scseg.data.slices.SliceDataset`):
 ``"case"`` as nnU-Net's 2d (each case as likely, the patch centred on a foreground voxel),
-``"slice"`` among all cases' slices."""
+``"class"`` as nnU-Net's oversampling (a class first, then a voxel of it), ``"slice"``
+among all cases' slices."""
 
 from __future__ import annotations
 
@@ -59,6 +60,35 @@ def test_without_foreground_draws_any_slice_of_each_case() -> None:
     draws = _draws(foreground_ratio=0.0, sampling="case", region=(16, 16))
     assert {tuple(d["label"].shape) for d in draws} == {(1, 16, 16), (1, 64, 64)}
     assert any(not d["label"].any() for d in draws)
+
+
+def _two_classes(channels: int) -> list[dict]:
+    """One volume: a large structure on slices 0-29 (1728 voxels) and a small one of 4
+    voxels on slice 35 alone, as class values 1 and 2, or (``channels`` 2) as two regions."""
+    large = (slice(2, 14), slice(2, 14), slice(18, 30))
+    small = (slice(6, 8), slice(6, 8), slice(35, 36))
+    label = torch.zeros(channels, 16, 16, 40, dtype=torch.uint8)
+    label[(0, *large)] = 1
+    label[(channels - 1, *small)] = 1 if channels == 2 else 2
+    return [{"image": MetaTensor(torch.ones(1, 16, 16, 40)), "label": MetaTensor(label)}]
+
+
+@pytest.mark.parametrize("channels", [1, 2], ids=["classes", "regions"])
+def test_a_class_is_drawn_before_its_voxel(channels: int) -> None:
+    """Per voxel the small structure's slice is drawn for 4 in 1732 foreground draws; a
+    class (or region) first, as nnU-Net oversamples, for about half of them."""
+
+    def small_share(sampling: str) -> float:
+        dataset = SliceDataset(_two_classes(channels), 2, T.Compose([]), foreground_ratio=1.0,
+                               sampling=sampling, region=(16, 16))  # fmt: skip
+        torch.manual_seed(0)
+        draws = [dataset[i]["label"] for i in range(400)]
+        assert all(d.any() for d in draws)  # every draw is centred on foreground
+        small = 1 if channels == 2 else 2  # its region's channel, or its class value
+        return sum(int((d[-1] == small).sum()) == 4 for d in draws) / len(draws)
+
+    assert small_share("case") < 0.02
+    assert 0.4 < small_share("class") < 0.6
 
 
 def test_an_unknown_sampling_is_refused() -> None:
