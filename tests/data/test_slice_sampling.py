@@ -63,7 +63,7 @@ def test_without_foreground_draws_any_slice_of_each_case() -> None:
 
 
 def _two_classes(channels: int) -> list[dict]:
-    """One volume: a large structure on slices 0-29 (1728 voxels) and a small one of 4
+    """One volume: a large structure on slices 18-29 (1728 voxels) and a small one of 4
     voxels on slice 35 alone, as class values 1 and 2, or (``channels`` 2) as two regions."""
     large = (slice(2, 14), slice(2, 14), slice(18, 30))
     small = (slice(6, 8), slice(6, 8), slice(35, 36))
