@@ -176,8 +176,11 @@ class SliceDataset(torch.utils.data.Dataset):
         v = int(torch.randint(len(self.volumes), ()))
         points = self.points[v]
         if float(torch.rand(())) < self.ratio and len(points):
-            if self.sampling == "class":  # a class first, then a voxel of it
-                points = points[int(torch.randint(len(points), ()))]
+            if self.sampling == "class":  # a class first, then a voxel of it; one class
+                # is no draw, so a binary task draws as "case" does, number for number
+                points = (
+                    points[int(torch.randint(len(points), ()))] if len(points) > 1 else points[0]
+                )
             point = points[int(torch.randint(len(points), ()))].tolist()
             return v, point[self.axis], [c for a, c in enumerate(point) if a != self.axis]
         depth = self.volumes[v]["label"].shape[self.axis + 1]

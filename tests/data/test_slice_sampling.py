@@ -91,6 +91,24 @@ def test_a_class_is_drawn_before_its_voxel(channels: int) -> None:
     assert 0.4 < small_share("class") < 0.6
 
 
+def test_with_one_class_the_class_draw_is_the_case_draw() -> None:
+    """One foreground class per case: "class" draws the same slices and patches as "case",
+    number for number, so re-planning a binary task (the plan writes "class") trains it as
+    before; with two classes the streams part."""
+    for volumes, same in ((_volumes(), True), (_two_classes(1), False)):
+        drawn = {}
+        for sampling in ("case", "class"):
+            dataset = SliceDataset(volumes, 2, T.Compose([]), foreground_ratio=0.5,
+                                   sampling=sampling, region=(8, 8))  # fmt: skip
+            torch.manual_seed(0)
+            drawn[sampling] = [dataset[i] for i in range(60)]
+        equal = all(
+            torch.equal(a["image"], b["image"]) and torch.equal(a["label"], b["label"])
+            for a, b in zip(drawn["case"], drawn["class"], strict=True)
+        )
+        assert equal == same
+
+
 def test_an_unknown_sampling_is_refused() -> None:
     with pytest.raises(ValueError, match="slice_sampling"):
         MSDSlicesDataModule(root=".", slice_sampling="volume")
