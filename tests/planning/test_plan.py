@@ -99,7 +99,7 @@ def test_2d_plans_train(data_env, own_scans, tmp_path) -> None:
     assert config["data"]["class_path"] == "scseg.data.MSDSlicesDataModule"
     assert all(p % 32 == 0 for p in config["data"]["init_args"]["patch_size"])
     assert config["data"]["init_args"]["intensity_augmentation"] == "nnunet"
-    assert config["data"]["init_args"]["slice_sampling"] == "case"
+    assert config["data"]["init_args"]["slice_sampling"] == "class"
     assert _fit(tmp_path / "s.yaml", tmp_path / "s", "--trainer.fast_dev_run", "true") == 0
 
 
