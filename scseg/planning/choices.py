@@ -328,10 +328,9 @@ def plan_volumes(
         p.set(
             f"{DATA}.slice_sampling",
             "class",
-            "each case as likely, then a class present in it, then a voxel of that class to "
-            "centre the patch on (nnU-Net's oversampling); against 'case' (any foreground "
-            "voxel) +0.6 Dice points on the 2D parcellation, +0.5 on the tissue blocks, "
-            "3 seeds each; 'slice': any foreground slice of any case, cropped anywhere",
+            "a case, then a class in it, then a voxel of it (nnU-Net's oversampling); against "
+            "'case' (any foreground voxel) +0.6 Dice points on the 2D parcellation, +0.5 on "
+            "the tissue blocks, 3 seeds each; 'slice': any slice with foreground",
         )
     p.set(
         f"{DATA}.intensity_augmentation",
