@@ -181,9 +181,14 @@ NOTES = {
     "runs and profiling on the same two cores (8.0 s a step), repeat 2 alone (4.8 s; 6.7 s "
     "in the night's row, 3.8 s on the first machine). The steps are the budget; the times "
     "marked are not comparable",
+    "one H200 GPU": "trained on one NVIDIA H200 lent to the session of 2026-12-04 (16 CPU "
+    "cores; torch 2.11, both stacks carried to it as wheels), at 30 epochs: 1620 steps, 3.75 "
+    "times the CPU budget, one run each; nnU-Net without torch.compile "
+    "(`nnUNet_compile=false`). Per epoch of 54 steps: scseg about 2.8 s (its progress bar), "
+    "nnU-Net 1.1-1.3 s (its log); the times shown include start-up and validation",
 }
 
-MARKS = dict(zip(NOTES, ["\\*", "†", "‡", "§"], strict=False))  # beside a marked training time
+MARKS = dict(zip(NOTES, ["\\*", "†", "‡", "§", "¶"], strict=False))  # beside a marked training time
 
 # scseg plan options measured beside the plain plan at equal steps (`run --variant NAME`):
 # its label, plan options, and settings changed in the planned config
