@@ -207,17 +207,19 @@ class SliceDataset(torch.utils.data.Dataset):
 
 def _class_points(label: torch.Tensor, fg: torch.Tensor, keep: torch.Generator) -> list:
     """Per class present in ``label`` (one channel of class values) or per region (one
-    channel each), up to ``CLASS_POINTS`` of its foreground voxels (``fg``), a seeded draw."""
+    channel each), up to ``CLASS_POINTS`` of its foreground voxels (``fg``), a seeded draw;
+    a lone class keeps what ``"case"`` keeps (up to ``MAX_POINTS``, the same draw)."""
     fg = torch.as_tensor(fg)
     if label.shape[0] > 1:
         masks = [fg[r] for r in range(label.shape[0])]
     else:
         masks = [fg[0] & (label[0] == c) for c in label[0][fg[0]].unique()]
+    cap = MAX_POINTS if len(masks) == 1 else CLASS_POINTS
     points = []
     for mask in masks:
         found = mask.nonzero().to(torch.int32)
-        if len(found) > CLASS_POINTS:
-            found = found[torch.randperm(len(found), generator=keep)[:CLASS_POINTS]]
+        if len(found) > cap:
+            found = found[torch.randperm(len(found), generator=keep)[:cap]]
         if len(found):
             points.append(found)
     return points

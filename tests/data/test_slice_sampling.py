@@ -94,8 +94,11 @@ def test_a_class_is_drawn_before_its_voxel(channels: int) -> None:
 def test_with_one_class_the_class_draw_is_the_case_draw() -> None:
     """One foreground class per case: "class" draws the same slices and patches as "case",
     number for number, so re-planning a binary task (the plan writes "class") trains it as
-    before; with two classes the streams part."""
-    for volumes, same in ((_volumes(), True), (_two_classes(1), False)):
+    before, also where a class has more voxels than "class" keeps of each (CLASS_POINTS);
+    with two classes the streams part."""
+    block = _volume((24, 24, 24), (slice(0, 24), slice(0, 24), slice(0, 24)))  # 13824 voxels
+    block["image"] = MetaTensor(torch.arange(24**3, dtype=torch.float32).reshape(1, 24, 24, 24))
+    for volumes, same in ((_volumes(), True), ([block], True), (_two_classes(1), False)):
         drawn = {}
         for sampling in ("case", "class"):
             dataset = SliceDataset(volumes, 2, T.Compose([]), foreground_ratio=0.5,
