@@ -375,10 +375,10 @@ def nnunet_raw(name: str, data: Path, config: dict, split: dict, env: dict) -> P
 def baselines(name: str, data: Path, split: dict, base: Path) -> dict[str, Path]:
     """Label maps of the held-out cases that need no learning: ``{what they are: folder}``.
     For the parcellation, the training template registered to each subject (affine, and
-    affine + demons; :mod:`scseg.data.registration`), its labels warped."""
+    affine + demons; :mod:`scseg.atlas.registration`), its labels warped."""
     if name != "parcellation":
         return {baseline(name, data, split, base / "baseline"): base / "baseline"}
-    from scseg.data.registration import register_labels
+    from scseg.atlas.registration import register_labels
 
     (atlas,) = split["train"]
     found = {}

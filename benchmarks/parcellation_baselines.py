@@ -4,7 +4,7 @@ MNI-space validation template: what every network row must be read against.
 * atlas copy: the training template's labels placed on the subject by world position;
 * affine registration: the training template registered to the subject (SimpleITK,
   Mattes mutual information, rigid then 12 parameters, two resolutions;
-  :mod:`scseg.data.registration`, the same that a label-prior model starts from), its
+  :mod:`scseg.atlas.registration`, the same that a label-prior model starts from), its
   labels warped (nearest);
 * affine + deformable: then SimpleITK's fast symmetric-forces demons at 2 mm, its labels
   warped.
@@ -32,8 +32,8 @@ from pathlib import Path
 import SimpleITK as sitk
 from common import write
 
-from scseg.data.registration import affine, deformable
-from scseg.data.registration import labels_on as _labels_on
+from scseg.atlas.registration import affine, deformable
+from scseg.atlas.registration import labels_on as _labels_on
 from scseg.data.samples import prepare_sample
 from scseg.evaluation import mean_dice
 

@@ -18,7 +18,7 @@ import numpy as np
 import SimpleITK as sitk
 from common import RESULTS
 
-from scseg.data.registration import affine, deformable, labels_on
+from scseg.atlas.registration import affine, deformable, labels_on
 from scseg.data.samples import prepare_sample
 from scseg.evaluation import mean_dice
 

@@ -33,14 +33,14 @@ import nibabel as nib
 import numpy as np
 from common import write
 
-from scseg.data.native import write_native_subjects
+from scseg.atlas.native import write_native_subjects
 from scseg.data.samples import prepare_sample
 from scseg.evaluation import mean_dice
 from scseg.inference import load_model
 from scseg.inference import prior as on_grid
 from scseg.inference.volume import _input_geometry, model_input
 
-HELD_OUT_SEED = 2000  # training copies draw from 1000 (scseg.data.priors.COPY_SEED)
+HELD_OUT_SEED = 2000  # training copies draw from 1000 (scseg.atlas.priors.COPY_SEED)
 
 
 def score(model, image: Path, truth_path: Path) -> dict:

@@ -1,7 +1,7 @@
 """Where a register-then-refine network gains and loses against the registration it starts
 from, structure by structure, on the native-space subjects of the parcellation sample.
 
-The prior is made again here as the model makes it (:func:`scseg.data.registration.
+The prior is made again here as the model makes it (:func:`scseg.atlas.registration.
 register_labels`, the training template onto each subject); the network's label maps are
 ``scseg predict``'s (e.g. from ``parcellation_baselines.py --checkpoint``). Structures are
 grouped into cortical parcels (a gyrus code after the side, ``Left_MFG_...``), whose borders
@@ -26,7 +26,7 @@ import nibabel as nib
 import numpy as np
 from common import RESULTS
 
-from scseg.data.registration import register_labels
+from scseg.atlas.registration import register_labels
 from scseg.data.samples import prepare_sample
 from scseg.evaluation import class_dice
 

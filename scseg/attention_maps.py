@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from scseg.atlas import LabelPrior
 from scseg.layers import ChannelSE, ChannelSpatialSE, SpatialSE
 
 _MODES = {1: "linear", 2: "bilinear", 3: "trilinear"}
@@ -32,9 +33,7 @@ class AttentionMaps:
 def _network(model: nn.Module) -> tuple[nn.Module, nn.Module]:
     """What runs an input, and the U-Net in it whose decoder blocks are hooked: the
     U-Net inside a LightningModule or a loaded model, or ``model`` itself; a label-prior
-    model (:class:`~scseg.models.prior.LabelPrior`) runs whole around its U-Net."""
-    from scseg.models.prior import LabelPrior
-
+    model (:class:`~scseg.atlas.model.LabelPrior`) runs whole around its U-Net."""
     inner = getattr(model, "net", None)
     for outer in (model, inner):
         if isinstance(outer, LabelPrior):

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from scseg.data.labels import LabelScheme, label_scheme
-from scseg.data.volumes3d import VOLUME_SUFFIXES, case_name
+from scseg.io.volumes import VOLUME_SUFFIXES, case_name
 
 METRICS = ("dice", "iou", "hd95", "msd", "nsd")
 COLUMNS = ("case", "class", "name", *METRICS, "truth_voxels", "predicted_voxels")
@@ -59,7 +59,7 @@ def _read_volume(path: Path) -> tuple[np.ndarray, np.ndarray]:
     Raises:
         EvaluationError: unreadable.
     """
-    from scseg.data.volumes3d import read_volume
+    from scseg.io.volumes import read_volume
 
     try:
         data, affine = read_volume(path)
@@ -84,7 +84,7 @@ def read_label_map(path: Path) -> LabelMap:
             raise EvaluationError(f"{path}: a label map must be 3D, got shape {data.shape}")
         spacing = tuple(float(s) for s in np.sqrt((affine[:3, :3] ** 2).sum(0)))
     else:
-        from scseg.data.io2d import read_mask
+        from scseg.io.images import read_mask
 
         try:
             data, affine, spacing = read_mask(path), None, (1.0, 1.0)

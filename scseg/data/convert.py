@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from scseg.data.nrrd import nrrd_affine
+from scseg.io.nrrd import nrrd_affine
 
 if TYPE_CHECKING:
     import nibabel as nib

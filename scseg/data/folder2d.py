@@ -15,7 +15,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from scseg.data.base import SegmentationDataModule, evaluation_sampler, read_split
-from scseg.data.io2d import IMAGE_SUFFIXES, read_image, read_mask, standardize, to_unit_range
+from scseg.io.images import IMAGE_SUFFIXES, read_image, read_mask, standardize, to_unit_range
 
 
 def find_image(folder: Path, case: str) -> Path:
@@ -92,7 +92,7 @@ class Folder2DDataModule(SegmentationDataModule):
         image_dir, mask_dir: sub-folders of ``root``.
         split_file: JSON file with ``train`` and ``val`` case lists.
         patch_size: training crop ``(H, W)``; padded first where an image is smaller.
-        normalization: see :func:`scseg.data.io2d.normalize`.
+        normalization: see :func:`scseg.io.images.normalize`.
         ignore_index: mask value that counts for nothing (padding uses it too).
         augment: ``"microscopy"`` (flips, 90-degree rotations, intensity),
             ``"natural"`` (horizontal flip, scale/rotate, colour) or ``"none"``. Intensity

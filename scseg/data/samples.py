@@ -12,6 +12,7 @@ checksums match.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections.abc import Sequence
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from scseg.atlas import write_native_subjects
 from scseg.data.convert import nrrd_to_nifti, tile_2d, write_msd_dataset_json, write_split
 from scseg.data.download import (
     DownloadError,
@@ -259,7 +261,7 @@ def prepare_sample(
       (one of :data:`ATLASES`) resampled onto its grid (see
       :func:`parcellation_labels`); class names from the atlas CSV. ``native`` N adds N
       subjects moved out of MNI space from the validation template, and
-      ``split_native.json`` that validates on them (:mod:`scseg.data.native`).
+      ``split_native.json`` that validates on them (:mod:`scseg.atlas.native`).
 
     Returns:
         the dataset folder (:func:`dataset_dir`).
@@ -275,8 +277,6 @@ def prepare_sample(
             else:
                 _CONVERTERS[name](raw, tmp)
     if native:
-        from scseg.data.native import add_native_subjects
-
         add_native_subjects(final, native)
     return final
 
@@ -412,3 +412,25 @@ _CONVERTERS = {
     "tumour3d": _prepare_tumour,
     "brain_tissue3d": _prepare_brain_tissue,
 }
+
+
+def add_native_subjects(folder: Path, count: int) -> Path:
+    """Adds ``count`` native subjects, moved from the validation template, to a prepared
+    ``brain_parcellation3d`` folder: their files, their place in ``dataset.json`` and
+    ``split_native.json`` (the training template trains, the native subjects validate;
+    ``split.json`` keeps the MNI-space validation). Returns the split file."""
+    train, template = list(PARCELLATION_CASES)
+    image, label = (folder / kind / f"{template}.nii.gz" for kind in ("imagesTr", "labelsTr"))
+    names = write_native_subjects(image, label, folder, count)
+    meta_path = folder / "dataset.json"
+    meta = json.loads(meta_path.read_text())
+    listed = {entry["image"] for entry in meta["training"]}
+    for name in names:
+        if f"./imagesTr/{name}.nii.gz" not in listed:
+            meta["training"].append({"image": f"./imagesTr/{name}.nii.gz",
+                                     "label": f"./labelsTr/{name}.nii.gz"})  # fmt: skip
+    meta["numTraining"] = len(meta["training"])
+    meta_path.write_text(json.dumps(meta, indent=2) + "\n")
+    split = folder / "split_native.json"
+    split.write_text(json.dumps({"train": [train], "val": names}, indent=2) + "\n")
+    return split

@@ -18,6 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
+from scseg.data.labels import check_region_values
+from scseg.io.volumes import read_volume
+
 
 class DataValidationError(ValueError):
     """A dataset failed validation; the message lists every problem by case."""
@@ -153,8 +156,6 @@ def validate_msd(
     Raises:
         DataValidationError: listing the bad cases.
     """
-    from scseg.data.labels import check_region_values
-    from scseg.data.volumes3d import read_volume
 
     def files(case: str) -> tuple[Path, Path]:
         return Path(pairs[case]["image"]), Path(pairs[case]["label"])

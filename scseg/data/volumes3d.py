@@ -16,6 +16,7 @@ import torch
 from monai import transforms as T
 from monai.data import CacheDataset, DataLoader, Dataset, PersistentDataset
 
+from scseg.atlas import check_prior_options, prior_channel, prior_items, residual_warp
 from scseg.data.augment import (
     intensity_augmentation,
     intensity_augmentation_check,
@@ -34,42 +35,11 @@ from scseg.data.caching import (
 )
 from scseg.data.geometry import OrthonormalAffined
 from scseg.data.labels import RegionMasksd, label_scheme, sparse_labels
-from scseg.data.nrrd import NRRD_SUFFIXES, ras_nrrd_reader
-from scseg.data.priors import check_prior_options, prior_channel, prior_items, residual_warp
+from scseg.io.nrrd import ras_nrrd_reader
+from scseg.io.volumes import case_name, is_volume_file
 
 INTENSITY_MODES = ("auto", "zscore", "ct", "none")
 CACHE_MODES = ("memory", "disk", "none")
-VOLUME_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr")
-
-
-def case_name(path: str | Path) -> str:
-    """The file name without its volume suffix (``.nii.gz``, ``.nii``, ``.nrrd``, ``.nhdr``,
-    any case) or, for other files, without its last suffix."""
-    name = Path(path).name
-    for suffix in VOLUME_SUFFIXES:
-        if name.lower().endswith(suffix):
-            return name[: -len(suffix)]
-    return Path(name).stem
-
-
-def read_volume(path: Path):
-    """``(array, RAS affine)`` of a NIfTI or NRRD file, as stored."""
-    import nibabel as nib
-    import numpy as np
-
-    if str(path).lower().endswith(NRRD_SUFFIXES):
-        import nrrd
-
-        from scseg.data.nrrd import nrrd_affine
-
-        data, header = nrrd.read(str(path))
-        return data, nrrd_affine(header)
-    image = nib.load(path)
-    return np.asanyarray(image.dataobj), image.affine
-
-
-def is_volume_file(path: Path) -> bool:
-    return path.is_file() and path.name.lower().endswith(VOLUME_SUFFIXES)
 
 
 def pair_volume_folders(root: Path) -> dict[str, dict[str, str]]:
@@ -209,14 +179,14 @@ class MSD3DDataModule(SegmentationDataModule):
         validate: check every case before training (:mod:`scseg.data.validation`):
             geometry, label values, NaN/Inf, empty files, duplicates; ``False`` skips it.
         native: with ``sample="brain_parcellation3d"``, add this many native-space subjects
-            (:mod:`scseg.data.native`; ``split_file: split_native.json`` validates on them).
+            (:mod:`scseg.atlas.native`; ``split_file: split_native.json`` validates on them).
         label_prior: train a model that refines a registered atlas
-            (``model.model_options.label_prior``, :mod:`scseg.models.prior`): each input
+            (``model.model_options.label_prior``, :mod:`scseg.atlas.model`): each input
             gets one more channel, a prior label map. For a training case it is the case's
             own labels, which the pose augmentation (``rotation``, ``zoom``) moves with the
             image while a residual warp (``prior_warp``) moves only image and labels, as a
             registration leaves them; validation and test cases get the atlas (``atlas_case``)
-            registered to them (:func:`scseg.data.registration.register_labels`), once: the
+            registered to them (:func:`scseg.atlas.registration.register_labels`), once: the
             warped labels are kept in the preprocessing cache (``cache_dir``).
         prior_registration: how the atlas is registered to a case: ``"affine"`` or
             ``"deformable"`` (affine, then demons at 2 mm; seconds more per case).
@@ -227,7 +197,7 @@ class MSD3DDataModule(SegmentationDataModule):
             voxels), ``rotation`` (about each axis), ``scale`` (relative) and ``shift``.
         registered_copies: train instead on this many copies of each training case moved
             as native subjects are, each with the atlas registered to it as in prediction
-            (:func:`scseg.data.priors.registered_copies`; no residual warp).
+            (:func:`scseg.atlas.priors.registered_copies`; no residual warp).
     """
 
     def __init__(
@@ -319,8 +289,9 @@ class MSD3DDataModule(SegmentationDataModule):
 
         hp = self.hparams
         if hp.get("label_prior"):
+            folder = preprocessed_cache_dir(hp.cache_dir, {"priors": hp.prior_registration})
             self.atlas_files, with_case = prior_items(pairs, split, hp.atlas_case,
-                hp.prior_registration, hp.cache_dir, hp.get("registered_copies", 0))  # fmt: skip
+                hp.prior_registration, folder, hp.get("registered_copies", 0))  # fmt: skip
         self._cache_settings = {"spacing": hp.spacing, "intensity": self.intensity,
                                 "ct_window": hp.ct_window, "grid": "orthonormal"}  # fmt: skip
         if self.multilabel:  # cached labels are region masks

@@ -47,7 +47,7 @@ class LoadedModel:
 
     @property
     def atlas(self) -> dict[str, str] | None:
-        """For a model that refines a registered atlas (:mod:`scseg.models.prior`), the
+        """For a model that refines a registered atlas (:mod:`scseg.atlas.model`), the
         atlas's ``image`` and ``label`` files (set by training; ``--atlas`` replaces them)."""
         return self.data_info.get("label_prior") or None
 

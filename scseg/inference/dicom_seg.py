@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from scseg.data.dicom import DicomVolume
+from scseg.io.dicom import DicomVolume
 
 
 def segmentation(
@@ -30,7 +30,7 @@ def segmentation(
             (the series' own grid, slices in :attr:`DicomVolume.datasets` order), or
             ``(columns, rows, slices, R)`` masks of regions that may overlap (the standard
             allows overlapping segments in a binary segmentation).
-        series: the source series as read by :func:`scseg.data.dicom.read_series`.
+        series: the source series as read by :func:`scseg.io.dicom.read_series`.
         class_names: names of classes ``0..C-1``; 1.. become the segment labels.
         model_name: the algorithm name recorded with each segment.
 

@@ -9,11 +9,11 @@ import torch.nn.functional as F
 
 from scseg.attention_maps import AttentionMaps, capture
 from scseg.attention_report import report_html
-from scseg.data.volumes3d import case_name
 from scseg.inference.checkpoint import LoadedModel
 from scseg.inference.image import image_tensor
 from scseg.inference.volume import InputError, is_volume, model_input
 from scseg.inference.writing import atomic_write, refuse_existing
+from scseg.io.volumes import case_name
 
 MAX_VOXELS_FACTOR = 8  # volumes up to 8 training patches are mapped whole, larger ones cropped
 

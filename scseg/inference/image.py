@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from scseg.data.io2d import IMAGE_SUFFIXES, normalize, read_image
 from scseg.inference.checkpoint import LoadedModel
 from scseg.inference.volume import InputError
+from scseg.io.images import IMAGE_SUFFIXES, normalize, read_image
 from scseg.models.slabs import pad_predict
 
 # Distinct colours for overlays; class 0 (background) is left uncoloured.

@@ -1,6 +1,6 @@
 """Prediction for a model that refines a registered atlas, at the input's own resolution.
 
-A :class:`scseg.models.prior.LabelPrior` adds a correction to its prior's logits
+A :class:`scseg.atlas.model.LabelPrior` adds a correction to its prior's logits
 (``strength`` x one-hot of the registered atlas's labels). Predicted whole at the training
 spacing and mapped back, the prior would pass through that grid twice, down with the input
 and back with the result: at 2 mm on 1 mm brains that alone costs a deformable registration
@@ -20,8 +20,10 @@ import torch
 from monai import transforms as T
 from monai.data import MetaTensor
 
+from scseg.inference import inversion
 from scseg.inference.argmax import running_argmax
 from scseg.inference.checkpoint import LoadedModel
+from scseg.inference.inversion import inverted_chunks
 from scseg.models.slabs import sliding_window_slabs, window_batch_size
 
 
@@ -254,15 +256,13 @@ def resampled_chunks(pre: T.Compose, image: MetaTensor, values: torch.Tensor, sh
                      resample: AxisResampler | None):  # fmt: skip
     """``(start, chunk)``: channels ``start..`` of ``values`` ``(C, *preprocessed)`` on the
     input grid ``shape`` (float32 ``(k, *input)``), as
-    :func:`scseg.inference.volume._inverted_chunks` gives them, by ``resample`` (from
+    :func:`scseg.inference.inversion.inverted_chunks` gives them, by ``resample`` (from
     :func:`checked_resampler`) in a fifth of the time; by MONAI's inversion where it is
     ``None`` (no resampler passed the check)."""
-    from scseg.inference.volume import CLASS_CHUNK_ELEMENTS, _inverted_chunks
-
     if resample is None:
-        yield from _inverted_chunks(pre, image, values, shape)
+        yield from inverted_chunks(pre, image, values, shape)
         return
-    step = max(1, CLASS_CHUNK_ELEMENTS // max(1, int(np.prod(shape))))
+    step = max(1, inversion.CLASS_CHUNK_ELEMENTS // max(1, int(np.prod(shape))))
     for start in range(0, values.shape[0], step):
         yield start, resample(values[start : start + step]).contiguous()
 

@@ -11,12 +11,12 @@ import numpy as np
 from PIL import Image
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
-from scseg.data.dicom import DicomSeries, SeriesError, find_series, is_dicom_file
-from scseg.data.volumes3d import case_name
 from scseg.inference.checkpoint import LoadedModel
 from scseg.inference.image import is_image, overlay, predict_image
 from scseg.inference.volume import InputError, is_volume, predict_volume
 from scseg.inference.writing import OutputExistsError, StagedWrites, refuse_existing
+from scseg.io.dicom import DicomSeries, SeriesError, find_series, is_dicom_file
+from scseg.io.volumes import case_name
 
 FORMATS = ("nifti", "dicom-seg")
 Source = Path | DicomSeries  # a file, or a DICOM series (a folder's files)

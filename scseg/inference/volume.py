@@ -13,23 +13,22 @@ import torch
 from monai import transforms as T
 from monai.data import MetaTensor
 
-from scseg.data.dicom import DicomSeries, DicomVolume, read_series
-from scseg.data.nrrd import NRRD_SUFFIXES, nrrd_affine
+from scseg.atlas import register_labels
 from scseg.data.volumes3d import preprocessing
 from scseg.inference.argmax import running_argmax
 from scseg.inference.checkpoint import LoadedModel
+from scseg.inference.inversion import inverted_chunks
+from scseg.inference.prior import corrections_and_inversion
 from scseg.inference.writing import ClassVolumeWriter
+from scseg.io.dicom import DicomSeries, DicomVolume, read_series
+from scseg.io.nrrd import NRRD_SUFFIXES, nrrd_affine
+from scseg.io.volumes import VOLUME_SUFFIXES
 from scseg.models.slabs import (
     SlabStream,
     slicewise_slabs,
     sliding_window_slabs,
     window_batch_size,
 )
-
-VOLUME_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr")
-# classes x input voxels resampled at a time (float32: 64 MiB, two classes of a 1 mm brain),
-# so the inversion's memory does not grow with the number of classes
-CLASS_CHUNK_ELEMENTS = 1 << 24
 
 
 class InputError(ValueError):
@@ -54,7 +53,7 @@ def _input_geometry(
     path: Path | DicomSeries,
 ) -> tuple[np.ndarray, tuple[int, ...], nib.Nifti1Header | None, DicomVolume | None]:
     """Affine, shape and (for NIfTI) header of the input, read from its own header; for a
-    DICOM series, read whole (:func:`scseg.data.dicom.read_series`), also the volume."""
+    DICOM series, read whole (:func:`scseg.io.dicom.read_series`), also the volume."""
     if isinstance(path, DicomSeries):
         dicom = read_series(path)
         return dicom.affine, dicom.array.shape, None, dicom
@@ -188,13 +187,11 @@ def model_input(
 
 def atlas_prior(model: LoadedModel, path: Path, folder: Path) -> Path:
     """The model's atlas (``model.atlas``: its image and labels) registered to ``path``
-    (:func:`scseg.data.registration.register_labels`), the labels on ``path``'s grid.
+    (:func:`scseg.atlas.registration.register_labels`), the labels on ``path``'s grid.
 
     Raises:
         InputError: a DICOM input, a missing atlas file, or a failed registration.
     """
-    from scseg.data.registration import register_labels
-
     if isinstance(path, DicomSeries):
         raise InputError(f"{path}: atlas-prior models take NIfTI or NRRD files, not DICOM")
     for kind in ("image", "label"):
@@ -238,7 +235,7 @@ def predict_volume(
     Args:
         model: from :func:`scseg.inference.load_model`, 3D.
         path: NIfTI (``.nii``/``.nii.gz``) or NRRD file, or a DICOM series
-            (:func:`scseg.data.dicom.find_series`; the output's affine is then the series'
+            (:func:`scseg.io.dicom.find_series`; the output's affine is then the series'
             own, in RAS, on its (column, row, slice) grid).
         roi_size: window size (default: the training patch size).
         overlap, sw_batch_size: sliding-window settings.
@@ -257,7 +254,7 @@ def predict_volume(
 
     Raises:
         InputError: unreadable file, or wrong dimensionality or channel count.
-        SeriesError: a DICOM series that is not a volume (:func:`scseg.data.dicom.read_series`).
+        SeriesError: a DICOM series that is not a volume (:func:`scseg.io.dicom.read_series`).
     """
     if not isinstance(path, DicomSeries):
         path = Path(path)
@@ -297,8 +294,6 @@ def _network_output(model: LoadedModel, path, data: dict, x: torch.Tensor, roi_s
     if len(roi) != 3 and model.slice_axis is None:
         raise InputError(f"{path}: no sliding-window size: give roi_size (3 values)")
     if model.atlas:
-        from scseg.inference.prior import corrections_and_inversion
-
         return corrections_and_inversion(model, x, data, roi, overlap, sw_batch_size, tta)
     probs = sliding_window_probabilities(model, x[None].float(), roi, overlap, sw_batch_size, tta)
     return probs[0], _invert_argmax
@@ -314,24 +309,11 @@ def _invert_regions(
         InputError: naming ``path`` if the inversion does not land on the input grid.
     """
     masks = np.zeros((probs.shape[0], *shape), bool)
-    for start, chunk in _inverted_chunks(pre, image, probs, shape):
+    for start, chunk in inverted_chunks(pre, image, probs, shape):
         if tuple(chunk.shape[1:]) != shape:
             raise InputError(f"{path}: internal error: output grid {chunk.shape[1:]} != {shape}")
         masks[start : start + chunk.shape[0]] = (chunk > 0.5).numpy()
     return masks
-
-
-def _inverted_chunks(pre: T.Compose, image: MetaTensor, probs: torch.Tensor, shape):
-    """``(start, chunk)``: channels ``start..`` of ``probs`` ``(C, *preprocessed)`` mapped
-    back to the input grid (MONAI ``Invertd``, float32 ``(k, *input)``), a few channels at
-    a time so that memory does not grow with the number of channels. Resampling is per
-    channel, so each chunk equals that part of inverting all channels at once."""
-    step = max(1, min(probs.shape[0], CLASS_CHUNK_ELEMENTS // max(1, int(np.prod(shape)))))
-    invert = T.Invertd("pred", transform=pre, orig_keys="image", nearest_interp=False)
-    for start in range(0, probs.shape[0], step):
-        part = MetaTensor(probs[start : start + step], meta=dict(image.meta))
-        chunk = invert({"image": image, "pred": part})["pred"]
-        yield start, (chunk.as_tensor() if isinstance(chunk, MetaTensor) else chunk).float()
 
 
 def _region_output(model: LoadedModel, masks: np.ndarray, mode: str, affine, header):
@@ -381,7 +363,7 @@ def _invert_argmax(
             yield start, chunk
             del chunk  # before the next chunk is made
 
-    chunks = kept(_inverted_chunks(pre, image, probs, shape))
+    chunks = kept(inverted_chunks(pre, image, probs, shape))
     labels, _ = running_argmax(chunks, shape, probs.shape[0])
     return labels, full if labels.shape == shape else None
 

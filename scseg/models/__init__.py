@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from torch import nn
 
+from scseg.atlas import LabelPrior
 from scseg.layers.fused import CHANNELS_LAST
 from scseg.models import peers as _peers  # noqa: F401  (registers the peer networks)
 from scseg.models.decoder import DecoderBlock, UnetDecoder
 from scseg.models.encoders import NdEncoder, SMPEncoder
-from scseg.models.prior import LabelPrior
 from scseg.models.unet import MODELS, SEUnet
 
 

@@ -156,7 +156,7 @@ def find_cases(root: Path) -> tuple[str, dict, dict[str, tuple[Path, Path]]]:
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: no such folder")
     if (root / "images").is_dir():
-        from scseg.data.io2d import IMAGE_SUFFIXES
+        from scseg.io.images import IMAGE_SUFFIXES
 
         images = {
             p.stem: p
@@ -256,7 +256,7 @@ def fingerprint(root: str | Path, seed: int = 0) -> Fingerprint:
 
 
 def _read_volume_pair(report: Report, case: str, image_path: Path, label_path: Path):
-    from scseg.data.volumes3d import read_volume
+    from scseg.io.volumes import read_volume
 
     image, image_affine = read_volume(image_path)
     label, label_affine = read_volume(label_path)
@@ -270,7 +270,7 @@ def _read_volume_pair(report: Report, case: str, image_path: Path, label_path: P
 
 
 def _read_image_pair(report: Report, case: str, image_path: Path, mask_path: Path):
-    from scseg.data.io2d import read_image, read_mask
+    from scseg.io.images import read_image, read_mask
 
     image, mask = read_image(image_path), read_mask(mask_path)
     if not check_image_mask(report, case, image, mask):

@@ -1,9 +1,13 @@
 """The LightningCLI behind ``scseg fit|validate|test`` (:mod:`scseg.cli.train` runs it):
 our checkpoint callback and its defaults, CSV and TensorBoard logs in one version folder,
-a fold's own run folder, mixed precision on a GPU, atomic checkpoint writes."""
+a fold's own run folder, mixed precision on a GPU, atomic checkpoint writes, and a class's
+refusal while it is built as one line that names the key."""
 
 from __future__ import annotations
 
+import importlib
+import inspect
+import re
 from pathlib import Path
 
 import torch
@@ -13,6 +17,7 @@ from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from scseg.training.callbacks import AtomicCheckpointIO, EpochTimer, MetricsReport, RunCheckpoint
+from scseg.training.module import SegmentationModule
 
 
 def default_callbacks() -> list:
@@ -54,8 +59,6 @@ class SCSegCLI(LightningCLI):
         try:
             super().instantiate_classes()
         except ValueError as err:
-            from scseg.cli.train import instantiation_error
-
             raise ValueError(instantiation_error(str(err))) from None
 
     def instantiate_trainer(self, **kwargs):
@@ -71,3 +74,48 @@ class SCSegCLI(LightningCLI):
         if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:
             trainer.strategy.checkpoint_io = AtomicCheckpointIO()
         return trainer
+
+
+UNION_FAILED = "Does not validate against any"  # of the Union subtypes
+
+
+def instantiation_error(message: str) -> str:
+    """One line for a class that refused a value while LightningCLI built it, prefixed by
+    the key where the message's first word is one of the class's arguments
+    (``data.init_args.rotation: rotation must be ...``, ``model.scheduler: scheduler must
+    be ...``). The data module's errors come wrapped in jsonargparse's listing of the
+    Union's subtypes, with the whole Namespace; the model's come as they are."""
+    lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
+    if not lines or not lines[0].startswith(UNION_FAILED):
+        owner, prefix, text = SegmentationModule, "model", " ".join(lines)
+    else:
+        text = "; ".join(union_errors(lines)) or lines[0]
+        found = re.search(r"class_path='([\w.]+)'", message)
+        module, _, name = found.group(1).rpartition(".") if found else ("", "", "")
+        try:
+            owner = getattr(importlib.import_module(module), name)
+        except (ImportError, AttributeError, ValueError):
+            owner = None
+        prefix = "data.init_args"
+        text += f" ({found.group(1)})" if found else ""
+    first = re.match(r"\w+", text)
+    params = inspect.signature(owner).parameters if owner is not None else {}
+    if first and first.group(0) in params:
+        return f"{prefix}.{first.group(0)}: {text}"
+    return text if prefix == "model" else f"data: {text}"
+
+
+def union_errors(lines: list[str]) -> list[str]:
+    """The errors of jsonargparse's listing of the Union subtypes it tried (after
+    ``Errors:``, one per ``- `` line, a nested explanation joined on), less those about
+    ``None``."""
+    errors: list[str] = []
+    listing = False
+    for ln in lines:
+        if ln == "Errors:" or ln.startswith("Given value"):
+            listing = ln == "Errors:"
+        elif listing and ln.startswith("- "):
+            errors.append(ln[2:])
+        elif listing and errors:
+            errors[-1] += " " + ln  # a nested explanation goes on over several lines
+    return [e for e in errors if "NoneType" not in e]

@@ -15,6 +15,8 @@ import torch.nn.functional as F
 from monai.losses import DiceLoss, FocalLoss
 from torch import nn
 
+from scseg.layers.grid import downsample_labels
+
 LOSSES = ("dice", "ce", "dicece", "focal")
 SMOOTH = 1e-5  # MONAI DiceLoss's smooth_nr and smooth_dr
 
@@ -214,9 +216,7 @@ def supervised_loss(
 ) -> torch.Tensor:
     """Applies ``loss`` to one output or, with deep supervision, to each, weighted; an
     output coarser than the target (``deep_supervision_at="own"``) is scored against the
-    labels at its resolution (:func:`scseg.models.unet.downsample_labels`)."""
-    from scseg.models.unet import downsample_labels
-
+    labels at its resolution (:func:`scseg.layers.grid.downsample_labels`)."""
     if isinstance(outputs, torch.Tensor):
         return loss(outputs, target)
     weights = deep_supervision_weights(len(outputs))

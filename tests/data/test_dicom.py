@@ -11,7 +11,7 @@ import numpy as np
 import pydicom
 import pytest
 
-from scseg.data.dicom import SeriesError, find_series, read_series
+from scseg.io.dicom import SeriesError, find_series, read_series
 
 from ..conftest import SHARED_SAMPLES
 from ..dicom_series import keep_locale, rotation, write_series

@@ -11,7 +11,7 @@ from matplotlib import cbook
 from PIL import Image
 
 from scseg.data import Folder2DDataModule
-from scseg.data.io2d import _IMAGENET_MEAN, _IMAGENET_STD, normalize, read_image
+from scseg.io.images import _IMAGENET_MEAN, _IMAGENET_STD, normalize, read_image
 
 
 @pytest.fixture

@@ -48,11 +48,11 @@ def test_the_residual_warp_moves_image_and_labels_but_not_the_prior(ellipsoids, 
 
 
 def test_validation_cases_get_the_atlas_registered_once(ellipsoids, tmp_path, monkeypatch):
-    import scseg.data.registration as registration
+    import scseg.atlas.priors as priors
 
     calls = []
-    real = registration.register_labels
-    monkeypatch.setattr(registration, "register_labels",
+    real = priors.register_labels
+    monkeypatch.setattr(priors, "register_labels",
                         lambda *a: calls.append(a) or real(*a))  # fmt: skip
     dm = _module(ellipsoids, tmp_path)
     dm.setup("fit")
@@ -73,11 +73,11 @@ def test_validation_cases_get_the_atlas_registered_once(ellipsoids, tmp_path, mo
 def test_registered_copies_train_on_the_prior_that_prediction_gives(
     ellipsoids, tmp_path, monkeypatch
 ):
-    import scseg.data.registration as registration
+    import scseg.atlas.priors as priors
 
     calls = []
-    real = registration.register_labels
-    monkeypatch.setattr(registration, "register_labels",
+    real = priors.register_labels
+    monkeypatch.setattr(priors, "register_labels",
                         lambda *a: calls.append(a) or real(*a))  # fmt: skip
     dm = _module(ellipsoids, tmp_path, registered_copies=2)
     dm.setup("fit")

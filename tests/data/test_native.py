@@ -9,8 +9,8 @@ import nibabel as nib
 import numpy as np
 from nibabel.processing import resample_from_to
 
+from scseg.atlas.native import draw_warp, warp_volume
 from scseg.cli import main
-from scseg.data.native import draw_warp, warp_volume
 from scseg.evaluation import mean_dice
 
 
@@ -88,7 +88,7 @@ def test_the_separable_displacement_is_scipys_3d_spline() -> None:
     what cubic B-spline interpolation of the whole grid at every voxel gives."""
     from scipy.ndimage import map_coordinates
 
-    from scseg.data.native import displacement
+    from scseg.atlas.native import displacement
 
     shape, affine = (23, 30, 17), np.diag([2.0, 2.0, 2.0, 1.0])
     warp = draw_warp(5, shape, affine, centre_mm=(20.0, 30.0, 15.0))

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from scseg.data.nrrd import nrrd_affine, to_ras
 from scseg.inference import LoadedModel
 from scseg.inference.volume import predict_volume, preprocess_volume
+from scseg.io.nrrd import nrrd_affine, to_ras
 from scseg.models import create_model
 
 

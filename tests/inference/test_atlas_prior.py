@@ -118,7 +118,7 @@ def test_the_axis_resampler_maps_back_as_monai_does(tmp_path) -> None:
 
     from scseg.data.volumes3d import preprocessing
     from scseg.inference import prior
-    from scseg.inference.volume import _inverted_chunks
+    from scseg.inference.inversion import inverted_chunks
 
     rotation = Rotation.from_euler("xyz", [10, -20, 30], degrees=True).as_matrix()
     affine = np.eye(4)
@@ -132,7 +132,7 @@ def test_the_axis_resampler_maps_back_as_monai_does(tmp_path) -> None:
     pre = T.Compose(preprocessing(["image"], (2.0, 2.0, 2.0), "zscore", None, True))
     image = pre({"image": str(tmp_path / "x.nii.gz")})["image"]
     values = torch.randn(5, *image.shape[1:], generator=torch.Generator().manual_seed(0))
-    reference = torch.cat([chunk for _, chunk in _inverted_chunks(pre, image, values, shape)])
+    reference = torch.cat([chunk for _, chunk in inverted_chunks(pre, image, values, shape)])
     resample = prior.AxisResampler(image.affine, image.shape[1:], affine, shape)
     torch.testing.assert_close(resample(values), reference, atol=1e-5, rtol=0)
     resample = prior.checked_resampler(pre, image, shape)

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from scseg.cli import main
-from scseg.data.dicom import find_series, read_series
 from scseg.inference import load_model
+from scseg.io.dicom import find_series, read_series
 
 from ..data.test_dicom import PYDICOM_SERIES, canonical, geometries, sample_crop
 from ..dicom_series import write_series

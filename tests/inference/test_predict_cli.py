@@ -277,8 +277,7 @@ def test_probabilities_written_class_by_class(dtype, tmp_path) -> None:
     """``--probabilities`` streams class volumes into the file as they are resampled: the
     file holds what the in-memory path returns (uint8: within half a step of 1/255), in
     the input's geometry."""
-    from scseg.inference import PredictOptions, predict_files, predict_volume
-    from scseg.inference import volume as volume_file
+    from scseg.inference import PredictOptions, inversion, predict_files, predict_volume
 
     from .conftest import tiny_model
 
@@ -293,7 +292,7 @@ def test_probabilities_written_class_by_class(dtype, tmp_path) -> None:
     options = PredictOptions(probabilities=True, probabilities_dtype=dtype)
     chunk = 30 * 26 * 12  # one class per chunk: three writes
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(volume_file, "CLASS_CHUNK_ELEMENTS", chunk)
+        mp.setattr(inversion, "CLASS_CHUNK_ELEMENTS", chunk)
         assert predict_files(model, [tmp_path / "scan.nii.gz"], tmp_path / "out", options,
                              quiet=True).failures == []  # fmt: skip
     written = nib.load(tmp_path / "out" / "scan_probabilities.nii.gz")

@@ -155,7 +155,7 @@ def test_defect5_outputs_in_the_input_tree_are_not_inputs(ckpt_3d, tmp_path) -> 
     each process listed the inputs itself, and a slower one could take a SEG that a faster
     one had just written for a new series. Process 0 now lists once for all, and
     find_series skips Segmentation objects: a rerun finds the same two inputs."""
-    from scseg.data.dicom import find_series
+    from scseg.io.dicom import find_series
 
     inputs = tmp_path / "study"
     write_series(*sample_crop((74, 90, 40)), inputs / "a")

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from scseg.data.dicom import find_series, read_series
 from scseg.data.labels import regions_to_label_map
 from scseg.inference import LoadedModel
 from scseg.inference.runner import PredictOptions, predict_one
 from scseg.inference.volume import preprocess_volume, sliding_window_probabilities
+from scseg.io.dicom import find_series, read_series
 from scseg.models import create_model
 
 from ..dicom_series import write_series

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from scseg.data.convert import nrrd_to_nifti
-from scseg.inference import predict_volume
+from scseg.inference import inversion, predict_volume
 
 from .conftest import dice
 
@@ -117,7 +117,7 @@ def test_class_chunked_inversion_equals_inverting_all_classes(raw_samples, tmp_p
     probs = torch.softmax(logits, 0)
     del logits
     shape = volume._input_geometry(source)[1]
-    monkeypatch.setattr(volume, "CLASS_CHUNK_ELEMENTS", 7 * int(np.prod(shape)))  # 7 a chunk
+    monkeypatch.setattr(inversion, "CLASS_CHUNK_ELEMENTS", 7 * int(np.prod(shape)))  # 7 a chunk
     labels, full = volume._invert_argmax(pre, image, probs, shape, keep=True)
 
     whole = MetaTensor(probs, meta=dict(image.meta))

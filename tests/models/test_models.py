@@ -213,7 +213,7 @@ def test_attention_parameter_overhead_under_two_percent(
 def test_strided_logits_upsample_in_register(spatial_dims: int, stride: int, size: int) -> None:
     """A ramp sampled where the strided encoder centres its voxels (input voxel stride*j)
     comes back as the same ramp on the input grid: no half-voxel shift."""
-    from scseg.models.unet import upsample_to
+    from scseg.layers.grid import upsample_to
 
     m = -(-size // stride)
     coarse = torch.arange(m, dtype=torch.float64) * stride
@@ -230,7 +230,7 @@ def test_strided_logits_upsample_in_register(spatial_dims: int, stride: int, siz
 def test_upsampling_per_axis_keeps_each_axis_in_register() -> None:
     """A coarse axis left unpooled (stride 1) is not interpolated; the pooled ones are, as
     with one stride for all: a ramp along each axis comes back as the input's ramp."""
-    from scseg.models.unet import upsample_to
+    from scseg.layers.grid import upsample_to
 
     size, stride = (9, 8, 5), (2, 4, 1)
     pairs = zip(size, stride, strict=True)

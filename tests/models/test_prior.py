@@ -84,7 +84,7 @@ def test_a_plain_model_is_not_wrapped_and_the_option_reaches_checkpoints() -> No
 
 
 def test_the_registered_atlas_lands_on_a_moved_subject(tmp_path) -> None:
-    from scseg.data.registration import prior_path, register_labels
+    from scseg.atlas.registration import prior_path, register_labels
 
     atlas_affine = np.diag([2.0, 2.0, 2.0, 1.0])
     atlas_affine[:3, 3] = -40
@@ -119,7 +119,7 @@ def test_the_registered_atlas_lands_on_a_moved_subject(tmp_path) -> None:
 
 
 def test_an_unreadable_subject_is_named(tmp_path) -> None:
-    from scseg.data.registration import register_labels
+    from scseg.atlas.registration import register_labels
 
     bad = tmp_path / "broken.nii.gz"
     bad.write_bytes(b"not a volume")

@@ -45,7 +45,7 @@ def test_deep_supervision_weighting() -> None:
 def test_coarse_outputs_are_scored_on_labels_where_their_voxels_sit() -> None:
     """deep_supervision_at="own": a head at stride s is scored against the labels at input
     voxels s * j (where the strided convolutions centre it), odd sizes included."""
-    from scseg.models.unet import downsample_labels
+    from scseg.layers.grid import downsample_labels
 
     ramp = torch.arange(9).view(1, 9, 1).expand(1, 9, 5)  # labels = the index along axis 1
     assert downsample_labels(ramp, (5, 5))[0, :, 0].tolist() == [0, 2, 4, 6, 8]

@@ -1,7 +1,7 @@
 """A network that corrects a registered atlas instead of drawing every label from nothing.
 
 Register then refine: the input carries, after the image channels, one channel holding a
-label map that an atlas registration put on the subject (:mod:`scseg.data.registration`).
+label map that an atlas registration put on the subject (:mod:`scseg.atlas.registration`).
 :class:`LabelPrior` gives the wrapped network the image and a learnt embedding of each
 voxel's prior label (a few channels, not one per class: the first convolution stays as cheap
 as the image's), and adds the network's output to the prior's own logits (``strength`` x
@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from scseg.models.unet import downsample_labels
+from scseg.layers.grid import downsample_labels
 
 
 class LabelPrior(nn.Module):

@@ -200,27 +200,3 @@ def write_native_subjects(
                          "grid_file": f"native_transforms/{name}_grid.npy"}  # fmt: skip
         record_path.write_text(json.dumps(records, indent=1) + "\n")
     return names
-
-
-def add_native_subjects(folder: Path, count: int) -> Path:
-    """Adds ``count`` native subjects, moved from the validation template, to a prepared
-    ``brain_parcellation3d`` folder: their files, their place in ``dataset.json`` and
-    ``split_native.json`` (the training template trains, the native subjects validate;
-    ``split.json`` keeps the MNI-space validation). Returns the split file."""
-    from scseg.data.samples import PARCELLATION_CASES
-
-    train, template = list(PARCELLATION_CASES)
-    image, label = (folder / kind / f"{template}.nii.gz" for kind in ("imagesTr", "labelsTr"))
-    names = write_native_subjects(image, label, folder, count)
-    meta_path = folder / "dataset.json"
-    meta = json.loads(meta_path.read_text())
-    listed = {entry["image"] for entry in meta["training"]}
-    for name in names:
-        if f"./imagesTr/{name}.nii.gz" not in listed:
-            meta["training"].append({"image": f"./imagesTr/{name}.nii.gz",
-                                     "label": f"./labelsTr/{name}.nii.gz"})  # fmt: skip
-    meta["numTraining"] = len(meta["training"])
-    meta_path.write_text(json.dumps(meta, indent=2) + "\n")
-    split = folder / "split_native.json"
-    split.write_text(json.dumps({"train": [train], "val": names}, indent=2) + "\n")
-    return split

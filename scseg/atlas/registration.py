@@ -1,5 +1,5 @@
 """Atlas registration with SimpleITK: what the parcellation baselines run, and the prior
-that a label-prior model (:class:`scseg.models.prior.LabelPrior`) starts from.
+that a label-prior model (:class:`scseg.atlas.model.LabelPrior`) starts from.
 
 * :func:`affine`: the atlas image registered to a subject (Mattes mutual information,
   rigid from aligned centres of mass, then the 12-parameter affine from it, at a quarter
@@ -16,6 +16,8 @@ import os
 from pathlib import Path
 
 import numpy as np
+
+from scseg.io.volumes import read_volume
 
 
 def _sitk():
@@ -124,8 +126,6 @@ def register_labels(subject: str | Path, atlas_image: str | Path, atlas_labels: 
         ValueError: naming the file that SimpleITK cannot read or register.
     """
     import nibabel as nib
-
-    from scseg.data.volumes3d import read_volume
 
     if registration not in REGISTRATIONS:
         raise ValueError(f"registration must be one of {REGISTRATIONS}, got {registration!r}")

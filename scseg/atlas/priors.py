@@ -1,4 +1,4 @@
-"""Training data for label-prior models (:mod:`scseg.models.prior`, register then refine):
+"""Training data for label-prior models (:mod:`scseg.atlas.model`, register then refine):
 the prior channel, the residual warp that training simulates, and the registered priors of
 validation cases (``MSD3DDataModule(label_prior=True)``)."""
 
@@ -9,8 +9,8 @@ from pathlib import Path
 
 from monai import transforms as T
 
-from scseg.data.caching import preprocessed_cache_dir
-from scseg.data.registration import REGISTRATIONS
+from scseg.atlas.native import write_native_subjects
+from scseg.atlas.registration import REGISTRATIONS, prior_path, register_labels
 
 # the residual warp of label-prior training (MSD3DDataModule's prior_warp)
 PRIOR_WARP = {"elastic_sigma": (8.0, 12.0), "elastic_magnitude": (100.0, 400.0),
@@ -53,13 +53,10 @@ def residual_warp(options: dict | None) -> list:
 
 def registered_copies(item: dict, atlas_files: dict, folder: Path, count: int) -> list[dict]:
     """``count`` copies of a training case moved as a native subject is
-    (:func:`scseg.data.native.write_native_subjects`, seeds from :data:`COPY_SEED`), each
+    (:func:`scseg.atlas.native.write_native_subjects`, seeds from :data:`COPY_SEED`), each
     with the atlas registered to it as prediction registers it: training then sees the
     prior that prediction gives (registration's own errors), not a simulated one. Written
     once into ``folder``, named by the case's file stamps."""
-    from scseg.data.native import write_native_subjects
-    from scseg.data.registration import prior_path
-
     stamp = prior_path(folder, item["image"], item["label"]).name.removesuffix(".nii.gz")
     out = folder / f"copies-{stamp}"
     names = write_native_subjects(Path(item["image"]), Path(item["label"]), out, count,
@@ -75,8 +72,6 @@ def registered_copies(item: dict, atlas_files: dict, folder: Path, count: int) -
 
 def registered_prior(folder: Path, image: str, atlas_files: dict) -> str:
     """The atlas registered to ``image``, kept in ``folder`` by file stamps."""
-    from scseg.data.registration import prior_path, register_labels
-
     out = prior_path(folder, image, atlas_files["image"])
     if not out.is_file():
         register_labels(image, atlas_files["image"], atlas_files["label"], out,
@@ -89,20 +84,19 @@ def prior_items(
     split: dict,
     atlas_case: str | None,
     registration: str,
-    cache_dir: str | None,
+    folder: Path,
     copies: int = 0,
 ) -> tuple[dict, Callable[[list[str]], list[dict]]]:
     """The atlas's files (and how it is registered) and ``with_case`` for label-prior
     training: training cases are their own prior, or with ``copies``, that many moved
     copies of each with the atlas registered to them (:func:`registered_copies`); the
     others get the atlas registered to them
-    (:func:`scseg.data.registration.register_labels`), once: kept by file stamps in the
-    preprocessing cache."""
+    (:func:`scseg.atlas.registration.register_labels`), once: kept by file stamps in
+    ``folder`` (the data module's preprocessing cache)."""
     atlas = atlas_case or split["train"][0]
     if atlas not in pairs:
         raise ValueError(f"atlas_case {atlas!r} is not a case of the dataset")
     atlas_files = {**pairs[atlas], "registration": registration}
-    folder = preprocessed_cache_dir(cache_dir, {"priors": registration})
     train = set(split["train"])
 
     def with_case(cases: list[str]) -> list[dict]:
