@@ -47,8 +47,14 @@ def test_one_headline_table_each_row_with_its_baseline() -> None:
 
 def test_one_command_for_each_use() -> None:
     text = _readme()
-    for command in ("uv run scseg fit --config configs/quickstart_2d.yaml", "uv run pytest",
-                    "uv run scseg predict", "jupyter lab notebooks/", "uv run scseg plan"):  # fmt: skip
+    commands = (
+        "uv run scseg fit --config configs/quickstart_2d.yaml",
+        "uv run pytest",
+        "uv run scseg predict",
+        "jupyter lab notebooks/",
+        "uv run scseg plan",
+    )
+    for command in commands:
         assert command in text, command
     config = re.search(r"scseg fit --config (configs/\S+\.yaml)", text).group(1)
     assert (REPO / config).is_file()

@@ -13,10 +13,10 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import yaml
-from nnunet.environment import cuda, nnunet_run_env, sh
-from nnunet.settings import DATASETS, RUNS, SCSEG, TRAINER, VARIANTS
 from simple_baselines import two_thresholds
 
+from nnunet.environment import cuda, nnunet_run_env, sh
+from nnunet.settings import DATASETS, RUNS, SCSEG, TRAINER, VARIANTS
 from scseg.evaluation import METRICS, summarise
 
 

@@ -10,24 +10,17 @@ BENCHMARKS = Path(__file__).resolve().parents[1]
 REPO = BENCHMARKS.parent
 RESULTS = BENCHMARKS / "results"
 
-
 ROWS_FILE = RESULTS / "against_nnunet.jsonl"  # every row, as saved; report reads it
-
 
 RUNS = REPO / "runs" / "against_nnunet"
 
-
 ENV = RUNS / "nnunet-env"
-
 
 NNUNET = "nnunetv2==2.8.1"
 
-
 TRAINER = "nnUNetTrainer_scsegBudget"
 
-
 SCSEG = [sys.executable, "-m", "scseg.cli"]
-
 
 # per dataset: nnU-Net's dataset id, and what both plans are asked to change
 DATASETS = {
@@ -68,15 +61,12 @@ DATASETS = {
     },
 }
 
-
 SLICES = (
     "slice by slice: scseg's planned slice-wise U-Net (`scseg plan --dims 2`) "
     "against nnU-Net's 2d configuration"
 )
 
-
 MAX_COLUMNS = 6  # classes with a column of their own in the table; more: the mean only
-
 
 # rows from an earlier version of scseg's plan (their "plan" field), and what differed
 PLANS = {
@@ -107,7 +97,6 @@ PLANS = {
     "training (`pad_predict`'s `least`). The same models, predicted again (`repredict`)",
 }
 
-
 # where scseg falls short of the goal (within 1 Dice point of nnU-Net, or ahead), the
 # measured reason, under that dataset's tables
 WHY = {
@@ -126,14 +115,12 @@ WHY = {
     "is the training cases, not the steps",
 }
 
-
 # an earlier plan's rows are compared with the plan that followed them where that is not
 # today's (the change measured alone); else with today's
 FOLLOWED_BY = {
     "before per-case slices": "before class-first slices",
     "end-padded prediction": "before class-first slices",
 }
-
 
 # rows measured on another day's machine than the rows they are compared with (their "note"
 # field): what differed, measured; their training time is marked in the table
@@ -167,9 +154,7 @@ NOTES = {
     "nnU-Net 1.1-1.3 s (its log); the times shown include start-up and validation",
 }
 
-
 MARKS = dict(zip(NOTES, ["\\*", "†", "‡", "§", "¶"], strict=False))  # beside a marked training time
-
 
 # scseg plan options measured beside the plain plan at equal steps (`run --variant NAME`):
 # its label, plan options, and settings changed in the planned config
@@ -201,7 +186,6 @@ VARIANTS = {
         {"data.init_args.rest_centres": "anywhere"},
     ),
 }
-
 
 # the runs of one repeat that training_fit scores on their training cases: row, folder
 RUN_FOLDERS = {("scseg", "equal steps"): "scseg_steps", ("scseg", "equal wall time"): "scseg_time",
