@@ -23,10 +23,47 @@ from collections.abc import Sequence
 
 import numpy as np
 from monai import transforms as T
+from monai.data.meta_obj import get_track_meta, set_track_meta
+from monai.transforms.traits import RandomizableTrait
 
 INTENSITY_AUGMENTATIONS = ("light", "nnunet", "none")
 # where the patches that are not centred on foreground are centred (patch_crop)
 REST_CENTRES = ("background", "anywhere")
+
+
+class _UntrackedStart(T.Transform, RandomizableTrait):
+    """Turns MONAI's metadata tracking off for the transforms after it, in this process,
+    and remembers what it was. A :class:`RandomizableTrait`, never ``Randomizable``: a
+    ``CacheDataset`` runs it on every visit instead of caching it, and ``Compose`` draws no
+    seed for it, so the random transforms after it draw what they drew without it."""
+
+    previous = True
+
+    def __call__(self, data):
+        self.previous = get_track_meta()
+        set_track_meta(False)
+        return data
+
+
+class _UntrackedEnd(T.Transform, RandomizableTrait):
+    """Turns MONAI's metadata tracking back to what it was before ``start``."""
+
+    def __init__(self, start: _UntrackedStart) -> None:
+        self.start = start
+
+    def __call__(self, data):
+        set_track_meta(self.start.previous)
+        return data
+
+
+def untracked(transforms: list) -> list:
+    """``transforms`` run on plain tensors: with metadata tracking on (MONAI's default),
+    each random transform would wrap its output in a ``MetaTensor`` that records every
+    operation, and the batch would reach the network as one, every op of the forward pass
+    and the loss then going through ``MetaTensor.__torch_function__``. Training patches
+    need no geometry record (prediction keeps its own). The same draws, the same values."""
+    start = _UntrackedStart()
+    return [start, *transforms, _UntrackedEnd(start)]
 
 
 def intensity_augmentation_check(kind: str) -> None:

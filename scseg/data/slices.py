@@ -14,7 +14,12 @@ import torch.nn.functional as F
 from monai import transforms as T
 from monai.data import CacheDataset
 
-from scseg.data.augment import intensity_augmentation, rotation_matrix, transform_region
+from scseg.data.augment import (
+    intensity_augmentation,
+    rotation_matrix,
+    transform_region,
+    untracked,
+)
 from scseg.data.labels import sparse_labels
 from scseg.data.volumes3d import MSD3DDataModule
 
@@ -364,7 +369,7 @@ class MSDSlicesDataModule(MSD3DDataModule):
         keys = ("image", "label")
         margin = self.hparams.get("spatial_margin", False)
         region = self._region()
-        return sparse_labels(self.ignore_index, [
+        return untracked(sparse_labels(self.ignore_index, [
             T.SpatialPadd(keys, region),
             T.RandSpatialCropd(keys, region, random_size=False),
             *[T.RandFlipd(keys, prob=0.5, spatial_axis=a) for a in self.hparams.flip_axes],
@@ -374,7 +379,7 @@ class MSDSlicesDataModule(MSD3DDataModule):
             ),
             *([T.CenterSpatialCropd(keys, self.patch_size)] if margin else []),
             *intensity_augmentation("image", self.hparams.intensity_augmentation, 2),
-        ])  # fmt: skip
+        ]))  # fmt: skip
 
     def info(self) -> dict:
         """The volume module's, with the slice axis, and the mirrored in-plane axes as

@@ -24,6 +24,7 @@ from scseg.data.augment import (
     patch_turns,
     rest_centres_check,
     transform_region,
+    untracked,
 )
 from scseg.data.base import SegmentationDataModule, evaluation_sampler, read_split
 from scseg.data.caching import (
@@ -360,7 +361,7 @@ class MSD3DDataModule(SegmentationDataModule):
                           self.hparams.get("rest_centres", "background"), self.ignore_index,
                           self.classes)  # fmt: skip
         warp = self.hparams.get("label_prior") and not self.hparams.get("registered_copies")
-        return sparse_labels(self.ignore_index, [
+        return untracked(sparse_labels(self.ignore_index, [
             *(residual_warp(self.hparams.prior_warp) if warp else []),
             T.SpatialPadd(keys, region),
             crop,
@@ -369,7 +370,7 @@ class MSD3DDataModule(SegmentationDataModule):
             *([T.CenterSpatialCropd(keys, self.patch_size)] if margin else []),
             *intensity_augmentation("image", self.hparams.intensity_augmentation, 3),
             *prior_channel(self.hparams.get("label_prior", False)),
-        ])  # fmt: skip
+        ]))  # fmt: skip
 
     def validate(self, root: Path, split: dict, pairs: dict[str, dict[str, str]]) -> None:
         """Raises :class:`~scseg.data.validation.DataValidationError` listing bad cases."""

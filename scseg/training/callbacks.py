@@ -10,7 +10,7 @@ from pathlib import Path
 import lightning.pytorch as pl
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
 from rich.console import Console
 from rich.table import Table
 
@@ -44,6 +44,27 @@ class RunCheckpoint(ModelCheckpoint):
     def _refresh_last(self, trainer: pl.Trainer) -> None:
         if self.save_last and self._last_global_step_saved != trainer.global_step:
             self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
+
+class SteadyProgressBar(RichProgressBar):
+    """Rich's progress bar, whose metrics (the training loss) are read every
+    ``metrics_every`` training batches and at an epoch's last, not after every one: reading
+    a logged tensor waits for the device to finish the step, and the bar would otherwise
+    read it once a batch."""
+
+    def __init__(self, metrics_every: int = 10, leave: bool = True) -> None:
+        super().__init__(leave=leave)
+        self.metrics_every, self._read = metrics_every, True
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+        done = batch_idx + 1
+        self._read = done % self.metrics_every == 0 or done >= self.total_train_batches
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+        self._read = True
+
+    def _update_metrics(self, trainer, pl_module) -> None:
+        if self._read:
+            super()._update_metrics(trainer, pl_module)
 
 
 class EpochTimer(pl.Callback):

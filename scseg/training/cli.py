@@ -12,11 +12,16 @@ from pathlib import Path
 
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
-from lightning.pytorch.callbacks import RichProgressBar
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
-from scseg.training.callbacks import AtomicCheckpointIO, EpochTimer, MetricsReport, RunCheckpoint
+from scseg.training.callbacks import (
+    AtomicCheckpointIO,
+    EpochTimer,
+    MetricsReport,
+    RunCheckpoint,
+    SteadyProgressBar,
+)
 from scseg.training.module import SegmentationModule
 
 
@@ -51,7 +56,7 @@ class SCSegCLI(LightningCLI):
         if trainer.enable_progress_bar is not False:
             self.trainer_defaults["callbacks"] = [
                 *self.trainer_defaults["callbacks"],
-                RichProgressBar(leave=True),
+                SteadyProgressBar(leave=True),
             ]
 
     def instantiate_classes(self) -> None:

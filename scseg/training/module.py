@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import random
 from collections.abc import Sequence
 
 import lightning.pytorch as pl
-import numpy as np
 import torch
+from monai.data import MetaTensor
 
 from scseg import __version__
 from scseg.models import MODELS, create_model, to_channels_last
@@ -20,11 +19,16 @@ from scseg.models.slabs import (
 )
 from scseg.training.losses import RegionLoss, SegmentationLoss, supervised_loss
 from scseg.training.metrics import SegmentationMetrics
+from scseg.training.rng import rng_state, set_rng_state
 
 SCHEDULERS = ("cosine", "poly", "none")
 OPTIMIZERS = ("adamw", "sgd")
 # classes x voxels of logits scored at a time in whole-volume validation (float32: 32 MiB)
 PIECE_ELEMENTS = 1 << 23
+# training steps between looks at whether the loss stayed finite: a look waits for the
+# device to finish, so it is not taken every step (and always before a validation or a
+# checkpoint, which would otherwise keep non-finite weights)
+FINITE_CHECK_STEPS = 25
 
 
 class SegmentationModule(pl.LightningModule):
@@ -226,6 +230,29 @@ class SegmentationModule(pl.LightningModule):
 
     def on_train_start(self) -> None:
         self._resumed_rng = None
+        self._finite, self._checked_step = None, self.global_step
+
+    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
+        if self.global_step - getattr(self, "_checked_step", 0) >= FINITE_CHECK_STEPS:
+            self.check_finite_loss()
+
+    def on_validation_epoch_start(self) -> None:
+        self.check_finite_loss()
+
+    def on_train_epoch_end(self) -> None:
+        self.check_finite_loss()  # before the checkpoint callbacks save
+
+    def check_finite_loss(self) -> None:
+        """Raises ``FloatingPointError`` if a training loss since the last look was NaN or
+        infinite, naming the steps; the look waits for the device."""
+        finite, start = getattr(self, "_finite", None), getattr(self, "_checked_step", 0)
+        self._finite, self._checked_step = None, self.global_step
+        if finite is not None and not bool(finite):
+            raise FloatingPointError(
+                f"non-finite training loss at epoch {self.current_epoch}, between steps "
+                f"{start} and {self.global_step}: lower model.lr, set "
+                "trainer.gradient_clip_val (e.g. 1.0), or check the data (data.validate)"
+            )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -254,16 +281,17 @@ class SegmentationModule(pl.LightningModule):
         raise ValueError("no roi_size for sliding-window inference: set model.roi_size")
 
     def _shared_step(self, batch: dict, stage: str) -> torch.Tensor:
-        x, y = batch["image"], batch["label"]
+        # plain tensors: a MetaTensor (from a data module whose transforms track metadata)
+        # would send every op of the network and the loss through its __torch_function__
+        x, y = (v.as_tensor() if isinstance(v, MetaTensor) else v
+                for v in (batch["image"], batch["label"]))  # fmt: skip
         if stage == "train":
             loss = supervised_loss(self.loss, self.net(x), y)
-            if not torch.isfinite(loss):
-                value = float(loss.detach())
-                raise FloatingPointError(
-                    f"non-finite training loss ({value}) at epoch {self.current_epoch}, "
-                    f"step {self.global_step}: lower model.lr, set trainer.gradient_clip_val "
-                    "(e.g. 1.0), or check the data (data.validate)"
-                )
+            # a device-side record, read every FINITE_CHECK_STEPS (check_finite_loss)
+            finite = torch.isfinite(loss.detach())
+            self._finite = (
+                finite if getattr(self, "_finite", None) is None else self._finite & finite
+            )
             self.log("train/loss", loss, prog_bar=True, batch_size=x.shape[0])
             return loss
         metrics = self.val_metrics if stage == "val" else self.test_metrics
@@ -394,26 +422,3 @@ def _data_module_name(module: pl.LightningModule) -> str | None:
     return (
         None if datamodule is None else f"{type(datamodule).__module__}.{type(datamodule).__name__}"
     )
-
-
-def rng_state() -> dict:
-    """torch, numpy and Python RNG states as tensors and ints (weights_only-loadable)."""
-    _, keys, pos, has_gauss, gauss = np.random.get_state()
-    version, internal, py_gauss = random.getstate()
-    return {
-        "torch": torch.get_rng_state(),
-        "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
-                  "has_gauss": int(has_gauss), "gauss": float(gauss)},
-        "python": {"version": version, "state": torch.tensor(internal, dtype=torch.int64),
-                   "gauss": py_gauss},
-    }  # fmt: skip
-
-
-def set_rng_state(state: dict) -> None:
-    torch.set_rng_state(state["torch"])
-    n = state["numpy"]
-    np.random.set_state(
-        ("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"])
-    )
-    p = state["python"]
-    random.setstate((p["version"], tuple(int(v) for v in p["state"].tolist()), p["gauss"]))
