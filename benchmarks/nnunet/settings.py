@@ -185,6 +185,16 @@ VARIANTS = {
         [],
         {"data.init_args.rest_centres": "anywhere"},
     ),
+    "fp32": (  # the plan before bf16 on CPUs with bf16 matrix units (AMX)
+        "scseg, float32 on the CPU",
+        [],
+        {"trainer.precision": "32-true"},
+    ),
+    "bf16": (
+        "scseg, bf16 autocast (bf16-mixed) on the CPU",
+        [],
+        {"trainer.precision": "bf16-mixed"},
+    ),
 }
 
 # the runs of one repeat that training_fit scores on their training cases: row, folder
