@@ -211,6 +211,7 @@ class Folder2DDataModule(SegmentationDataModule):
             shuffle=shuffle,
             sampler=None if shuffle else evaluation_sampler(dataset),
             num_workers=self.hparams.num_workers,
+            pin_memory=torch.cuda.is_available(),  # page-locked: copied to the GPU async
             # Workers restart each epoch, seeded from the main RNG: a resumed run then
             # draws the same augmentations as an uninterrupted one.
             persistent_workers=False,

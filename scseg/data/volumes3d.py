@@ -385,6 +385,7 @@ class MSD3DDataModule(SegmentationDataModule):
             batch_size=self.hparams.batch_size,
             shuffle=True,
             num_workers=self.hparams.num_workers,
+            pin_memory=torch.cuda.is_available(),  # page-locked: copied to the GPU async
         )
 
     def val_dataloader(self) -> DataLoader:
@@ -395,9 +396,9 @@ class MSD3DDataModule(SegmentationDataModule):
 
     def _evaluation_loader(self, dataset) -> DataLoader:
         sampler = evaluation_sampler(dataset)
-        return DataLoader(
-            dataset, batch_size=1, sampler=sampler, num_workers=self.hparams.num_workers
-        )
+        return DataLoader(dataset, batch_size=1, sampler=sampler,
+                          num_workers=self.hparams.num_workers,
+                          pin_memory=torch.cuda.is_available())  # fmt: skip
 
     def info(self) -> dict:
         """Plain settings that inference needs, stored in checkpoints."""

@@ -1,7 +1,7 @@
 """The LightningCLI behind ``scseg fit|validate|test`` (:mod:`scseg.cli.train` runs it):
 our checkpoint callback and its defaults, CSV and TensorBoard logs in one version folder,
-a fold's own run folder, mixed precision on a GPU, atomic checkpoint writes, and a class's
-refusal while it is built as one line that names the key."""
+a fold's own run folder, mixed precision where the hardware has units for it, atomic
+checkpoint writes, and a class's refusal while it is built as one line that names the key."""
 
 from __future__ import annotations
 
@@ -23,6 +23,25 @@ from scseg.training.callbacks import (
     SteadyProgressBar,
 )
 from scseg.training.module import SegmentationModule
+
+
+def default_precision(accelerator: str | None = "auto") -> str | None:
+    """The precision of a run whose config names none: autocast where the hardware
+    multiplies low-precision matrices natively. On a GPU bf16 where supported, else fp16;
+    on a CPU with AMX tiles (bf16 matrix units) bf16, which halves a planned 3D step on two
+    cores and trains as well (``benchmarks/results/train_throughput.md``); elsewhere
+    ``None``: float32. ``--trainer.precision 32-true`` keeps float32 anywhere."""
+    on_gpu = accelerator in (None, "auto", "gpu", "cuda") and torch.cuda.is_available()
+    if on_gpu:
+        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+    if accelerator in (None, "auto", "cpu") and _cpu_has_bf16_tiles():
+        return "bf16-mixed"
+    return None
+
+
+def _cpu_has_bf16_tiles() -> bool:
+    found = getattr(torch.cpu, "_is_amx_tile_supported", None)  # private in torch 2.x
+    return bool(found and found())
 
 
 def default_callbacks() -> list:
@@ -51,8 +70,10 @@ class SCSegCLI(LightningCLI):
         fold = getattr(config.data.init_args, "fold", None) if config.get("data") else None
         if fold is not None:  # each fold its own checkpoints and logs
             trainer.default_root_dir = str(Path(trainer.default_root_dir) / f"fold_{fold}")
-        if trainer.precision is None and torch.cuda.is_available():
-            trainer.precision = "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+        if trainer.precision is None:
+            trainer.precision = default_precision(trainer.accelerator)
+        if trainer.benchmark is None and not trainer.deterministic and torch.cuda.is_available():
+            trainer.benchmark = True  # cuDNN picks its fastest kernels per shape (nnU-Net too)
         if trainer.enable_progress_bar is not False:
             self.trainer_defaults["callbacks"] = [
                 *self.trainer_defaults["callbacks"],

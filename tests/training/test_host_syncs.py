@@ -1,6 +1,7 @@
-"""What a training step reads back from the device: the progress bar reads the logged
-metrics at a rate, not every batch, and the loss is checked for NaN/Inf every few steps
-and always before a validation or a checkpoint (issue: "every step pays for work only")."""
+"""What a training step reads back from the device, and the precision it runs at: the
+progress bar reads the logged metrics at a rate, not every batch; the loss is checked for
+NaN/Inf every few steps and always before a validation or a checkpoint; bf16 autocast
+where the hardware has bf16 units (issue: "every step pays for work only")."""
 
 from __future__ import annotations
 
@@ -65,3 +66,18 @@ def test_non_finite_loss_is_caught_within_the_check_interval(tmp_path, monkeypat
         raise AssertionError("a NaN loss went unnoticed")
     assert len(steps) == 8  # caught at the look after step 8, not at the epoch's end (20)
     assert not list(tmp_path.rglob("*.ckpt"))
+
+
+def test_default_precision_follows_the_hardware(monkeypatch) -> None:
+    from scseg.training import cli
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(cli, "_cpu_has_bf16_tiles", lambda: True)
+    assert cli.default_precision() == "bf16-mixed"  # a CPU with AMX
+    assert cli.default_precision("cpu") == "bf16-mixed"
+    monkeypatch.setattr(cli, "_cpu_has_bf16_tiles", lambda: False)
+    assert cli.default_precision() is None  # float32 elsewhere
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)
+    assert cli.default_precision() == "16-mixed"
+    assert cli.default_precision("cpu") is None  # a GPU machine told to train on its CPU
