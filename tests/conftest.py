@@ -97,3 +97,28 @@ def ckpt_3d(data_env, tmp_path_factory):
         tmp_path_factory.mktemp("train3d"), "quickstart_3d.yaml",
         "--data.init_args.patch_size", "[32, 32, 32]", "--data.init_args.samples_per_volume", "1",
     )  # fmt: skip
+
+
+def tumour_nrrd_msd(raw_samples, root):
+    """The tumour sample's two NRRD cases in an MSD folder ``root`` (``dataset.json``,
+    ``split.json``: ``breast1`` trains, ``brain1`` validates)."""
+    import json
+    import shutil
+
+    from scseg.data.convert import write_msd_dataset_json, write_split
+
+    for folder in ("imagesTr", "labelsTr"):
+        (root / folder).mkdir(parents=True)
+    cases = ["brain1", "breast1"]
+    for case in cases:
+        for kind, folder in (("image", "imagesTr"), ("label", "labelsTr")):
+            shutil.copy(raw_samples / "tumour3d" / f"{case}_{kind}.nrrd",
+                        root / folder / f"{case}.nrrd")  # fmt: skip
+    write_msd_dataset_json(root, "t", ["MR"], {0: "bg", 1: "tumour"}, [])
+    meta = json.loads((root / "dataset.json").read_text())
+    meta["training"] = [
+        {"image": f"./imagesTr/{c}.nrrd", "label": f"./labelsTr/{c}.nrrd"} for c in cases
+    ]
+    (root / "dataset.json").write_text(json.dumps(meta))
+    write_split(root, ["breast1"], ["brain1"])
+    return root

@@ -14,8 +14,9 @@ Names are loaded on first use, so reading a sample's names needs neither torch n
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from scseg.lazy import lazy_getattr
 
 __all__ = [
     "REGISTRATIONS",
@@ -45,8 +46,4 @@ if TYPE_CHECKING:
     from scseg.atlas.priors import check_prior_options, prior_channel, prior_items, residual_warp
     from scseg.atlas.registration import REGISTRATIONS, register_labels
 
-
-def __getattr__(name: str):
-    if name in _HOMES:
-        return getattr(importlib.import_module(_HOMES[name]), name)
-    raise AttributeError(f"module 'scseg.atlas' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _HOMES)

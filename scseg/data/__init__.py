@@ -3,8 +3,9 @@ fetching."""
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from scseg.lazy import lazy_getattr
 
 __all__ = [
     "Folder2DDataModule",
@@ -32,9 +33,4 @@ if TYPE_CHECKING:
     from scseg.data.slices import MSDSlicesDataModule
     from scseg.data.volumes3d import MSD3DDataModule
 
-
-def __getattr__(name: str):
-    # Lazy: the CLI reads sample names without importing torch, MONAI or albumentations.
-    if name in _HOMES:
-        return getattr(importlib.import_module(_HOMES[name]), name)
-    raise AttributeError(f"module 'scseg.data' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _HOMES)

@@ -13,26 +13,11 @@ import torch
 from scseg.data import MSD3DDataModule
 from scseg.data.convert import write_msd_dataset_json, write_split
 
+from ..conftest import tumour_nrrd_msd
+
 
 def test_nrrd_volumes_in_msd_layout(tmp_path, raw_samples) -> None:
-    root = tmp_path / "tumour_nrrd"
-    for folder in ("imagesTr", "labelsTr"):
-        (root / folder).mkdir(parents=True)
-    cases = ["brain1", "breast1"]
-    for case in cases:
-        shutil.copy(
-            raw_samples / "tumour3d" / f"{case}_image.nrrd", root / "imagesTr" / f"{case}.nrrd"
-        )
-        shutil.copy(
-            raw_samples / "tumour3d" / f"{case}_label.nrrd", root / "labelsTr" / f"{case}.nrrd"
-        )
-    write_msd_dataset_json(root, "t", ["MR"], {0: "bg", 1: "tumour"}, [])
-    meta = json.loads((root / "dataset.json").read_text())
-    meta["training"] = [
-        {"image": f"./imagesTr/{c}.nrrd", "label": f"./labelsTr/{c}.nrrd"} for c in cases
-    ]
-    (root / "dataset.json").write_text(json.dumps(meta))
-    write_split(root, ["breast1"], ["brain1"])
+    root = tumour_nrrd_msd(raw_samples, tmp_path / "tumour_nrrd")
     dm = MSD3DDataModule(
         str(root), patch_size=(32, 32, 8), spacing=(1.5, 1.5, 6.5), samples_per_volume=2,
         foreground_ratio=1.0, batch_size=2,

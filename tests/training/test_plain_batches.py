@@ -3,9 +3,6 @@ when the random transforms tracked metadata (issue: "every step pays for work on
 
 from __future__ import annotations
 
-import json
-import shutil
-
 import lightning.pytorch as pl
 import pytest
 import torch
@@ -13,28 +10,14 @@ from monai.data import MetaTensor
 from monai.data.meta_obj import get_track_meta
 
 from scseg.data import MSD3DDataModule, MSDSlicesDataModule
-from scseg.data.convert import write_msd_dataset_json, write_split
 from scseg.training import SegmentationModule
+
+from ..conftest import tumour_nrrd_msd
 
 
 @pytest.fixture(scope="module")
 def tumour(raw_samples, tmp_path_factory):
-    root = tmp_path_factory.mktemp("plain") / "tumour"
-    for folder in ("imagesTr", "labelsTr"):
-        (root / folder).mkdir(parents=True)
-    cases = ["brain1", "breast1"]
-    for case in cases:
-        for kind, folder in (("image", "imagesTr"), ("label", "labelsTr")):
-            shutil.copy(raw_samples / "tumour3d" / f"{case}_{kind}.nrrd",
-                        root / folder / f"{case}.nrrd")  # fmt: skip
-    write_msd_dataset_json(root, "t", ["MR"], {0: "bg", 1: "tumour"}, [])
-    meta = json.loads((root / "dataset.json").read_text())
-    meta["training"] = [
-        {"image": f"./imagesTr/{c}.nrrd", "label": f"./labelsTr/{c}.nrrd"} for c in cases
-    ]
-    (root / "dataset.json").write_text(json.dumps(meta))
-    write_split(root, ["breast1"], ["brain1"])
-    return root
+    return tumour_nrrd_msd(raw_samples, tmp_path_factory.mktemp("plain") / "tumour")
 
 
 OPTIONS = dict(patch_size=(32, 32, 8), spacing=(1.5, 1.5, 6.5), samples_per_volume=2,
