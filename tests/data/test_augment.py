@@ -115,9 +115,10 @@ def test_slices_turn_a_larger_region_when_asked() -> None:
         module = MSDSlicesDataModule(root=".", classes=2, patch_size=(32, 32),
                                      spatial_margin=margin, intensity_augmentation="none",
                                      validate=False)  # fmt: skip
-        names = [type(t).__name__ for t in module._slice_augmentation()]
+        transforms = module._slice_augmentation()
+        names = [type(t).__name__ for t in transforms]
         assert ("CenterSpatialCropd" in names) is margin
-        crop = module._slice_augmentation()[1]
+        crop = transforms[names.index("RandSpatialCropd")]
         assert list(crop.cropper.roi_size) == ([44, 44] if margin else [32, 32])
 
 
