@@ -1,8 +1,12 @@
-"""Network outputs at the training grid mapped back onto the input's grid by MONAI's
-inversion of the preprocessing, a few channels at a time: for the plain, region and
-atlas-prior paths of 3D prediction alike."""
+"""Network outputs at the training grid mapped back onto the input's grid, a few channels
+at a time, for the plain, region and atlas-prior paths of 3D prediction alike: by MONAI's
+inversion of the preprocessing (:func:`inverted_chunks`), or, where the two grids are
+aligned axis by axis and a check on ramps shows it maps as MONAI does, by a separable
+resampler (:class:`AxisResampler`) that costs a fifth of it (:func:`resampled_chunks`)."""
 
 from __future__ import annotations
+
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -25,3 +29,118 @@ def inverted_chunks(pre: T.Compose, image: MetaTensor, probs: torch.Tensor, shap
         part = MetaTensor(probs[start : start + step], meta=dict(image.meta))
         chunk = invert({"image": image, "pred": part})["pred"]
         yield start, (chunk.as_tensor() if isinstance(chunk, MetaTensor) else chunk).float()
+
+
+class AxisResampler:
+    """Linear resampling from one voxel grid to another whose axes it only permutes, flips
+    and scales, as the preprocessing's orientation and spacing do (a map of voxels to voxels
+    through the world: ``inv(source_affine) @ target_affine``). Separable, so one class
+    costs three gathers, not a grid of every target voxel's coordinates; values beyond the
+    source repeat its border (MONAI's ``border`` padding)."""
+
+    def __init__(self, source_affine, source_shape, target_affine, target_shape) -> None:
+        voxels = np.linalg.inv(np.asarray(source_affine, float)) @ np.asarray(target_affine, float)
+        linear = voxels[:3, :3]
+        self.axes = [int(np.argmax(np.abs(linear[:, t]))) for t in range(3)]
+        off = linear.copy()
+        off[self.axes, range(3)] = 0
+        if sorted(self.axes) != [0, 1, 2] or np.abs(off).max() > 1e-4 * np.abs(linear).max():
+            raise ValueError("the grids are not aligned axis by axis")
+        self.steps = []
+        for t, s in enumerate(self.axes):
+            size = int(source_shape[s])
+            at = linear[s, t] * np.arange(int(target_shape[t])) + voxels[s, 3]
+            at = np.clip(at, 0, size - 1)
+            low = np.clip(np.floor(at), 0, max(size - 2, 0)).astype(np.int64)
+            weight = torch.from_numpy((at - low).astype(np.float32))
+            high = np.minimum(low + 1, size - 1)
+            self.steps.append((torch.from_numpy(low), torch.from_numpy(high), weight))
+
+    def __call__(self, values: torch.Tensor) -> torch.Tensor:
+        """``values`` ``(k, *source)`` on the target grid ``(k, *target)``."""
+        out = values.permute(0, *[1 + s for s in self.axes])
+        for t, (low, high, weight) in enumerate(self.steps):
+            shape = [1] * out.ndim
+            shape[t + 1] = -1
+            w = weight.view(shape)
+            out = torch.lerp(out.index_select(t + 1, low), out.index_select(t + 1, high), w)
+        return out
+
+    def at(self, values: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+        """``values`` ``(k, *source)`` at target voxels ``points`` ``(n, 3)``: ``(k, n)``,
+        each the same float32 operations as :meth:`__call__` gives that voxel."""
+        picked = [tuple(step[points[:, t]] for step in steps) for t, steps in enumerate(self.steps)]
+
+        def corner(*which: int) -> torch.Tensor:
+            source = [None] * 3
+            for t, w in enumerate(which):
+                source[self.axes[t]] = picked[t][w]
+            return values[:, source[0], source[1], source[2]]
+
+        return _trilinear(corner, [step[2] for step in picked])
+
+    def at_labels(self, values: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Each target voxel's own channel of ``values`` ``(k, *source)``, the channel
+        ``labels`` ``(*target)`` names there, interpolated as :meth:`__call__` would:
+        ``(*target)``."""
+        source = values.shape[1:]
+        strides = [int(np.prod(source[a + 1 :])) for a in range(3)]
+        base = labels.to(torch.int64) * int(np.prod(source))
+        flat = values.reshape(-1)
+
+        def along(t: int, step: torch.Tensor) -> torch.Tensor:  # broadcast on target axis t
+            return step.view([-1 if u == t else 1 for u in range(3)])
+
+        def corner(*which: int) -> torch.Tensor:
+            offsets = [
+                along(t, self.steps[t][w] * strides[self.axes[t]]) for t, w in enumerate(which)
+            ]
+            return flat[base + offsets[0] + offsets[1] + offsets[2]]
+
+        return _trilinear(corner, [along(t, step[2]) for t, step in enumerate(self.steps)])
+
+
+def _trilinear(
+    corner: Callable[..., torch.Tensor], weights: Sequence[torch.Tensor]
+) -> torch.Tensor:
+    """:meth:`AxisResampler.__call__`'s lerps, along target axis 0, then 1, then 2, of
+    ``corner(a, b, c)`` (0: the lower, 1: the upper source voxel along target axes 0, 1, 2)."""
+    along0 = [[torch.lerp(corner(0, b, c), corner(1, b, c), weights[0]) for c in (0, 1)]
+              for b in (0, 1)]  # fmt: skip
+    along1 = [torch.lerp(along0[0][c], along0[1][c], weights[1]) for c in (0, 1)]
+    return torch.lerp(along1[0], along1[1], weights[2])
+
+
+def resampled_chunks(pre: T.Compose, image: MetaTensor, values: torch.Tensor, shape,
+                     resample: AxisResampler | None):  # fmt: skip
+    """``(start, chunk)``: channels ``start..`` of ``values`` ``(C, *preprocessed)`` on the
+    input grid ``shape`` (float32 ``(k, *input)``), as
+    :func:`inverted_chunks` gives them, by ``resample`` (from
+    :func:`checked_resampler`) in a fifth of the time; by MONAI's inversion where it is
+    ``None`` (no resampler passed the check)."""
+    if resample is None:
+        yield from inverted_chunks(pre, image, values, shape)
+        return
+    step = max(1, CLASS_CHUNK_ELEMENTS // max(1, int(np.prod(shape))))
+    for start in range(0, values.shape[0], step):
+        yield start, resample(values[start : start + step]).contiguous()
+
+
+def checked_resampler(pre: T.Compose, image: MetaTensor, shape) -> AxisResampler | None:
+    """An :class:`AxisResampler` from ``image``'s preprocessed grid to the input grid
+    ``shape``, between the grids that MONAI's inversion of the preprocessing reports, if it
+    maps a ramp along each axis as that inversion does (to 1e-3 of a voxel, borders
+    included); ``None`` otherwise."""
+    spatial = tuple(image.shape[1:])
+    axes = [torch.arange(n, dtype=torch.float32) for n in spatial]
+    ramps = torch.stack(torch.meshgrid(*axes, indexing="ij"))
+    invert = T.Invertd("pred", transform=pre, orig_keys="image", nearest_interp=False)
+    found = invert({"image": image, "pred": MetaTensor(ramps, meta=dict(image.meta))})["pred"]
+    try:
+        resample = AxisResampler(image.affine, spatial, found.affine, shape)
+    except ValueError:
+        return None
+    ours, theirs = resample(ramps), found.as_tensor().float()
+    if ours.shape != theirs.shape or float((ours - theirs).abs().max()) > 1e-3:
+        return None
+    return resample

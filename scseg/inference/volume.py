@@ -17,7 +17,7 @@ from scseg.atlas import register_labels
 from scseg.data.volumes3d import preprocessing
 from scseg.inference.argmax import running_argmax
 from scseg.inference.checkpoint import LoadedModel
-from scseg.inference.inversion import inverted_chunks
+from scseg.inference.inversion import checked_resampler, resampled_chunks
 from scseg.inference.prior import corrections_and_inversion
 from scseg.inference.writing import ClassVolumeWriter
 from scseg.io.dicom import DicomSeries, DicomVolume, read_series
@@ -309,7 +309,8 @@ def _invert_regions(
         InputError: naming ``path`` if the inversion does not land on the input grid.
     """
     masks = np.zeros((probs.shape[0], *shape), bool)
-    for start, chunk in inverted_chunks(pre, image, probs, shape):
+    resample = checked_resampler(pre, image, shape)
+    for start, chunk in resampled_chunks(pre, image, probs, shape, resample):
         if tuple(chunk.shape[1:]) != shape:
             raise InputError(f"{path}: internal error: output grid {chunk.shape[1:]} != {shape}")
         masks[start : start + chunk.shape[0]] = (chunk > 0.5).numpy()
@@ -337,8 +338,9 @@ def _invert_argmax(
     keep: bool = False,
     sink: Callable[[np.ndarray], None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """Maps class probabilities ``(C, *preprocessed)`` back to the input grid (MONAI
-    ``Invertd``) a few classes at a time, keeping a running maximum and argmax.
+    """Maps class probabilities ``(C, *preprocessed)`` back to the input grid a few
+    classes at a time (:func:`~scseg.inference.inversion.resampled_chunks`: separable where
+    the grids are aligned, else MONAI ``Invertd``), keeping a running maximum and argmax.
 
     Resampling is per channel, so each chunk's values equal those of inverting all classes
     at once; a later chunk wins only where it is strictly larger, so ties go to the lower
@@ -363,7 +365,8 @@ def _invert_argmax(
             yield start, chunk
             del chunk  # before the next chunk is made
 
-    chunks = kept(inverted_chunks(pre, image, probs, shape))
+    resample = checked_resampler(pre, image, shape)
+    chunks = kept(resampled_chunks(pre, image, probs, shape, resample))
     labels, _ = running_argmax(chunks, shape, probs.shape[0])
     return labels, full if labels.shape == shape else None
 

@@ -117,7 +117,7 @@ def test_the_axis_resampler_maps_back_as_monai_does(tmp_path) -> None:
     from scipy.spatial.transform import Rotation
 
     from scseg.data.volumes3d import preprocessing
-    from scseg.inference import prior
+    from scseg.inference import inversion
     from scseg.inference.inversion import inverted_chunks
 
     rotation = Rotation.from_euler("xyz", [10, -20, 30], degrees=True).as_matrix()
@@ -133,23 +133,22 @@ def test_the_axis_resampler_maps_back_as_monai_does(tmp_path) -> None:
     image = pre({"image": str(tmp_path / "x.nii.gz")})["image"]
     values = torch.randn(5, *image.shape[1:], generator=torch.Generator().manual_seed(0))
     reference = torch.cat([chunk for _, chunk in inverted_chunks(pre, image, values, shape)])
-    resample = prior.AxisResampler(image.affine, image.shape[1:], affine, shape)
+    resample = inversion.AxisResampler(image.affine, image.shape[1:], affine, shape)
     torch.testing.assert_close(resample(values), reference, atol=1e-5, rtol=0)
-    resample = prior.checked_resampler(pre, image, shape)
+    resample = inversion.checked_resampler(pre, image, shape)
     assert resample is not None
-    chunks = list(prior.resampled_chunks(pre, image, values, shape, resample))
+    chunks = list(inversion.resampled_chunks(pre, image, values, shape, resample))
     torch.testing.assert_close(torch.cat([c for _, c in chunks]), reference, atol=1e-5, rtol=0)
     turned = affine.copy()
     turned[:3, :3] = Rotation.from_euler("z", 20, degrees=True).as_matrix() @ affine[:3, :3]
     with pytest.raises(ValueError, match="not aligned"):
-        prior.AxisResampler(image.affine, image.shape[1:], turned, shape)
+        inversion.AxisResampler(image.affine, image.shape[1:], turned, shape)
     # a resampler that maps the ramps elsewhere than MONAI does is not used: MONAI maps all
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(
-            prior.AxisResampler, "__call__", lambda self, v: reference[:1].expand(len(v), *shape)
-        )
-        assert prior.checked_resampler(pre, image, shape) is None
-        chunks = list(prior.resampled_chunks(pre, image, values, shape, None))
+        elsewhere = lambda self, v: reference[:1].expand(len(v), *shape)  # noqa: E731
+        mp.setattr(inversion.AxisResampler, "__call__", elsewhere)
+        assert inversion.checked_resampler(pre, image, shape) is None
+        chunks = list(inversion.resampled_chunks(pre, image, values, shape, None))
     torch.testing.assert_close(torch.cat([c for _, c in chunks]), reference, atol=0, rtol=0)
 
 
@@ -161,7 +160,7 @@ def test_the_prior_argmax_maps_back_only_what_can_change_and_agrees_exactly() ->
     could overturn most of the prior leave it to the whole mapping (``None``)."""
     import torch
 
-    from scseg.inference import prior
+    from scseg.inference import inversion, prior
     from scseg.inference.argmax import running_argmax
 
     # coarse (2 mm) grid to a 1 mm grid in another voxel order: permuted and flipped axes
@@ -170,7 +169,7 @@ def test_the_prior_argmax_maps_back_only_what_can_change_and_agrees_exactly() ->
     target_affine[:3, :3] = [[0, -1, 0], [0, 0, 1], [1, 0, 0]]
     target_affine[:, 3] = [30, 1, 2, 1]
     coarse, shape = (12, 15, 10), (19, 23, 29)
-    resample = prior.AxisResampler(source_affine, coarse, target_affine, shape)
+    resample = inversion.AxisResampler(source_affine, coarse, target_affine, shape)
     generator = torch.Generator().manual_seed(0)
     classes, strength = 9, 4.0
     labels = torch.randint(0, classes, shape, generator=generator).numpy()
