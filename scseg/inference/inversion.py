@@ -63,7 +63,8 @@ class AxisResampler:
             shape = [1] * out.ndim
             shape[t + 1] = -1
             w = weight.view(shape)
-            out = torch.lerp(out.index_select(t + 1, low), out.index_select(t + 1, high), w)
+            # in place: one chunk-sized temporary fewer at the peak, the same float32 values
+            out = out.index_select(t + 1, low).lerp_(out.index_select(t + 1, high), w)
         return out
 
     def at(self, values: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
