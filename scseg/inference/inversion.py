@@ -57,14 +57,22 @@ class AxisResampler:
             self.steps.append((torch.from_numpy(low), torch.from_numpy(high), weight))
 
     def __call__(self, values: torch.Tensor) -> torch.Tensor:
-        """``values`` ``(k, *source)`` on the target grid ``(k, *target)``."""
+        """``values`` ``(k, *source)`` on the target grid ``(k, *target)``, one channel at a
+        time into the result: the temporaries are a few volumes of one channel, not of
+        ``k``."""
+        target = [len(low) for low, _, _ in self.steps]
+        out = torch.empty((values.shape[0], *target), dtype=values.dtype)
+        for c in range(values.shape[0]):
+            out[c] = self._one(values[c : c + 1])[0]
+        return out
+
+    def _one(self, values: torch.Tensor) -> torch.Tensor:
         out = values.permute(0, *[1 + s for s in self.axes])
         for t, (low, high, weight) in enumerate(self.steps):
             shape = [1] * out.ndim
             shape[t + 1] = -1
             w = weight.view(shape)
-            # in place: one chunk-sized temporary fewer at the peak, the same float32 values
-            out = out.index_select(t + 1, low).lerp_(out.index_select(t + 1, high), w)
+            out = torch.lerp(out.index_select(t + 1, low), out.index_select(t + 1, high), w)
         return out
 
     def at(self, values: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
