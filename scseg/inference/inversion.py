@@ -16,6 +16,10 @@ from monai.data import MetaTensor
 # classes x input voxels resampled at a time (float32: 64 MiB, two classes of a 1 mm brain),
 # so the inversion's memory does not grow with the number of classes
 CLASS_CHUNK_ELEMENTS = 1 << 24
+CLASS_POINT_ELEMENTS = 1 << 23  # classes x voxels interpolated at a time (x 8 corners)
+UNSETTLED_SHARE = 0.25  # past this share of voxels, every class is mapped back whole
+# probabilities: far above float32 rounding in a few lerps
+PROBABILITY_MARGIN = 1e-5
 
 
 def inverted_chunks(pre: T.Compose, image: MetaTensor, probs: torch.Tensor, shape):
@@ -64,6 +68,14 @@ class AxisResampler:
         out = torch.empty((values.shape[0], *target), dtype=values.dtype)
         for c in range(values.shape[0]):
             out[c] = self._one(values[c : c + 1])[0]
+        return out
+
+    def cells(self, values: torch.Tensor) -> torch.Tensor:
+        """``values`` ``(k, *source)`` at the source cell that each target voxel is
+        interpolated in (its lower corner along every axis): ``(k, *target)``."""
+        out = values.permute(0, *[1 + s for s in self.axes])
+        for t, (low, _, _) in enumerate(self.steps):
+            out = out.index_select(t + 1, low)
         return out
 
     def _one(self, values: torch.Tensor) -> torch.Tensor:
@@ -153,3 +165,38 @@ def checked_resampler(pre: T.Compose, image: MetaTensor, shape) -> AxisResampler
     if ours.shape != theirs.shape or float((ours - theirs).abs().max()) > 1e-3:
         return None
     return resample
+
+
+def settled_argmax(probs: torch.Tensor, resample: AxisResampler, shape) -> np.ndarray | None:
+    """The label map of mapping every class of ``probs`` ``(C, *preprocessed)`` back by
+    ``resample`` and taking the argmax (ties to the lower class), found by mapping back
+    every class only where the label could change; ``None`` where that is most voxels.
+
+    A voxel's mapped-back probabilities are a convex combination of those at the corners of
+    the coarse cell around it (2 x 2 x 2 voxels). Where all corners share one most likely
+    class ``L``, no other class exceeds the largest second-best among them; where ``L``'s
+    own mapped-back probability (the same float32 operations as
+    :meth:`AxisResampler.__call__`) beats that by a margin, ``L`` is the label. Elsewhere
+    every class is interpolated at that voxel alone, as ``__call__`` would."""
+    best = probs.topk(2, dim=0)
+    label = best.indices[0].to(torch.float32)[None]
+    spread = resample.cells(_cell_max(label) + _cell_max(-label))[0]
+    bound = resample.cells(_cell_max(best.values[1][None]))[0]
+    candidate = resample.cells(label)[0].to(torch.int64)  # one corner's: where spread is 0, all
+    del best, label
+    own = resample.at_labels(probs, candidate)
+    unsettled = torch.nonzero((spread != 0) | (own - bound <= PROBABILITY_MARGIN))
+    del spread, bound, own
+    if len(unsettled) > UNSETTLED_SHARE * candidate.numel():
+        return None
+    labels = candidate.to(torch.int16 if len(probs) < 1 << 15 else torch.int32)
+    for points in torch.split(unsettled, max(1, CLASS_POINT_ELEMENTS // len(probs))):
+        labels[tuple(points.T)] = resample.at(probs, points).argmax(0).to(labels.dtype)
+    return labels.numpy()
+
+
+def _cell_max(values: torch.Tensor) -> torch.Tensor:
+    """``values`` ``(1, *grid)``: at each voxel the maximum over the 2 x 2 x 2 cell it starts
+    (the last voxel of an axis repeats: a cell there has one voxel along it)."""
+    padded = torch.nn.functional.pad(values[None], (0, 1, 0, 1, 0, 1), mode="replicate")
+    return torch.nn.functional.max_pool3d(padded, kernel_size=2, stride=1)[0]

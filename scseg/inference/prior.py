@@ -22,7 +22,13 @@ from monai.data import MetaTensor
 
 from scseg.inference.argmax import running_argmax
 from scseg.inference.checkpoint import LoadedModel
-from scseg.inference.inversion import AxisResampler, checked_resampler, resampled_chunks
+from scseg.inference.inversion import (
+    CLASS_POINT_ELEMENTS,
+    UNSETTLED_SHARE,
+    AxisResampler,
+    checked_resampler,
+    resampled_chunks,
+)
 from scseg.models.slabs import sliding_window_slabs, window_batch_size
 
 
@@ -133,7 +139,6 @@ def invert_with_prior(
 
 
 SETTLED_MARGIN = 1e-3  # logits: far above float32 rounding in a few lerps and one addition
-UNSETTLED_SHARE = 0.25  # past this share of voxels, every class is mapped back whole
 
 
 def prior_argmax(
@@ -166,6 +171,3 @@ def prior_argmax(
         values[given[at], torch.arange(len(points))] += prior.strength
         labels[at] = values.argmax(0).to(labels.dtype)
     return labels.numpy()
-
-
-CLASS_POINT_ELEMENTS = 1 << 23  # classes x voxels interpolated at a time (x 8 corners)

@@ -17,7 +17,7 @@ from scseg.atlas import register_labels
 from scseg.data.volumes3d import preprocessing
 from scseg.inference.argmax import running_argmax
 from scseg.inference.checkpoint import LoadedModel
-from scseg.inference.inversion import checked_resampler, resampled_chunks
+from scseg.inference.inversion import checked_resampler, resampled_chunks, settled_argmax
 from scseg.inference.prior import corrections_and_inversion
 from scseg.inference.writing import ClassVolumeWriter
 from scseg.io.dicom import DicomSeries, DicomVolume, read_series
@@ -366,6 +366,10 @@ def _invert_argmax(
             del chunk  # before the next chunk is made
 
     resample = checked_resampler(pre, image, shape)
+    if resample is not None and not keep and sink is None:  # labels alone: the boundaries
+        labels = settled_argmax(probs, resample, shape)
+        if labels is not None:
+            return labels, None
     chunks = kept(resampled_chunks(pre, image, probs, shape, resample))
     labels, _ = running_argmax(chunks, shape, probs.shape[0])
     return labels, full if labels.shape == shape else None

@@ -174,3 +174,38 @@ def test_streamed_prediction_equals_the_whole_volume_path(name, tmp_path) -> Non
     np.testing.assert_allclose(np.asarray(result.probabilities.dataobj),
                                np.moveaxis(inverted, 0, -1), rtol=0, atol=2e-7)  # fmt: skip
     assert len(np.unique(labels)) > 1
+
+
+def test_labels_alone_map_back_only_the_boundaries_and_agree_exactly(raw_samples, tmp_path):
+    """Labels alone: where the coarse voxels around an input voxel agree on a class with a
+    margin, that class is its label without mapping the other classes back; the label map
+    equals, voxel for voxel, the one of mapping every class back (the probabilities' path),
+    on 12 smooth regions of a real MR volume's grid; noise, all boundary, is left to it."""
+    import torch
+
+    from scseg.data.convert import nrrd_to_nifti
+    from scseg.inference import LoadedModel, volume
+    from scseg.inference.inversion import checked_resampler, settled_argmax
+
+    whole_scan = nrrd_to_nifti(raw_samples / "tumour3d" / "brain1_image.nrrd", tmp_path / "b.nii")
+    source = tmp_path / "brain1_centre.nii.gz"
+    nib.save(whole_scan.slicer[64:192, 64:192, :], source)
+    info = {"patch_size": [32, 32, 8], "spacing": [1.5, 1.5, 5.0], "intensity": "zscore"}
+    model = LoadedModel(torch.nn.Identity(), 3, 1, 12, {}, info)
+    pre, data = volume.preprocess_volume(model, source)
+    image = data["image"]
+    shape = volume._input_geometry(source)[1]
+    g = torch.Generator().manual_seed(0)
+    grid = torch.stack(torch.meshgrid(*[torch.linspace(0, 1, n) for n in image.shape[1:]],
+                                      indexing="ij"))  # fmt: skip
+    centres = torch.rand(12, 3, 1, 1, 1, generator=g)
+    probs = torch.softmax(-((grid[None] - centres) ** 2).sum(1) * 400, 0)  # smooth regions
+    probs[7, :8] = probs[6, :8]  # two classes tied in a slab: the lower one wins, as in argmax
+    labels, _ = volume._invert_argmax(pre, image, probs, shape)
+    everything, _ = volume._invert_argmax(pre, image, probs, shape, keep=True)
+    np.testing.assert_array_equal(labels, everything)
+    assert len(np.unique(labels)) > 8
+    resample = checked_resampler(pre, image, shape)
+    assert settled_argmax(probs, resample, shape) is not None  # the shortcut was taken
+    noise = torch.softmax(torch.randn(12, *image.shape[1:], generator=g), 0)
+    assert settled_argmax(noise, resample, shape) is None  # boundaries everywhere
