@@ -27,12 +27,18 @@ def inverted_chunks(pre: T.Compose, image: MetaTensor, probs: torch.Tensor, shap
     back to the input grid (MONAI ``Invertd``, float32 ``(k, *input)``), a few channels at
     a time so that memory does not grow with the number of channels. Resampling is per
     channel, so each chunk equals that part of inverting all channels at once."""
-    step = max(1, min(probs.shape[0], CLASS_CHUNK_ELEMENTS // max(1, int(np.prod(shape)))))
+    step = _classes_per_chunk(shape)
     invert = T.Invertd("pred", transform=pre, orig_keys="image", nearest_interp=False)
     for start in range(0, probs.shape[0], step):
         part = MetaTensor(probs[start : start + step], meta=dict(image.meta))
         chunk = invert({"image": image, "pred": part})["pred"]
         yield start, (chunk.as_tensor() if isinstance(chunk, MetaTensor) else chunk).float()
+
+
+def _classes_per_chunk(shape) -> int:
+    """Classes mapped back at a time onto an input grid of ``shape``
+    (:data:`CLASS_CHUNK_ELEMENTS`)."""
+    return max(1, CLASS_CHUNK_ELEMENTS // max(1, int(np.prod(shape))))
 
 
 class AxisResampler:
@@ -142,9 +148,9 @@ def resampled_chunks(pre: T.Compose, image: MetaTensor, values: torch.Tensor, sh
     if resample is None:
         yield from inverted_chunks(pre, image, values, shape)
         return
-    step = max(1, CLASS_CHUNK_ELEMENTS // max(1, int(np.prod(shape))))
+    step = _classes_per_chunk(shape)
     for start in range(0, values.shape[0], step):
-        yield start, resample(values[start : start + step]).contiguous()
+        yield start, resample(values[start : start + step])
 
 
 def checked_resampler(pre: T.Compose, image: MetaTensor, shape) -> AxisResampler | None:
