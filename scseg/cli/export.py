@@ -38,7 +38,8 @@ def run(args: argparse.Namespace) -> int:
             from scseg.inference.package import read_card
 
             card = read_card(args.model)
-        write_bundle(model, args.output, card, args.overwrite)
+        keep = tuple(p for p in (args.model, getattr(args, "checkpoint", None)) if p)
+        write_bundle(model, args.output, card, args.overwrite, tuple(map(Path, keep)))
         print(
             f"{args.output}: MONAI bundle; run it with monai.bundle.run(config_file="
             f"'{args.output}/configs/inference.json', bundle_root='{args.output}', "

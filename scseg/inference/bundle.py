@@ -21,6 +21,7 @@ mirroring).
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -37,23 +38,66 @@ class BundleError(ValueError):
     """The model cannot be written as a MONAI bundle; the message names the output."""
 
 
-def write_bundle(
-    model: LoadedModel, out: str | Path, card: str | None = None, overwrite: bool = False
-) -> Path:
-    """Writes ``model`` as a MONAI bundle folder ``out`` (whole or not at all).
+BUNDLE_ENTRIES = frozenset({"configs", "models", "docs"})
+
+
+def check_replaceable(out: Path, keep: tuple[Path, ...] = ()) -> None:
+    """Raises unless ``out`` may be replaced by a new bundle: it must not exist, or be a
+    folder that holds a bundle and nothing else (as :func:`write_bundle` leaves it). The
+    working folder, its ancestors and any folder holding one of ``keep`` (the model's
+    source) are never replaced, whatever it holds.
 
     Raises:
-        BundleError: a 2D model, or no patch size.
+        BundleError: naming ``out`` and why it is kept.
+    """
+    resolved = out.resolve()
+    if resolved == Path.cwd().resolve() or resolved in Path.cwd().resolve().parents:
+        raise BundleError(f"{out}: is the working folder or holds it; name a new folder")
+    for source in keep:
+        if resolved == source.resolve() or resolved in source.resolve().parents:
+            raise BundleError(f"{out}: holds the model being exported ({source}); not replaced")
+    if not out.exists():
+        return
+    entries = {p.name for p in out.iterdir()} if out.is_dir() else None
+    if (
+        entries is None
+        or not entries <= BUNDLE_ENTRIES
+        or not (out / "configs" / "inference.json").is_file()
+    ):
+        raise BundleError(
+            f"{out}: exists and is not a MONAI bundle; --overwrite replaces only a bundle"
+        )
+
+
+def write_bundle(
+    model: LoadedModel,
+    out: str | Path,
+    card: str | None = None,
+    overwrite: bool = False,
+    keep: tuple[Path, ...] = (),
+) -> Path:
+    """Writes ``model`` as a MONAI bundle folder ``out`` (whole or not at all). With
+    ``overwrite`` a previous bundle at ``out`` is swapped for the new one: the new one is
+    written beside it, the old one renamed aside, the new one renamed in, then the old one
+    deleted; an error in between puts the old one back.
+
+    Args:
+        keep: paths (the model's source) that ``out`` must not hold.
+
+    Raises:
+        BundleError: a 2D model, no patch size, or ``out`` is not replaceable
+            (:func:`check_replaceable`).
         OutputExistsError: ``out`` exists and ``overwrite`` is false.
     """
-    out = Path(out)
     refuse_existing([out], overwrite)
+    check_replaceable(Path(out), keep)
+    shown, out = out, Path(os.path.abspath(out))  # "." has no name to write beside
     if model.input_dims != 3 or model.spatial_dims != 3:
-        raise BundleError(f"{out}: a MONAI bundle is written for 3D models only; this one is 2D")
+        raise BundleError(f"{shown}: a MONAI bundle is written for 3D models only; this one is 2D")
     info = model.data_info
     roi = info.get("patch_size")
     if not roi or len(roi) != 3:
-        raise BundleError(f"{out}: the model records no 3D patch size for the sliding window")
+        raise BundleError(f"{shown}: the model records no 3D patch size for the sliding window")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
@@ -67,12 +111,27 @@ def write_bundle(
         _dump(tmp / "configs" / "metadata.json", metadata(model))
         (tmp / "docs" / "README.md").write_text(card or _short_card(model))
         tmp.chmod(0o777 & ~_umask())  # mkdtemp makes it private
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
+        _swap_in(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out
+
+
+def _swap_in(new: Path, out: Path) -> None:
+    """Renames ``new`` to ``out``; a folder already at ``out`` is renamed aside first and
+    deleted only once ``new`` is in place (restored if that rename fails)."""
+    if not out.exists():
+        new.rename(out)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
+    old.rmdir()
+    out.rename(old)
+    try:
+        new.rename(out)
+    except BaseException:
+        old.rename(out)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def preprocessing_config(info: dict) -> list[dict]:
