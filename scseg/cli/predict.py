@@ -33,6 +33,13 @@ def add_parser(sub) -> None:
         action="store_true",
         help="average over mirrored inputs (axes mirrored in training)",
     )
+    predict.add_argument(
+        "--nonfinite",
+        choices=["refuse", "fill"],
+        default="refuse",
+        help="NaN/Inf intensities: refuse the input (default), or fill them with the "
+        "lowest finite intensity and say how many",
+    )
     predict.add_argument("--probabilities", action="store_true", help="also write probabilities")
     predict.add_argument(
         "--probabilities-dtype",
@@ -133,6 +140,7 @@ def _prepare_prediction(args: argparse.Namespace, device: str, quiet: bool, list
         overlap=args.overlap,
         sw_batch_size=args.sw_batch_size,
         regions=args.regions,
+        nonfinite=args.nonfinite,
     )
     inputs = None
     if listing:

@@ -35,6 +35,7 @@ from scseg.data.caching import (
     preprocessed_cache_dir,
 )
 from scseg.data.geometry import OrthonormalAffined
+from scseg.data.intensity import FiniteIntensityd
 from scseg.data.labels import RegionMasksd, label_scheme, sparse_labels
 from scseg.io.nrrd import ras_nrrd_reader
 from scseg.io.volumes import case_name, is_volume_file
@@ -96,10 +97,12 @@ def preprocessing(
     ct_window: Sequence[float] = (-175.0, 250.0),
     track_meta: bool = False,
     load: bool = True,
+    nonfinite: str = "refuse",
 ) -> list:
     """The deterministic steps shared by training, validation and prediction.
 
     Load (unless ``load`` is false: the data is already a MetaTensor) -> channel first ->
+    NaN/Inf intensities refused or filled (``nonfinite``, :mod:`scseg.data.intensity`) ->
     direction cosines snapped to orthonormal (:mod:`scseg.data.geometry`) -> RAS
     orientation -> resample to ``spacing`` (linear for the image, nearest for labels)
     -> intensity: ``"zscore"`` over non-zero voxels per channel (MR), ``"ct"`` clip to
@@ -112,6 +115,7 @@ def preprocessing(
     ops: list = [T.LoadImaged(keys, reader=ras_nrrd_reader(), image_only=True)] if load else []
     ops += [
         T.EnsureChannelFirstd(keys),
+        FiniteIntensityd(image_key, nonfinite),
         OrthonormalAffined(keys),  # the same grid for the same scan in any format
         T.Orientationd(keys, axcodes="RAS", labels=(("L", "R"), ("P", "A"), ("I", "S"))),
     ]

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from scseg.data.intensity import NonFiniteError, finite_intensities
 from scseg.inference.checkpoint import LoadedModel
 from scseg.inference.volume import InputError
 from scseg.io.images import IMAGE_SUFFIXES, normalize, read_image
@@ -24,11 +25,16 @@ def is_image(path: str | Path) -> bool:
     return Path(path).suffix.lower() in IMAGE_SUFFIXES
 
 
-def image_tensor(model: LoadedModel, path: str | Path) -> torch.Tensor:
+def image_tensor(model: LoadedModel, path: str | Path, nonfinite: str = "refuse") -> torch.Tensor:
     """The image as the model saw images in training: ``(1, C, H, W)``, normalised.
 
+    Args:
+        nonfinite: NaN/Inf intensities ``"refuse"``d or ``"fill"``ed
+            (:func:`scseg.data.intensity.finite_intensities`).
+
     Raises:
-        InputError: unreadable file, a 3D model, or the wrong channel count.
+        InputError: unreadable file, a 3D model, the wrong channel count, or NaN/Inf
+            intensities refused.
     """
     path = Path(path)
     if model.spatial_dims != 2:
@@ -41,12 +47,16 @@ def image_tensor(model: LoadedModel, path: str | Path) -> torch.Tensor:
         raise InputError(
             f"{path}: has {image.shape[-1]} channel(s), the model takes {model.in_channels}"
         )
+    try:
+        image = finite_intensities(image, str(path), nonfinite, channel_axis=-1)
+    except NonFiniteError as err:
+        raise InputError(str(err)) from None
     x = normalize(image, model.data_info.get("normalization", "percentile"))
     return torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))[None]
 
 
 def predict_image(
-    model: LoadedModel, path: str | Path, tta: bool = False
+    model: LoadedModel, path: str | Path, tta: bool = False, nonfinite: str = "refuse"
 ) -> tuple[np.ndarray, np.ndarray]:
     """Segments one image with the training normalisation.
 
@@ -54,6 +64,7 @@ def predict_image(
         model: from :func:`scseg.inference.load_model`, 2D.
         path: PNG, JPEG, TIFF or BMP.
         tta: average over the mirrors used in training (up to 4x the time).
+        nonfinite: NaN/Inf intensities ``"refuse"``d or ``"fill"``ed and reported.
 
     Returns:
         ``(labels (H, W) uint8/int16, probabilities (C, H, W) float32)``.
@@ -61,7 +72,7 @@ def predict_image(
     Raises:
         InputError: unreadable file or wrong channel count.
     """
-    x = image_tensor(model, path)
+    x = image_tensor(model, path, nonfinite)
     # centred in the training patch where smaller, as training's PadIfNeeded put it
     patch = model.data_info.get("patch_size")
     probs = model.probabilities(x, lambda xi: pad_predict(model.net, xi, patch), tta)[0].numpy()

@@ -40,6 +40,7 @@ class PredictOptions:
     overlap: float = 0.5
     sw_batch_size: int = 4
     regions: str = "masks"
+    nonfinite: str = "refuse"
 
 
 @dataclass
@@ -177,10 +178,12 @@ def _predict_into(
             done: list = []
             staged.write(targets["probabilities"], lambda t: done.append(predict_volume(
                 model, path, *settings, probabilities_file=t,
-                probabilities_dtype=options.probabilities_dtype)))  # fmt: skip
+                probabilities_dtype=options.probabilities_dtype,
+                nonfinite=options.nonfinite)))  # fmt: skip
             result = done[0]
         else:
-            result = predict_volume(model, path, *settings, regions=options.regions)
+            result = predict_volume(model, path, *settings, regions=options.regions,
+                                    nonfinite=options.nonfinite)  # fmt: skip
         # a region model's names are its regions, and 0 is "in none of them"
         names = ["background", *model.class_names] if model.multilabel else model.class_names
         if "dicom-seg" in targets:
@@ -194,7 +197,7 @@ def _predict_into(
             staged.write(targets["names"], lambda t: Path(t).write_text(table))
             staged.write(targets["labels"], lambda t: nib.save(result.labels, t))
         return
-    labels, probs = predict_image(model, path, options.tta)
+    labels, probs = predict_image(model, path, options.tta, options.nonfinite)
     if "probabilities" in targets:
         staged.write(targets["probabilities"], lambda t: np.save(t, probs.astype(np.float32)))
     if "overlay" in targets:

@@ -14,6 +14,7 @@ from monai import transforms as T
 from monai.data import MetaTensor
 
 from scseg.atlas import register_labels
+from scseg.data.intensity import NonFiniteError
 from scseg.data.volumes3d import preprocessing
 from scseg.inference.argmax import running_argmax
 from scseg.inference.checkpoint import LoadedModel
@@ -112,6 +113,7 @@ def preprocess_volume(
     shape: tuple[int, ...] | None = None,
     dicom: DicomVolume | None = None,
     prior: Path | None = None,
+    nonfinite: str = "refuse",
 ) -> tuple[T.Compose, dict]:
     """Applies the training preprocessing to one volume (RAS, spacing, intensity).
 
@@ -122,6 +124,8 @@ def preprocess_volume(
         dicom: the series of ``path``, already read.
         prior: for an atlas-prior model, the registered atlas labels on ``path``'s grid
             (:func:`atlas_prior`), preprocessed as labels into ``data["prior"]``.
+        nonfinite: NaN/Inf intensities ``"refuse"``d or ``"fill"``ed
+            (:func:`scseg.data.intensity.finite_intensities`).
 
     Returns:
         the (invertible) transform and its output dict, ``data["image"]`` a MetaTensor
@@ -147,7 +151,7 @@ def preprocess_volume(
     window = info.get("ct_window", (-175, 250))
     keys = ["image", "prior"] if prior is not None else ["image"]
     pre = T.Compose(preprocessing(keys, info.get("spacing"), intensity, window, True,
-                                  load=dicom is None))  # fmt: skip
+                                  load=dicom is None, nonfinite=nonfinite))  # fmt: skip
     if dicom is not None:
         if prior is not None:
             raise InputError(f"{path}: atlas-prior models take NIfTI or NRRD files, not DICOM")
@@ -157,10 +161,21 @@ def preprocess_volume(
         # the same scan on the same grid to within their precision.
         affine = torch.from_numpy(dicom.affine.astype(np.float32).astype(np.float64))
         image = MetaTensor(torch.from_numpy(dicom.array), affine=affine, meta=meta)
-        return pre, pre({"image": image})
+        return pre, _applied(pre, {"image": image}, path)
+    return pre, _applied(pre, {"image": str(path), **({"prior": str(prior)} if prior else {})},
+                         path)  # fmt: skip
+
+
+def _applied(pre: T.Compose, data: dict, path) -> dict:
+    """``pre(data)``, its errors as :class:`InputError` naming ``path``."""
     try:
-        return pre, pre({"image": str(path), **({"prior": str(prior)} if prior else {})})
+        return pre(data)
     except Exception as err:  # a truncated file fails while its data is read
+        cause = err
+        while cause.__cause__ is not None and not isinstance(cause, NonFiniteError):
+            cause = cause.__cause__
+        if isinstance(cause, NonFiniteError):
+            raise InputError(str(cause)) from None  # it names the file
         raise InputError(f"{path}: cannot read volume data ({_cause(err)})") from None
 
 
@@ -169,6 +184,7 @@ def model_input(
     path: Path | DicomSeries,
     shape: tuple[int, ...] | None = None,
     dicom: DicomVolume | None = None,
+    nonfinite: str = "refuse",
 ) -> tuple[T.Compose, dict, torch.Tensor]:
     """:func:`preprocess_volume`'s transform and data, and what the network takes:
     the image ``(C, *spatial)``, followed for an atlas-prior model by the model's atlas
@@ -176,7 +192,7 @@ def model_input(
     own grid in ``data["prior_input"]``)."""
     with tempfile.TemporaryDirectory(prefix="scseg-prior-") as scratch:
         prior = atlas_prior(model, path, Path(scratch)) if model.atlas else None
-        pre, data = preprocess_volume(model, path, shape, dicom, prior)
+        pre, data = preprocess_volume(model, path, shape, dicom, prior, nonfinite)
         if prior is not None:
             data["prior_input"] = np.asarray(nib.load(prior).dataobj)
     x = data["image"].as_tensor()
@@ -217,6 +233,7 @@ def predict_volume(
     probabilities_file: str | Path | None = None,
     probabilities_dtype: str = "float32",
     regions: str = "masks",
+    nonfinite: str = "refuse",
 ) -> VolumePrediction:
     """Segments one volume with the training preprocessing, then maps the result back.
 
@@ -251,15 +268,19 @@ def predict_volume(
             mask per region, 4D ``(*input, R)`` uint8, regions in the model's order; or
             ``"labelmap"``: one label map, each region writing its ``region_order`` value
             (default ``1..R``) where predicted, later regions over earlier ones.
+        nonfinite: NaN/Inf intensities ``"refuse"``d (an :class:`InputError`) or
+            ``"fill"``ed with the lowest finite intensity and reported
+            (:func:`scseg.data.intensity.finite_intensities`).
 
     Raises:
-        InputError: unreadable file, or wrong dimensionality or channel count.
+        InputError: unreadable file, wrong dimensionality or channel count, or NaN/Inf
+            intensities refused.
         SeriesError: a DICOM series that is not a volume (:func:`scseg.io.dicom.read_series`).
     """
     if not isinstance(path, DicomSeries):
         path = Path(path)
     affine, shape, header, dicom = _input_geometry(path)
-    pre, data, x = model_input(model, path, shape, dicom)
+    pre, data, x = model_input(model, path, shape, dicom, nonfinite)
     probs, invert = _network_output(model, path, data, x, roi_size, overlap, sw_batch_size, tta)
     image = data["image"]
     grid = tuple(shape[:3])
