@@ -178,6 +178,30 @@ def regions_to_label_map(masks: np.ndarray, order: Sequence[int]) -> np.ndarray:
     return out
 
 
+def labelmap_names(
+    names: Sequence[str],
+    order: Sequence[int],
+    regions: Sequence[Sequence[int]] | None = None,
+) -> list[str]:
+    """The name of each value of :func:`regions_to_label_map`'s map, ``0..max(order)``.
+
+    Value ``order[r]`` is where region ``r`` is predicted and no later region is, so it is
+    named for region ``r`` without the later regions that may overlap it (with label-value
+    ``regions``: those that share a value with it; without: every later one). With
+    whole = [1, 2] and core = [2], value 1 is "whole without core", value 2 "core". Values
+    no region writes are named ``unused_<v>``; 0 is background.
+    """
+    table = ["background"] + [f"unused_{v}" for v in range(1, max(order) + 1)]
+    for r, (name, value) in enumerate(zip(names, order, strict=True)):
+        later = range(r + 1, len(names))
+        if regions is not None:
+            later = [k for k in later if set(regions[r]) & set(regions[k])]
+        table[value] = (
+            " without ".join([name, " or ".join(names[k] for k in later)]) if later else name
+        )
+    return table
+
+
 class RegionMasksd(MapTransform):
     """The label map of ``keys`` as one mask per region (see :func:`region_masks`)."""
 

@@ -11,6 +11,7 @@ import numpy as np
 from PIL import Image
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
+from scseg.data.labels import labelmap_names
 from scseg.inference.checkpoint import LoadedModel
 from scseg.inference.image import is_image, overlay, predict_image
 from scseg.inference.volume import InputError, is_volume, predict_volume
@@ -141,6 +142,19 @@ def check_outputs(
             claimed[key] = path
 
 
+def _output_names(model: LoadedModel, regions: str) -> list[str]:
+    """The name of each value (masks: each mask after 0) of a volume prediction: the
+    classes; a region model's regions with 0 "in none of them"; a region label map's
+    values by the order semantics (:func:`scseg.data.labels.labelmap_names`)."""
+    if not model.multilabel:
+        return model.class_names
+    if regions == "labelmap":
+        info = model.data_info
+        order = info.get("region_order") or list(range(1, len(model.class_names) + 1))
+        return labelmap_names(model.class_names, order, info.get("regions"))
+    return ["background", *model.class_names]
+
+
 def label_table(class_names: Sequence[str]) -> str:
     """The class names as a BIDS segmentation look-up table (``*_dseg.tsv``: ``index`` and
     ``name`` columns), which viewers and pipelines read to name each label value."""
@@ -184,8 +198,7 @@ def _predict_into(
         else:
             result = predict_volume(model, path, *settings, regions=options.regions,
                                     nonfinite=options.nonfinite)  # fmt: skip
-        # a region model's names are its regions, and 0 is "in none of them"
-        names = ["background", *model.class_names] if model.multilabel else model.class_names
+        names = _output_names(model, options.regions)
         if "dicom-seg" in targets:
             from scseg.inference.dicom_seg import write_dicom_seg
 

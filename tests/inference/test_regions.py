@@ -111,3 +111,41 @@ def test_monai_bundle_of_a_region_model_gives_the_same_masks(region_model, scan,
     ours = predict_one(region_model, scan / "scan.nii.gz", tmp_path / "ours", PredictOptions())
     masks = np.asarray(nib.load(ours["labels"]).dataobj)
     np.testing.assert_array_equal(theirs.reshape(masks.shape), masks)
+
+
+def test_label_map_names_each_value_by_the_order_semantics(region_model, scan, tmp_path):
+    """In labelmap mode value 1 holds "whole" voxels that no later region claims: its
+    name (in the .tsv and the DICOM-SEG) once said "whole" over fewer voxels than the
+    whole region. Each name, read as "A without B or C", must select exactly its voxels
+    from the masks that masks mode writes."""
+    series = find_series(scan / "dicom")[0]
+    both = ("nifti", "dicom-seg")
+    masks_out = predict_one(region_model, series, tmp_path / "masks", PredictOptions())
+    stack = np.moveaxis(np.asarray(nib.load(masks_out["labels"]).dataobj), -1, 0)
+    masks = dict(zip(NAMES, stack, strict=True))
+    options = PredictOptions(formats=both, regions="labelmap")
+    written = predict_one(region_model, series, tmp_path / "map", options)
+    labels = np.asarray(nib.load(written["labels"]).dataobj)
+    table = dict(line.split("\t") for line in written["names"].read_text().splitlines()[1:])
+    seg = hd.seg.segread(written["dicom-seg"])
+    assert [s.SegmentLabel for s in seg.SegmentSequence] == [table[str(v)] for v in (1, 2, 3)]
+    assert table["1"] == "whole without core or enhancing" and table["3"] == "enhancing"
+    ordered = [ds.SOPInstanceUID for ds in read_series(series).datasets]
+    frames = seg.get_pixels_by_source_instance(ordered, combine_segments=False)
+    for value in (1, 2, 3):
+        first, _, rest = table[str(value)].partition(" without ")
+        expected = masks[first].astype(bool)
+        for other in filter(None, rest.split(" or ")):
+            expected &= ~masks[other].astype(bool)
+        assert expected.any()
+        np.testing.assert_array_equal(labels == value, expected)
+        np.testing.assert_array_equal(frames[..., value - 1].transpose(2, 1, 0) > 0, expected)
+
+
+def test_label_map_names_only_the_overlapping_later_regions() -> None:
+    from scseg.data.labels import labelmap_names
+
+    assert labelmap_names(["whole_tumour", "tumour_core"], [1, 2], [[1, 2], [2]]) == [
+        "background", "whole_tumour without tumour_core", "tumour_core"]  # fmt: skip
+    assert labelmap_names(["a", "b"], [1, 3], [[1], [2]]) == ["background", "a", "unused_2", "b"]
+    assert labelmap_names(["a", "b"], [1, 2]) == ["background", "a without b", "b"]
