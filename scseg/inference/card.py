@@ -80,11 +80,12 @@ def _fold_lines(fold: dict) -> list[str]:
     )
     rows = fold["per_class"]
     if not rows:
-        return [f"{head}: no validation scores recorded in the checkpoint.", ""]
+        return [f"{head}: no validation of the training run recorded in the checkpoint.", ""]
     dice = [r["dice"] for r in rows if not math.isnan(r["dice"])]
     mean = sum(dice) / len(dice) if dice else float("nan")
+    when = f"validated at epoch {fold.get('scores_epoch')}, step {fold.get('scores_step')}"
     return [
-        f"{head}: mean Dice {mean:.4f}",
+        f"{head}: mean Dice {mean:.4f}, {when}",
         "",
         "| class | Dice | IoU | voxels |",
         "|---|---:|---:|---:|",

@@ -264,11 +264,17 @@ def _card_json(
 
 
 def _fold_scores(fold: int, path: Path, parts: CheckpointParts) -> dict:
+    """A fold's validation scores and the epoch and step they come from; none where the
+    checkpoint holds no validation of the run (older checkpoints' unmarked scores may be
+    Lightning's sanity check of the untrained network)."""
     scores = parts.extra.get("scores") or {}
+    validated = bool(scores.get("validated"))
     return {
         "fold": fold,
         "checkpoint": path.name,
-        "epoch": scores.get("epoch", parts.raw.get("epoch")),
-        "global_step": scores.get("global_step", parts.raw.get("global_step")),
-        "per_class": list(scores.get("val") or []),
+        "epoch": parts.raw.get("epoch"),
+        "global_step": parts.raw.get("global_step"),
+        "scores_epoch": scores.get("epoch") if validated else None,
+        "scores_step": scores.get("global_step") if validated else None,
+        "per_class": list(scores.get("val") or []) if validated else [],
     }

@@ -142,6 +142,9 @@ class SegmentationModule(pl.LightningModule):
         self.data_info: dict = {}
         # The last epoch's per-class rows by stage, for the report (MetricsReport).
         self.class_tables: dict[str, list[dict]] = {}
+        # The latest validation of the training run (not Lightning's sanity check, which
+        # scores the untrained network), with the epoch and step it was run at.
+        self.val_scores: dict | None = None
         self.init_report = None
         if init_from is not None:
             from scseg.training.finetune import init_from as load_initial
@@ -204,18 +207,17 @@ class SegmentationModule(pl.LightningModule):
             "data_info": self.data_info,
             "version": __version__,
             "rng": rng_state(),
-            # what a model card reports: the latest validation, per class
-            "scores": {
-                "epoch": self.current_epoch,
-                "global_step": self.global_step,
-                "val": list(self.class_tables.get("val", [])),
-            },
+            # what a model card reports: the latest validation, per class, and when it ran
+            "scores": self.val_scores or {"val": []},
             "data_module": _data_module_name(self),
         }
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         extra = checkpoint.get("scseg", {})
         self.data_info = dict(extra.get("data_info", {}))
+        scores = extra.get("scores") or {}
+        # older checkpoints may hold the sanity check's scores; only marked ones carry over
+        self.val_scores = scores if scores.get("validated") else None
         # Resuming continues the random streams (shuffling, augmentation seeds), so a resumed
         # run ends as an uninterrupted one would. The first training iterator is created
         # right after the sanity check, which draws from the RNG too (each DataLoader
@@ -350,8 +352,15 @@ class SegmentationModule(pl.LightningModule):
         return self._shared_step(batch, "test")
 
     def _log_metrics(self, metrics: SegmentationMetrics, stage: str) -> None:
+        if self._trainer is not None and self.trainer.sanity_checking:
+            metrics.reset()  # the untrained network's scores: no table, no card
+            return
         values = {f"{stage}/{k}": v for k, v in metrics.compute().items()}
         self.class_tables[stage] = metrics.last_table
+        if stage == "val":
+            self.val_scores = {"validated": True, "epoch": self.current_epoch,
+                               "global_step": self.global_step,
+                               "val": list(metrics.last_table)}  # fmt: skip
         self.log(f"{stage}/dice_mean", values.pop(f"{stage}/dice_mean"), prog_bar=True)
         self.log_dict(values)
         metrics.reset()

@@ -237,3 +237,30 @@ def test_package_writing_refuses_to_overwrite(package_3d, ckpt_3d, capsys) -> No
     assert "ends in .scseg" in capsys.readouterr().err and not wrong.exists()
     assert not list(package_3d.parent.glob(".*"))  # no temporary left behind
     assert package_3d.stat().st_mode & 0o044  # readable by others, as any file written
+
+
+def test_the_card_never_shows_the_sanity_checks_scores(data_env, tmp_path, capsys) -> None:
+    """A checkpoint saved before the run's first validation once carried the scores of
+    Lightning's sanity check (the untrained network) onto the card as the model's."""
+    from ..conftest import _train
+
+    ckpt = _train(
+        tmp_path / "run", "quickstart_3d.yaml", "--trainer.check_val_every_n_epoch", "2",
+        "--data.init_args.patch_size", "[32, 32, 32]", "--data.init_args.samples_per_volume", "1",
+    )  # fmt: skip
+    scores = torch.load(ckpt, weights_only=True)["scseg"]["scores"]
+    assert scores == {"val": []}
+    assert main(["package", "--checkpoint", str(ckpt), "--out", str(tmp_path / "m.scseg")]) == 0
+    capsys.readouterr()
+    assert main(["package", "--info", str(tmp_path / "m.scseg")]) == 0
+    card = capsys.readouterr().out
+    assert "mean Dice" not in card and "| class | Dice |" not in card
+    assert "no validation of the training run recorded" in card
+
+
+def test_the_card_says_which_validation_its_scores_come_from(package_3d, ckpt_3d, capsys):
+    scores = torch.load(ckpt_3d, weights_only=True)["scseg"]["scores"]
+    assert scores["validated"] and scores["epoch"] == 0 and scores["global_step"] > 0
+    assert main(["package", "--info", str(package_3d)]) == 0
+    card = capsys.readouterr().out
+    assert f"validated at epoch 0, step {scores['global_step']}" in card
