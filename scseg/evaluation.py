@@ -337,7 +337,7 @@ def evaluate(
     if names is not None and len(names) < 2:
         raise EvaluationError(f"give a name for background and each class, got {names}")
     scores: dict[str, dict[int, dict]] = {}
-    top = 0
+    top, seen, holder = 0, set(), None
     for case, pred_path, truth_path in pairs:
         if progress is not None:
             progress(case)
@@ -354,8 +354,10 @@ def evaluate(
                     f"{path}: label value {highest} is not among the {len(names)} classes "
                     f"({', '.join(names[:6])}{', ...' if len(names) > 6 else ''})"
                 )
-            top = max(top, highest)
+            if highest > top or holder is None:
+                top, holder = highest, path
         present = np.union1d(np.unique(pred.labels), np.unique(true.labels))
+        seen.update(int(v) for v in present)
         with warnings.catch_warnings():
             # MONAI's metrics call its own get_mask_edges with an argument it deprecated
             warnings.filterwarnings("ignore", "monai.metrics.utils get_mask_edges:always_return")
@@ -364,8 +366,26 @@ def evaluate(
                 for c in present
                 if c > 0
             }
+    if names is None and (gaps := sorted(set(range(top + 1)) - seen)):
+        raise EvaluationError(
+            f"{holder}: label value {top} with {len(gaps)} unused value(s) below it "
+            f"({_span(gaps)}): label maps hold class indices 0..N-1 (a 0/255 mask? save it "
+            "as 0/1), or name every value with --classes"
+        )
+    if names is None and top == 0:
+        raise EvaluationError(
+            f"{truth}: every truth and prediction of the {len(pairs)} case(s) is background "
+            "only: no class to score (name the classes with --classes to list them)"
+        )
     names = names or ["background", *[str(i) for i in range(1, top + 1)]]
     return _rows(pairs, scores, names), names, "mm" if _is_volume(pairs[0][2]) else "px"
+
+
+def _span(values: Sequence[int]) -> str:
+    """``1..254`` for a run, else the first few values."""
+    if values[-1] - values[0] + 1 == len(values) and len(values) > 2:
+        return f"{values[0]}..{values[-1]}"
+    return ", ".join(map(str, values[:5])) + (", ..." if len(values) > 5 else "")
 
 
 def _rows(pairs, scores: dict[str, dict[int, dict]], names: list[str]) -> list[dict]:

@@ -335,3 +335,48 @@ def test_surface_metrics_on_the_joint_box_equal_the_whole_volume() -> None:
         }
         for metric, value in expected.items():
             assert got[metric] == pytest.approx(float(value), rel=1e-6), (shift, metric)
+
+
+def test_a_0_255_mask_is_refused_not_scored_as_256_classes(tmp_path, capsys) -> None:
+    """2D prediction writes no .tsv, so a PNG truth of 0/255 against a 0/1 prediction
+    once gave class 1 Dice 0 and a class "255", exit 0."""
+    truth, pred = tmp_path / "truth", tmp_path / "pred"
+    truth.mkdir(), pred.mkdir()
+    mask = np.zeros((32, 32), np.uint8)
+    mask[8:20, 10:24] = 1
+    Image.fromarray(mask * 255).save(truth / "tile.png")
+    Image.fromarray(mask).save(pred / "tile.png")
+    out = tmp_path / "s.csv"
+    line = _error(capsys, "--prediction", pred, "--truth", truth, "--out", out)
+    assert str(truth / "tile.png") in line and "label value 255" in line
+    assert "(2..254)" in line and "0/255 mask" in line
+    assert not out.exists()
+    Image.fromarray(mask).save(truth / "tile.png")  # as the message says: 0/1
+    assert (
+        main(["evaluate", "--prediction", str(pred), "--truth", str(truth), "--out", str(out)]) == 0
+    )
+    assert [float(r["dice"]) for r in _rows(out)] == [1.0]
+
+
+def test_background_only_cases_and_ignore_label_0(tmp_path, capsys) -> None:
+    truth, pred = tmp_path / "truth", tmp_path / "pred"
+    truth.mkdir(), pred.mkdir()
+    empty = np.zeros((10, 10, 6), np.uint8)
+    _label_volume(truth / "a.nii.gz", empty)
+    _label_volume(pred / "a.nii.gz", empty)
+    out = tmp_path / "s.csv"
+    line = _error(capsys, "--prediction", pred, "--truth", truth, "--out", out)
+    assert "background only" in line and "1 case(s)" in line and not out.exists()
+    # --ignore-label 0 was accepted, then dropped (0 is falsy): now it is applied
+    labels = np.zeros((10, 10, 6), np.uint8)
+    labels[2:6, 2:6, 1:4] = 1
+    _label_volume(truth / "a.nii.gz", labels)
+    guess = labels.copy()
+    guess[7:9, 7:9, :] = 1  # predicted where the truth has 0 (not annotated, if told so)
+    _label_volume(pred / "a.nii.gz", guess)
+    args = ["evaluate", "--prediction", str(pred), "--truth", str(truth), "--out", str(out)]
+    assert main(args) == 0
+    assert float(_rows(out)[0]["dice"]) < 1.0
+    assert main([*args, "--overwrite", "--ignore-label", "0"]) == 0
+    assert float(_rows(out)[0]["dice"]) == 1.0
+    assert "truth label 0 means not annotated" in capsys.readouterr().out

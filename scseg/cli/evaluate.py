@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     with console.status("scoring") as status:
         rows, names, unit = evaluate(args.prediction, args.truth, args.classes, args.tolerance,
                                      lambda case: status.update(f"scoring {case}"), cases,
-                                     ignore or None, regions)  # fmt: skip
+                                     ignore, regions)  # fmt: skip
     write_csv(rows, args.out, args.overwrite)
     # piped output (a log) gets the whole table, not one cut to 80 columns
     wide = Console(width=None if sys.stdout.isatty() else 200)
@@ -80,6 +80,6 @@ def run(args: argparse.Namespace) -> int:
     what = "region(s) (may overlap)" if regions else "class(es)"
     unit = "region" if regions else "class"
     print(f"{cases} case(s), {len(names) - 1} {what}; per case and {unit}: {args.out}")
-    if ignore:
+    if ignore is not None:
         print(f"scored on annotated voxels only: truth label {ignore} means not annotated")
     return 0
