@@ -151,11 +151,21 @@ def _activate_(logits: torch.Tensor, multilabel: bool = False) -> None:
         plane.copy_(torch.softmax(plane, 1))
 
 
+# the manifest that marks a model package (scseg.inference.package), here so that a
+# package given as a checkpoint can be told apart without importing the package module
+PACKAGE_MANIFEST = "scseg-package.json"
+
+
 def read_checkpoint(path: str | Path) -> dict:
     """``torch.load(path, weights_only=True)`` with one-line errors that name the file."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint not found")
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as archive:
+            if PACKAGE_MANIFEST in archive.namelist():
+                raise CheckpointError(f"{path}: a model package, not a checkpoint: give it "
+                                      "with --model")  # fmt: skip
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:

@@ -28,6 +28,7 @@ import torch
 from scseg import __version__
 from scseg.inference.card import render_card
 from scseg.inference.checkpoint import (
+    PACKAGE_MANIFEST,
     CheckpointError,
     CheckpointParts,
     LoadedModel,
@@ -39,7 +40,7 @@ from scseg.inference.checkpoint import (
 from scseg.inference.writing import atomic_write, refuse_existing
 
 FORMAT_VERSION = 1
-MANIFEST = "scseg-package.json"
+MANIFEST = PACKAGE_MANIFEST
 SUFFIX = ".scseg"
 ORIENTATION = "RAS"  # what the 3D preprocessing reorients to (scseg.data.volumes3d)
 
@@ -120,17 +121,69 @@ def read_package(path: str | Path, device: str | torch.device = "cpu") -> Loaded
 
     path = Path(path)
     files = read_verified(path)
-    model = json.loads(files["model.json"])
+    model = model_spec(path, files)
     hparams = model["hparams"]
     folds = []
     for fold in model["folds"]:
-        weights = load(files[fold["weights"]])
+        try:
+            weights = load(files[fold["weights"]])
+        except Exception as err:  # safetensors raises its own error type for any damage
+            first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+            raise PackageError(
+                f"{path}: {fold['weights']} is not a safetensors file ({first})"
+            ) from None
         folds.append(
             build_model(
                 path, hparams, fold["architecture"], weights, model["preprocessing"], device
             )
         )
     return ensemble([path] * len(folds), folds, device)
+
+
+def model_spec(path: Path, files: dict[str, bytes]) -> dict:
+    """``model.json`` of a verified package, its structure checked: what
+    :func:`read_package` reads must be there with the right types, each fold's weights
+    must be a file of the package, and the classes and channels must agree.
+
+    Raises:
+        PackageError: naming the package, ``model.json`` and the key.
+    """
+
+    def bad(what: str) -> PackageError:
+        return PackageError(f"{path}: model.json: {what}")
+
+    try:
+        model = json.loads(files["model.json"])
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise bad(f"not JSON ({err})") from None
+    if not isinstance(model, dict):
+        raise bad(f"not an object but a {type(model).__name__}")
+    for key, kind in (("hparams", dict), ("folds", list), ("preprocessing", dict)):
+        if not isinstance(model.get(key), kind):
+            raise bad(f"'{key}' missing or not a{'n object' if kind is dict else ' list'}")
+    hp = model["hparams"]
+    if not isinstance(hp.get("arch"), str):
+        raise bad("'hparams.arch' missing or not a name")
+    if hp.get("spatial_dims") not in (2, 3):
+        raise bad(f"'hparams.spatial_dims' must be 2 or 3, got {hp.get('spatial_dims')!r}")
+    for key in ("in_channels", "classes"):
+        if not isinstance(hp.get(key), int) or isinstance(hp.get(key), bool) or hp[key] < 1:
+            raise bad(f"'hparams.{key}' must be a positive whole number, got {hp.get(key)!r}")
+    if not model["folds"]:
+        raise bad("'folds' is empty")
+    for k, fold in enumerate(model["folds"]):
+        if not isinstance(fold, dict) or not isinstance(fold.get("architecture"), dict):
+            raise bad(f"fold {k} has no 'architecture' object")
+        weights = fold.get("weights")
+        if not isinstance(weights, str) or weights not in files:
+            raise bad(f"fold {k} names weights {fold.get('weights')!r}, not a file of the package")
+        for key in ("in_channels", "classes", "spatial_dims"):
+            if key in fold["architecture"] and fold["architecture"][key] != hp[key]:
+                raise bad(
+                    f"fold {k}'s architecture has {key} {fold['architecture'][key]!r}, "
+                    f"hparams {hp[key]!r}"
+                )
+    return model
 
 
 def read_card(path: str | Path) -> str:
@@ -161,6 +214,8 @@ def read_verified(path: str | Path) -> dict[str, bytes]:
             manifest = json.loads(archive.read(MANIFEST))
             _check_version(path, manifest)
             listed = manifest.get("files") or {}
+            if not isinstance(listed, dict) or not all(isinstance(v, str) for v in listed.values()):
+                raise PackageError(f"{path}: {MANIFEST}: 'files' must map each name to a sha256")
             for name in listed:
                 if name not in names:
                     raise PackageError(f"{path}: {name} is missing from the package")
@@ -181,6 +236,8 @@ def read_verified(path: str | Path) -> dict[str, bytes]:
 
 
 def _check_version(path: Path, manifest: dict) -> None:
+    if not isinstance(manifest, dict):
+        raise PackageError(f"{path}: {MANIFEST} is not an scseg package manifest")
     version = manifest.get("format_version")
     if manifest.get("format") != "scseg-package" or not isinstance(version, int):
         raise PackageError(f"{path}: {MANIFEST} is not an scseg package manifest")

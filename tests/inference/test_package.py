@@ -264,3 +264,102 @@ def test_the_card_says_which_validation_its_scores_come_from(package_3d, ckpt_3d
     assert main(["package", "--info", str(package_3d)]) == 0
     card = capsys.readouterr().out
     assert f"validated at epoch 0, step {scores['global_step']}" in card
+
+
+def _resigned(package, out, change):
+    """``package`` with its files changed by ``change(files)`` and the manifest's sha256s
+    rewritten to match: a crafted package, not a damaged one."""
+    import hashlib
+
+    with zipfile.ZipFile(package) as src:
+        files = {n: src.read(n) for n in src.namelist() if n != MANIFEST}
+        manifest = json.loads(src.read(MANIFEST))
+    files = change(files)
+    manifest["files"] = {n: hashlib.sha256(d).hexdigest() for n, d in files.items()}
+    with zipfile.ZipFile(out, "w") as dst:
+        dst.writestr(MANIFEST, json.dumps(manifest))
+        for name, data in files.items():
+            dst.writestr(name, data)
+    return out
+
+
+def _edit_model(edit):
+    def change(files):
+        model = json.loads(files["model.json"])
+        files["model.json"] = json.dumps(edit(model)).encode()
+        return files
+
+    return change
+
+
+def _without_hparams(model):
+    model.pop("hparams")
+    return model
+
+
+def _missing_fold_weights(model):
+    model["folds"][0]["weights"] = "weights/fold_7.safetensors"
+    return model
+
+
+def _five_classes(model):
+    model["hparams"]["classes"] = 5
+    return model
+
+
+def _manifest(value):
+    def change(name, data):
+        return json.dumps(value).encode() if name == MANIFEST else data
+
+    return change
+
+
+CRAFTED = {
+    "no hparams": (_edit_model(_without_hparams), "model.json: 'hparams' missing"),
+    "model a list": (_edit_model(lambda m: [m]), "model.json: not an object but a list"),
+    "weights not safetensors": (
+        lambda f: {**f, "weights/fold_0.safetensors": b"PK\x03\x04 not a tensor file"},
+        "weights/fold_0.safetensors is not a safetensors file",
+    ),
+    "fold names a missing file": (
+        _edit_model(_missing_fold_weights),
+        "fold 0 names weights 'weights/fold_7.safetensors', not a file of the package",
+    ),
+    "classes disagree": (_edit_model(_five_classes), "fold 0's architecture has classes 3"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CRAFTED))
+def test_a_crafted_package_is_refused_in_one_line(case, package_3d, data_env, tmp_path, capsys):
+    change, message = CRAFTED[case]
+    bad = _resigned(package_3d, tmp_path / "crafted.scseg", change)
+    volume = _volume(data_env, tmp_path)
+    out = tmp_path / "out"
+    args = ["predict", "--quiet", "--model", str(bad), "--input", str(volume), "--output", str(out)]
+    assert main(args) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and str(bad) in err and message in err, err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "manifest",
+    [[1, 2], {"format": "scseg-package", "format_version": 1, "files": ["model.json"]}],
+)
+def test_a_crafted_manifest_is_refused_in_one_line(manifest, package_3d, tmp_path, capsys):
+    bad = _rewrite(package_3d, tmp_path / "crafted.scseg", _manifest(manifest))
+    assert main(["package", "--info", str(bad)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and str(bad) in err and "scseg-package.json" in err, err
+
+
+def test_a_package_given_as_a_checkpoint_points_to_model(package_3d, data_env, tmp_path, capsys):
+    volume = _volume(data_env, tmp_path)
+    args = ["predict", "--quiet", "--checkpoint", str(package_3d), "--input", str(volume),
+            "--output", str(tmp_path / "out")]  # fmt: skip
+    assert main(args) == 1
+    err = capsys.readouterr().err.strip()
+    assert (
+        err
+        == f"scseg: error: {package_3d}: a model package, not a checkpoint: give it with --model"
+    )
