@@ -5,6 +5,9 @@ CPU share) or joins those a launcher started (``torchrun``, ``srun``: Fabric rea
 environment). Process ``r`` of ``W`` predicts inputs ``r, r + W, r + 2W, ...`` of the
 sorted list, so shares are disjoint and each input is predicted exactly as one process
 would; a rerun keeps finished outputs, so a crashed run is resumed by running it again.
+A process that fails (loading the model, or any error while predicting its share) says
+so to the others through the same collective calls they are waiting in, so no process
+waits for it, and process 0 reports every failed process and its error.
 Every process needs the same view of the input and output folders (a shared file
 system across machines).
 """
@@ -100,21 +103,27 @@ def predict_spread(
                     strategy="ddp")  # fmt: skip
     fabric.launch()
     rank, world = fabric.global_rank, fabric.world_size
-    failure: Exception | None = None
+    inputs, predict = None, None
     try:
         inputs, predict = run(str(fabric.device), quiet or rank != 0, rank == 0)
-    except Exception as err:  # raised below, once every process knows (none waits forever)
-        failure, inputs = err, None
-    sent = [inputs if failure is None else None, failure is not None]
+    except Exception as err:  # every process learns of it below: none waits forever
+        failure = err
+    else:
+        failure = None
+    _raise_any(_gathered(failure, world), "could not prepare the prediction")
+    sent = [inputs]
     dist.broadcast_object_list(sent, src=0)
-    if failure is not None:
-        raise failure
-    if sent[1]:  # process 0 says why
-        raise RuntimeError("process 0 could not prepare the prediction")
     inputs = sent[0]
-    mine = predict(share(inputs, rank, world))
-    gathered: list[PredictSummary | None] = [None] * world
-    dist.all_gather_object(gathered, mine)
+    try:
+        mine: PredictSummary | Exception = predict(share(inputs, rank, world))
+    except Exception as err:  # gathered as the result, so the others do not wait
+        mine = err
+    gathered: list[PredictSummary | Exception | None] = [None] * world
+    dist.all_gather_object(gathered, _picklable(mine))
+    _raise_any(
+        [g if isinstance(g, Exception) else None for g in gathered],
+        "stopped while predicting (outputs written are kept: run again to resume)",
+    )
     if rank != 0:
         return None
     total = PredictSummary()
@@ -125,6 +134,41 @@ def predict_spread(
     total.kept.sort(key=position.__getitem__)
     total.failures.sort(key=lambda failure: position[failure[0]])
     return total
+
+
+class SpreadError(RuntimeError):
+    """One or more processes failed; the message names each and its error."""
+
+
+def _picklable(value):
+    """``value``, or for an exception one that pickles (its type name and message)."""
+    if isinstance(value, Exception):
+        return SpreadError(f"{type(value).__name__}: {value}" if not isinstance(
+            value, (ValueError, OSError)) else str(value))  # fmt: skip
+    return value
+
+
+def _gathered(failure: Exception | None, world: int) -> list[Exception | None]:
+    """Every process's failure (``None`` where it succeeded), in rank order."""
+    import torch.distributed as dist
+
+    gathered: list = [None] * world
+    dist.all_gather_object(gathered, _picklable(failure))
+    return gathered
+
+
+def _raise_any(failures: Sequence[Exception | None], what: str) -> None:
+    """Raises in every process when any failed: a :class:`SpreadError` that names each
+    failed process and its error, so process 0 (which reports) shows them all."""
+    failed = [(r, err) for r, err in enumerate(failures) if err is not None]
+    if not failed:
+        return
+    world = len(failures)
+    if len(failed) == 1:
+        r, err = failed[0]
+        raise SpreadError(f"process {r} of {world} {what}: {err}")
+    lines = "; ".join(f"process {r}: {err}" for r, err in failed)
+    raise SpreadError(f"{len(failed)} of {world} processes {what}: {lines}")
 
 
 def is_launched(env: Mapping[str, str] | None = None) -> bool:

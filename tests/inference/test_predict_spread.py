@@ -171,3 +171,59 @@ def test_defect5_outputs_in_the_input_tree_are_not_inputs(ckpt_3d, tmp_path) -> 
     done = _scseg(*args)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "0 of 2 input(s) predicted" in done.stdout and "2 kept" in done.stdout
+
+
+FAILING_PROCESS = """
+import os, sys
+import scseg.cli.predict as cli_predict
+
+real = cli_predict._prepare_prediction
+STAGE = os.environ["FAIL_STAGE"]
+
+
+def failing(args, device, quiet, listing):
+    if os.environ.get("LOCAL_RANK") == "1" and STAGE == "load":
+        raise ValueError(f"{args.checkpoint[0]}: cannot read it on this machine (injected)")
+    inputs, predict = real(args, device, quiet, listing)
+
+    def predict_or_fail(part):
+        if os.environ.get("LOCAL_RANK") == "1":
+            raise MemoryError("out of memory (injected)")
+        return predict(part)
+
+    return inputs, predict_or_fail
+
+
+cli_predict._prepare_prediction = failing
+from scseg.cli import main
+
+sys.exit(main())
+"""
+
+
+@pytest.mark.parametrize("stage", ["load", "predict"])
+def test_one_failing_process_is_reported_and_none_hangs(stage, ckpt_3d, tmp_path) -> None:
+    """Process 1 failing at load once left process 0 predicting alone, then dying in
+    gloo (exit 134) with no summary; process 1's cause was never shown."""
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for z in (40, 70):
+        nib.save(nib.Nifti1Image(*sample_crop((40, 40, z))), inputs / f"crop{z}.nii.gz")
+    script = tmp_path / "failing.py"
+    script.write_text(FAILING_PROCESS)
+    env = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "LOCAL_RANK", "RANK")}
+    env.update(OMP_NUM_THREADS="1", FAIL_STAGE=stage, PYTHONPATH=str(REPO))
+    args = ["predict", "--quiet", "--checkpoint", str(ckpt_3d), "--input", str(inputs),
+            "--output", str(tmp_path / "out"), "--devices", "2"]  # fmt: skip
+    done = subprocess.run([sys.executable, str(script), *args], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 1, done.stderr[-3000:]
+    errors = [ln for ln in done.stderr.splitlines() if ln.startswith("scseg: error:")]
+    assert len(errors) == 1 and "Traceback" not in done.stderr, done.stderr[-3000:]
+    if stage == "load":
+        assert errors[0] == (f"scseg: error: process 1 of 2 could not prepare the prediction: "
+                             f"{ckpt_3d}: cannot read it on this machine (injected)")  # fmt: skip
+        assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+    else:
+        assert errors[0].startswith("scseg: error: process 1 of 2 stopped while predicting")
+        assert "MemoryError: out of memory (injected)" in errors[0]
