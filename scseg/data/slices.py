@@ -53,7 +53,9 @@ def oblique_place(
     return float(at[axis]), [round(float(at[d])) for d in range(3) if d != axis]
 
 
-def oblique_slice(volume: dict, axis: int, plane: float, matrix: torch.Tensor) -> dict:
+def oblique_slice(
+    volume: dict, axis: int, plane: float, matrix: torch.Tensor, fill_label: int | None = None
+) -> dict:
     """The slice at ``plane`` across ``axis`` of the volume turned by ``matrix``
     (:func:`oblique_turn`) about its centre: an oblique cut through it, as a subject out
     of the training pose would be cut.
@@ -83,6 +85,9 @@ def oblique_slice(volume: dict, axis: int, plane: float, matrix: torch.Tensor) -
                                 padding_mode="zeros", align_corners=True)[0, :, 0]  # fmt: skip
         out[key] = data.select(axis + 1, nearest).clone()
         out[key].copy_(sampled.round() if mode == "nearest" else sampled)
+    if fill_label is not None:
+        outside = ((where.round() < 0) | (where.round() > size - 1)).any(-1)
+        out["label"][:, outside] = fill_label
     return out
 
 
@@ -140,6 +145,7 @@ class SliceDataset(torch.utils.data.Dataset):
         slice_sampling_check(sampling)
         self.volumes, self.axis, self.transform = volumes, axis, transform
         self.ratio, self.repeats, self.sampling = foreground_ratio, repeats, sampling
+        self.ignore_index = ignore_index
         self.region = tuple(region) if region is not None else None
         self.oblique = (tuple(oblique_rotation), tuple(oblique_scale))
         moved = any(oblique_rotation) or tuple(oblique_scale) != (1.0, 1.0)
@@ -201,7 +207,7 @@ class SliceDataset(torch.utils.data.Dataset):
                 voxel = [*centre[: self.axis], k, *centre[self.axis :]]
                 shape = volume["image"].shape[1:]
                 plane, centre = oblique_place(shape, self.axis, matrix, voxel)
-            item = oblique_slice(volume, self.axis, plane, matrix)
+            item = oblique_slice(volume, self.axis, plane, matrix, self.ignore_index)
         else:
             item = {key: volume[key].select(self.axis + 1, k).clone() for key in ("image", "label")}
         if centre is not None and self.region is not None:

@@ -110,3 +110,22 @@ def test_the_module_trains_on_oblique_slices(tmp_path) -> None:
     batch = next(iter(module.train_dataloader()))
     assert batch["image"].shape == (4, 1, 32, 32) and batch["label"].shape == (4, 1, 32, 32)
     assert set(batch["label"].unique().tolist()) <= {0, 1, 2}
+
+
+def test_sparse_labels_outside_the_volume_are_not_annotated() -> None:
+    """What an oblique cut takes from outside the volume was once labelled 0, and so
+    trained as annotated background; with sparse labels it is the ignore value."""
+    shape = (24, 20, 22)
+    volume = {"image": MetaTensor(torch.rand(1, *shape) + 1.0),
+              "label": MetaTensor(torch.ones(1, *shape, dtype=torch.uint8))}  # fmt: skip
+    dataset = SliceDataset([volume], 1, T.Compose([]), ignore_index=2,
+                           oblique_rotation=(0.26, 0.26, 0.26), oblique_prob=1.0)  # fmt: skip
+    torch.manual_seed(4)
+    labels = torch.stack([torch.as_tensor(dataset[i]["label"]) for i in range(10)])
+    assert (labels == 2).any() and (labels == 1).any()
+    assert not (labels == 0).any()  # every voxel inside is annotated 1; outside is ignore
+    # without sparse labels the outside stays background (0), as before
+    turn = oblique_turn((0.26, 0.26, 0.26), (1.0, 1.0))
+    cut, ignored = (oblique_slice(volume, 1, 10, turn, fill) for fill in (None, 2))
+    assert (cut["label"] == 0).any()
+    assert torch.equal(cut["label"] == 0, ignored["label"] == 2)
