@@ -25,6 +25,8 @@ import numpy as np
 import torch
 from monai.transforms import MapTransform
 
+MAX_ORDER_VALUE = 32767  # label maps of region orders are int16 above 255
+
 
 class LabelSchemeError(ValueError):
     """A ``dataset.json`` whose labels cannot be used; the message names the file and key."""
@@ -81,8 +83,15 @@ def label_scheme(meta: dict, source: str) -> LabelScheme | None:
     if not isinstance(labels, dict) or not labels:
         return None
     values = {k: v for k, v in labels.items()}
-    if not all(_is_int(v) or isinstance(v, list) for v in values.values()):
+    if all(isinstance(v, str) for v in values.values()):
+        _check_msd_labels(values, source)
         return None  # MSD style {"0": "background"}
+    for name, value in values.items():
+        if not (_is_int(value) or isinstance(value, list)):
+            raise LabelSchemeError(
+                f"{source}: labels.{name} = {value!r}: give a whole number (nnU-Net v2: "
+                '{"background": 0, ...}) or a list of them (a region)'
+            )
     ignore = values.pop("ignore", None)
     regional = any(isinstance(v, list) for v in values.values())
     if ignore is not None:
@@ -95,6 +104,36 @@ def label_scheme(meta: dict, source: str) -> LabelScheme | None:
             f"{source}: labels must number the classes 0..N-1, got {sorted(by_value)}"
         )
     return LabelScheme(tuple(by_value[i] for i in range(len(by_value))), ignore)
+
+
+def _check_msd_labels(labels: dict, source: str) -> None:
+    """MSD's ``{"0": "background", "1": ...}``: every key a label value, 0..N-1."""
+    for key in labels:
+        if not str(key).isdigit():
+            raise LabelSchemeError(
+                f"{source}: labels key {key!r} is not a label value: MSD writes "
+                '{"0": "background", ...}, nnU-Net v2 {"background": 0, ...}'
+            )
+    if sorted(int(k) for k in labels) != list(range(len(labels))):
+        raise LabelSchemeError(
+            f"{source}: labels must number the classes 0..N-1, got {sorted(map(int, labels))}"
+        )
+
+
+def declared_classes(meta: dict, source: str) -> list[str] | None:
+    """The class names ``dataset.json`` gives, by value ``0..N-1`` (MSD or nnU-Net v2
+    style), or ``None`` where it names none or labels regions.
+
+    Raises:
+        LabelSchemeError: labels that are neither style, naming the file and the key.
+    """
+    scheme = label_scheme(meta, source)
+    if scheme is not None:
+        return None if scheme.multilabel else list(scheme.names)
+    labels = meta.get("labels")
+    if not isinstance(labels, dict) or not labels:
+        return None
+    return [str(labels[str(i)]) for i in range(len(labels))]
 
 
 def _is_int(value) -> bool:
@@ -141,7 +180,12 @@ def _regions(meta: dict, values: dict, source: str) -> LabelScheme:
                 f"{source}: regions_class_order must give one value per region "
                 f"({len(regions)}), got {order}"
             )
-        order = tuple(int(v) for v in order)
+        if not all(_is_int(v) and 1 <= v <= MAX_ORDER_VALUE for v in order):
+            raise LabelSchemeError(
+                f"{source}: regions_class_order must hold label values 1..{MAX_ORDER_VALUE} "
+                f"(one per region, written where it is predicted), got {order}"
+            )
+        order = tuple(order)
     return LabelScheme(tuple(names), regions=tuple(regions), order=order)
 
 

@@ -8,6 +8,7 @@ config with the reason for each choice (:mod:`.config`).
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -33,8 +34,13 @@ class PlannedRun:
     subjects: int = 0
 
 
+class PlanWarning(UserWarning):
+    """Something in the dataset the plan keeps, but the user should know."""
+
+
 def check_classes(fp: Fingerprint) -> None:
-    """Label values must be 0..N-1, and named in ``dataset.json`` when it names classes.
+    """Label values must be 0..N-1, and named in ``dataset.json`` when it names classes;
+    a named class that no label map holds is kept, with a :class:`PlanWarning`.
 
     Raises:
         ValueError: naming a case that holds the value.
@@ -53,16 +59,25 @@ def check_classes(fp: Fingerprint) -> None:
                 f"{fp.root}: case {case} holds label value {present[-1]}, but dataset.json "
                 f"names {scheme.channels} classes and ignore = {scheme.ignore}"
             )
-    labels = None if scheme is not None else fp.meta.get("labels")
-    if labels:
-        named = len(labels)
+    declared = fp.declared if scheme is None else None
+    if declared:
+        named = len(declared)
         if present[-1] >= named:
             case = next(c.name for c in fp.cases if max(c.counts) >= named)
             raise ValueError(
                 f"{fp.root}: case {case} holds label value {present[-1]}, but "
                 f"dataset.json names {named} classes (0..{named - 1})"
             )
-    if gaps := sorted(set(range(present[-1] + 1)) - set(present)):
+    names = declared or (list(scheme.names) if scheme is not None else None)
+    if names and (unseen := sorted(set(range(len(names))) - set(present))):
+        shown = ", ".join(f"{names[v]} ({v})" for v in unseen[:5])
+        warnings.warn(
+            f"{fp.root / 'dataset.json'}: names class(es) that no label map holds: {shown}; "
+            "planned as declared, but the network never sees them in training",
+            PlanWarning,
+            stacklevel=2,
+        )
+    elif gaps := sorted(set(range(present[-1] + 1)) - set(present)):
         case = next(c.name for c in fp.cases if max(c.counts) == present[-1])
         raise ValueError(
             f"{fp.root}: label values {present} skip {gaps[:5]} (e.g. {case} holds "

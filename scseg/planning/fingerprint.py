@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from scseg.data.labels import LabelScheme, label_scheme
+from scseg.data.labels import LabelScheme, declared_classes, label_scheme
 from scseg.data.validation import (
     Report,
     check_image_mask,
@@ -65,12 +65,22 @@ class Fingerprint:
         scheme = label_scheme(self.meta, str(self.root / "dataset.json"))
         return scheme if scheme and (scheme.multilabel or scheme.ignore is not None) else None
 
+    @functools.cached_property
+    def declared(self) -> list[str] | None:
+        """The class names ``dataset.json`` gives by value, if any
+        (:func:`scseg.data.labels.declared_classes`)."""
+        if self.layout != "msd":
+            return None
+        return declared_classes(self.meta, str(self.root / "dataset.json"))
+
     @property
     def classes(self) -> int:
-        """Output channels: classes with background, or regions."""
+        """Output channels: classes with background (every class ``dataset.json`` names,
+        found in the data or not), or regions."""
         if self.scheme is not None:
             return self.scheme.channels
-        return max(max(c.counts) for c in self.cases) + 1
+        found = max(max(c.counts) for c in self.cases) + 1
+        return max(found, len(self.declared or []))
 
     def annotated_share(self) -> float | None:
         """The share of voxels that are annotated (not the ignore value), if sparse."""
@@ -112,12 +122,8 @@ class Fingerprint:
     def class_names(self) -> list[str]:
         if self.scheme is not None:
             return list(self.scheme.names)
-        labels = self.meta.get("labels") or {}
-        if isinstance(labels, dict) and labels:
-            by_value = {int(v): k for k, v in labels.items()} if _nnunet_labels(labels) else None
-            names = by_value or {int(k): v for k, v in labels.items()}
-            return [str(names.get(i, f"class_{i}")) for i in range(self.classes)]
-        return ["background", *[f"class_{i}" for i in range(1, self.classes)]]
+        named = self.declared or ["background"]
+        return [named[i] if i < len(named) else f"class_{i}" for i in range(self.classes)]
 
     def intensity_stats(self, channel: int) -> dict[str, float]:
         values = self.foreground[channel]
@@ -130,11 +136,6 @@ class Fingerprint:
             "p00_5": float(p_lo),
             "p99_5": float(p_hi),
         }
-
-
-def _nnunet_labels(labels: dict) -> bool:
-    """nnU-Net v2 writes ``{"background": 0, ...}``; MSD writes ``{"0": "background"}``."""
-    return all(isinstance(v, int) for v in labels.values())
 
 
 def _ras_spacing(affine: np.ndarray, shape: tuple[int, ...]) -> tuple[tuple, tuple]:

@@ -123,6 +123,18 @@ def test_regions_plan_train_and_evaluate(own_scans, tmp_path, capsys) -> None:  
         ({**TISSUE, "ignore": 2}, {}, "labels.ignore = 2 collides with class 'white matter' (2)"),
         ({"background": 0, "brain": [1, 2], "lesion": [5]}, {},
          "labels.lesion names label value(s) [5] that no label map holds"),
+        # float and string label values, and region orders that are not label values:
+        # these once stopped with "invalid literal for int()", naming neither file nor key
+        ({"background": 0, "grey matter": 1.0, "white matter": 2}, {},
+         "labels.grey matter = 1.0: give a whole number"),
+        ({"background": "0", "grey matter": 1, "white matter": 2}, {},
+         "labels.background = '0': give a whole number"),
+        ({"background": "bg", "grey matter": "gm"}, {},
+         "labels key 'background' is not a label value"),
+        ({"background": 0, "brain": [1, 2], "white": [2]}, {"regions_class_order": ["x", 2]},
+         "regions_class_order must hold label values 1..32767"),
+        ({"background": 0, "brain": [1, 2], "white": [2]}, {"regions_class_order": [-1, 2]},
+         "regions_class_order must hold label values 1..32767"),
     ],
 )  # fmt: skip
 def test_bad_labels_are_one_line(own_scans, tmp_path, capsys, labels, extra, expected) -> None:  # noqa: F811
@@ -145,3 +157,18 @@ def test_region_masks_plan_and_train(own_scans, tmp_path) -> None:  # noqa: F811
     config = yaml.safe_load(out.read_text())
     assert config["model"]["multilabel"] is True and config["model"]["classes"] == 2
     assert _fit(out, tmp_path / "run", "--trainer.fast_dev_run", "true") == 0
+
+
+def test_a_declared_class_that_never_occurs_is_planned_and_reported(own_scans, tmp_path, capsys):  # noqa: F811
+    """dataset.json names background, grey and white matter and a lesion class that no
+    label map holds: the plan once dropped it silently (classes: 3)."""
+    labels = {**TISSUE, "lesion": 3}
+    data = _labelled(own_scans, tmp_path / "data", labels)
+    out = tmp_path / "p.yaml"
+    assert _plan(data, out) == 0
+    err = capsys.readouterr().err
+    warning = f"{data / 'dataset.json'}: names class(es) that no label map holds: lesion (3)"
+    assert f"scseg: warning: {warning}" in err
+    config = yaml.safe_load(out.read_text())
+    assert config["model"]["classes"] == config["data"]["init_args"]["classes"] == 4
+    assert config["data"]["init_args"]["class_names"] == [*TISSUE, "lesion"]
