@@ -3,7 +3,9 @@
 Every tensor whose name and shape match is loaded. Where the new task differs:
 
 * other classes: the segmentation heads (main and deep-supervision) keep their fresh
-  initialisation;
+  initialisation, except for the classes both models name alike: once the data's class
+  names are known (:func:`match_heads`, at setup), each head row goes to the class of
+  the same name, so a reordered or extended class list keeps what was learnt per class;
 * other input channels: the first convolution gets the mean of the old filters over their
   input channels, repeated for each new channel and scaled by ``old / new`` so the summed
   response keeps its size (timm's ``adapt_input_conv`` for pretrained encoders does the
@@ -25,6 +27,8 @@ from torch import nn
 
 # the share of the new network's weights (heads apart) that must come from the source
 MIN_TAKEN = 0.5
+# the per-class output layers: the main head and the deep-supervision heads
+HEAD_PREFIXES = ("head.", "aux_heads.")
 
 
 @dataclass
@@ -37,6 +41,10 @@ class InitReport:
     reinitialised: list[str] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # the source's class names, and per head tensor its (source, fresh) values, until
+    # match_heads has put each row where its class name says
+    source_names: list[str] | None = None
+    heads: dict[str, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
 
     @property
     def taken(self) -> list[str]:
@@ -101,8 +109,17 @@ def init_from(
     theirs = source_net.state_dict()
     mine = net.state_dict()
     update: dict[str, torch.Tensor] = {}
+    if source.data_info.get("class_names"):
+        report.source_names = list(source.data_info["class_names"])
     for name, tensor in mine.items():
         old = theirs.get(name)
+        if (
+            name.startswith(HEAD_PREFIXES)
+            and old is not None
+            and old.shape[1:] == tensor.shape[1:]
+            and (old.shape[0], tensor.shape[0]) == (source.classes, classes)
+        ):
+            report.heads[name] = (old.clone(), tensor.clone())
         if old is None:
             report.skipped.append((name, "not in the source"))
         elif old.shape == tensor.shape:
@@ -126,6 +143,38 @@ def init_from(
         )
     net.load_state_dict(update, strict=False)
     return report
+
+
+def match_heads(net: nn.Module, report: InitReport, names: list[str] | None) -> None:
+    """Puts each head row of the source where the new data's class of the same name is
+    (fresh rows for classes the source does not name), once the names are known. Without
+    names on either side, heads stay as :func:`init_from` left them (loaded where the
+    class counts match). Runs once: the stored values are dropped after.
+    """
+    heads, report.heads = report.heads, {}
+    source = report.source_names
+    if not heads or not source or not names or list(source) == list(names):
+        return
+    where = {name: j for j, name in enumerate(source)}
+    state = {}
+    for key, (old, fresh) in heads.items():
+        new = fresh.clone()
+        for i, name in enumerate(names):
+            if name in where:
+                new[i] = old[where[name]]
+        state[key] = new
+    net.load_state_dict(state, strict=False)
+    kept = [name for name in names if name in where]
+    moved = sum(1 for i, name in enumerate(names) if name in where and where[name] != i)
+    report.notes.append(
+        f"class names differ from the source's: head rows matched by name ({len(kept)} of "
+        f"{len(names)} classes from the source, {moved} moved; the others fresh)"
+    )
+    for key in heads:
+        if key in report.loaded:
+            report.loaded.remove(key)
+        if key not in report.reinitialised:
+            report.reinitialised.append(key)
 
 
 def adapt_input_channels(weight: torch.Tensor, channels: int) -> torch.Tensor:

@@ -183,6 +183,10 @@ class SegmentationModule(pl.LightningModule):
             self.val_metrics.class_names = self.test_metrics.class_names = list(names)
         if hasattr(datamodule, "info"):
             self.data_info = datamodule.info()
+        if self.init_report is not None:
+            from scseg.training.finetune import match_heads
+
+            match_heads(self.net, self.init_report, list(names) if names else None)
         if self.init_report is not None and self.trainer.is_global_zero and stage == "fit":
             from scseg.training.finetune import print_report
 

@@ -3,6 +3,8 @@ the encoder frozen and loaded layers slowed when asked; from the CLI, one-line e
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -198,3 +200,30 @@ def test_fit_with_a_model_of_other_dimensions_fails_in_one_line(
         err.count("\n") == 0 and "a 2D model cannot start a 3D one" in err and str(ckpt_2d) in err
     )
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    "names",
+    [["background", "white matter", "grey matter"],
+     ["background", "grey matter", "white matter", "lesion"]],
+)  # fmt: skip
+def test_heads_follow_the_class_names(names, ckpt_3d, data_env, tmp_path, capsys) -> None:
+    """init_from once loaded the heads whenever the class counts matched, so a reordered
+    class list trained from grey matter's row for white matter. Each row now goes to the
+    class of its name; a class the source does not name starts fresh."""
+    source = ["background", "grey matter", "white matter"]
+    assert torch.load(ckpt_3d, weights_only=True)["scseg"]["data_info"]["class_names"] == source
+    k = str(len(names))
+    assert _fit(tmp_path, "--model.init_from", str(ckpt_3d), "--model.lr", "0",
+                "--model.classes", k, "--data.init_args.classes", k,
+                "--data.init_args.class_names", json.dumps(names)) == 0  # fmt: skip
+    assert "head rows matched by name" in capsys.readouterr().out
+    before, after = _weights(ckpt_3d), _weights(tmp_path / "checkpoints" / "last.ckpt")
+    heads = [k for k in after if k.startswith(("head.", "aux_heads."))]
+    assert heads
+    for key in heads:
+        for i, name in enumerate(names):
+            if name in source:
+                assert torch.equal(after[key][i], before[key][source.index(name)]), (key, name)
+            else:
+                assert not any(torch.equal(after[key][i], row) for row in before[key])
