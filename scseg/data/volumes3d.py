@@ -98,35 +98,47 @@ def preprocessing(
     track_meta: bool = False,
     load: bool = True,
     nonfinite: str = "refuse",
+    intensity_first: bool = True,
 ) -> list:
     """The deterministic steps shared by training, validation and prediction.
 
     Load (unless ``load`` is false: the data is already a MetaTensor) -> channel first ->
     NaN/Inf intensities refused or filled (``nonfinite``, :mod:`scseg.data.intensity`) ->
-    direction cosines snapped to orthonormal (:mod:`scseg.data.geometry`) -> RAS
-    orientation -> resample to ``spacing`` (linear for the image, nearest for labels)
-    -> intensity: ``"zscore"`` over non-zero voxels per channel (MR), ``"ct"`` clip to
-    ``ct_window`` then scale to [0, 1], or ``"none"``.
+    intensity: ``"zscore"`` over non-zero voxels per channel (MR), ``"ct"`` clip to
+    ``ct_window`` then scale to [0, 1], or ``"none"`` -> direction cosines snapped to
+    orthonormal (:mod:`scseg.data.geometry`) -> RAS orientation -> resample to ``spacing``
+    (linear for the image, nearest for labels).
     ``track_meta=True`` keeps the geometry record that inference needs to invert the steps.
+
+    The intensities are normalised on the input's own grid, before resampling, as
+    nnU-Net's preprocessor does. After resampling (``intensity_first=False``: how
+    checkpoints without ``intensity_first`` in their data info saw their inputs, kept for
+    them) the z-score's "non-zero"
+    mask is a knife-edge: an output voxel that samples the edge of the scan's zero
+    background with a weight of 1e-5 is non-zero, and becomes ``-mean/std`` (about -3)
+    instead of 0, so a 1e-4 mm change of the affine (direction cosines stored to 6
+    decimals, as in DICOM) changed single voxels by 3.3.
     """
     if intensity not in ("zscore", "ct", "none"):
         raise ValueError(f"intensity must be zscore, ct or none, got {intensity!r}")
     image_key = keys[0]
+    scale: list = []
+    if intensity == "zscore":
+        scale.append(T.NormalizeIntensityd(image_key, nonzero=True, channel_wise=True))
+    elif intensity == "ct":
+        lo, hi = ct_window
+        scale.append(T.ScaleIntensityRanged(image_key, lo, hi, 0.0, 1.0, clip=True))
     ops: list = [T.LoadImaged(keys, reader=ras_nrrd_reader(), image_only=True)] if load else []
+    ops += [T.EnsureChannelFirstd(keys), FiniteIntensityd(image_key, nonfinite)]
+    ops += scale if intensity_first else []
     ops += [
-        T.EnsureChannelFirstd(keys),
-        FiniteIntensityd(image_key, nonfinite),
         OrthonormalAffined(keys),  # the same grid for the same scan in any format
         T.Orientationd(keys, axcodes="RAS", labels=(("L", "R"), ("P", "A"), ("I", "S"))),
     ]
     if spacing is not None:
         modes = ["bilinear"] + ["nearest"] * (len(keys) - 1)
         ops.append(T.Spacingd(keys, pixdim=tuple(spacing), mode=modes))
-    if intensity == "zscore":
-        ops.append(T.NormalizeIntensityd(image_key, nonzero=True, channel_wise=True))
-    elif intensity == "ct":
-        lo, hi = ct_window
-        ops.append(T.ScaleIntensityRanged(image_key, lo, hi, 0.0, 1.0, clip=True))
+    ops += [] if intensity_first else scale
     if not track_meta:
         ops.append(T.EnsureTyped(keys, dtype=None, track_meta=False))
     return ops
@@ -298,7 +310,8 @@ class MSD3DDataModule(SegmentationDataModule):
             self.atlas_files, with_case = prior_items(pairs, split, hp.atlas_case,
                 hp.prior_registration, folder, hp.get("registered_copies", 0))  # fmt: skip
         self._cache_settings = {"spacing": hp.spacing, "intensity": self.intensity,
-                                "ct_window": hp.ct_window, "grid": "orthonormal"}  # fmt: skip
+                                "ct_window": hp.ct_window, "grid": "orthonormal",
+                                "intensity_first": True}  # fmt: skip
         if self.multilabel:  # cached labels are region masks
             self._cache_settings["labels"] = self.scheme.info()
         self.train_set = self._train_set(with_case(split["train"]), pre)
@@ -412,6 +425,8 @@ class MSD3DDataModule(SegmentationDataModule):
             "spacing": list(self.hparams.spacing) if self.hparams.spacing else None,
             "intensity": getattr(self, "intensity", self.hparams.intensity),
             "ct_window": list(self.hparams.ct_window),
+            # normalised before resampling (preprocessing); older checkpoints lack it
+            "intensity_first": True,
             "class_names": self.class_names,
             "ignore_index": self.ignore_index,
             # the axes mirrored in training: the only ones test-time mirroring may use

@@ -139,20 +139,11 @@ def preprocessing_config(info: dict) -> list[dict]:
     steps: list[dict] = [
         {"_target_": "LoadImaged", "keys": "image", "image_only": False},
         {"_target_": "EnsureChannelFirstd", "keys": "image"},
-        {"_target_": "Orientationd", "keys": "image", "axcodes": "RAS"},
     ]
-    if info.get("spacing"):
-        steps.append(
-            {
-                "_target_": "Spacingd",
-                "keys": "image",
-                "pixdim": list(info["spacing"]),
-                "mode": "bilinear",
-            }
-        )
+    scale: list[dict] = []
     intensity = info.get("intensity", "zscore")
     if intensity in ("zscore", "auto"):
-        steps.append(
+        scale.append(
             {
                 "_target_": "NormalizeIntensityd",
                 "keys": "image",
@@ -162,7 +153,7 @@ def preprocessing_config(info: dict) -> list[dict]:
         )
     elif intensity == "ct":
         lo, hi = info.get("ct_window", (-175.0, 250.0))
-        steps.append(
+        scale.append(
             {
                 "_target_": "ScaleIntensityRanged",
                 "keys": "image",
@@ -173,6 +164,19 @@ def preprocessing_config(info: dict) -> list[dict]:
                 "clip": True,
             }
         )
+    first = bool(info.get("intensity_first", False))  # the order the model trained with
+    steps += scale if first else []
+    steps.append({"_target_": "Orientationd", "keys": "image", "axcodes": "RAS"})
+    if info.get("spacing"):
+        steps.append(
+            {
+                "_target_": "Spacingd",
+                "keys": "image",
+                "pixdim": list(info["spacing"]),
+                "mode": "bilinear",
+            }
+        )
+    steps += [] if first else scale
     steps.append({"_target_": "EnsureTyped", "keys": "image", "dtype": "$torch.float32"})
     return steps
 

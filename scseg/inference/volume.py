@@ -151,7 +151,8 @@ def preprocess_volume(
     window = info.get("ct_window", (-175, 250))
     keys = ["image", "prior"] if prior is not None else ["image"]
     pre = T.Compose(preprocessing(keys, info.get("spacing"), intensity, window, True,
-                                  load=dicom is None, nonfinite=nonfinite))  # fmt: skip
+                                  load=dicom is None, nonfinite=nonfinite,
+                                  intensity_first=info.get("intensity_first", False)))  # fmt: skip
     if dicom is not None:
         if prior is not None:
             raise InputError(f"{path}: atlas-prior models take NIfTI or NRRD files, not DICOM")
