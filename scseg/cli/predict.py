@@ -144,7 +144,7 @@ def _prepare_prediction(args: argparse.Namespace, device: str, quiet: bool, list
     )
     inputs = None
     if listing:
-        inputs = collect_inputs(args.input, model.input_dims)
+        inputs = collect_inputs(args.input, model.input_dims, model.in_channels)
         check_outputs(inputs, args.output, model.input_dims, options)
 
     def predict(part):

@@ -39,7 +39,11 @@ class SeededPersistentDataset(_SeededTransforms, PersistentDataset):
 def file_stamped_hash(item: dict) -> bytes:
     """The cache key of a case: its paths with each file's size and modification time, so
     a file replaced under the same name is preprocessed again."""
-    stamps = {k: (v, *_stat(v)) for k, v in item.items() if k in ("image", "label")}
+    stamps = {
+        k: tuple((f, *_stat(f)) for f in (v if isinstance(v, list) else [v]))
+        for k, v in item.items()
+        if k in ("image", "label")
+    }
     return pickle_hashing({**item, **stamps})
 
 

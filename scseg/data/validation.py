@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from scseg.data.labels import check_region_values
+from scseg.data.layouts import image_files
 from scseg.io.volumes import read_volume
 
 
@@ -117,7 +118,7 @@ def validate_pairs(
                 report.add(case, str(err))
                 continue
             problem = False
-            for path in (image, label):
+            for path in [*(image if isinstance(image, list) else [image]), label]:
                 if not path.is_file():
                     report.add(case, f"{path} is missing")
                     problem = True
@@ -126,7 +127,9 @@ def validate_pairs(
                     problem = True
             if problem:
                 continue
-            digests[part][case] = _digest(image)
+            digests[part][case] = "".join(
+                _digest(p) for p in (image if isinstance(image, list) else [image])
+            )
             try:
                 load(report, case, image, label)
             except Exception as err:  # readers raise many types for bad files
@@ -157,8 +160,9 @@ def validate_msd(
         DataValidationError: listing the bad cases.
     """
 
-    def files(case: str) -> tuple[Path, Path]:
-        return Path(pairs[case]["image"]), Path(pairs[case]["label"])
+    def files(case: str) -> tuple[Path | list[Path], Path]:
+        images = image_files(pairs[case])
+        return (images[0] if len(images) == 1 else images), Path(pairs[case]["label"])
 
     def load(report, case: str, image_path: Path, label_path: Path) -> None:
         image, image_affine = read_volume(image_path)

@@ -1,13 +1,11 @@
-"""3D volumes in the Medical Segmentation Decathlon layout, with MONAI transforms.
-
-``root/dataset.json`` lists ``training`` pairs (``imagesTr/<case>.nii.gz``,
-``labelsTr/<case>.nii.gz``; NRRD works too) and the ``modality`` of each channel;
-``root/split.json`` says which cases train and which validate.
+"""3D volumes with MONAI transforms, from a dataset folder in the Medical Segmentation
+Decathlon layout, an nnU-Net v2 raw dataset, or ``imagesTr/`` + ``labelsTr/``
+(:mod:`scseg.data.layouts` reads each); ``root/split.json`` says which cases train and
+which validate.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -37,57 +35,11 @@ from scseg.data.caching import (
 from scseg.data.geometry import OrthonormalAffined
 from scseg.data.intensity import FiniteIntensityd
 from scseg.data.labels import RegionMasksd, label_scheme, sparse_labels
+from scseg.data.layouts import read_dataset
 from scseg.io.nrrd import ras_nrrd_reader
-from scseg.io.volumes import case_name, is_volume_file
 
 INTENSITY_MODES = ("auto", "zscore", "ct", "none")
 CACHE_MODES = ("memory", "disk", "none")
-
-
-def pair_volume_folders(root: Path) -> dict[str, dict[str, str]]:
-    """``imagesTr/<case>.*`` with ``labelsTr/<case>.*``, for a folder without
-    ``dataset.json``.
-
-    Raises:
-        FileNotFoundError, ValueError: no ``imagesTr``, no images, or images without labels.
-    """
-    images, labels = root / "imagesTr", root / "labelsTr"
-    if not images.is_dir():
-        raise FileNotFoundError(f"{root}: no dataset.json and no imagesTr/ folder (MSD layout)")
-    found = {case_name(p): p for p in sorted(images.iterdir()) if is_volume_file(p)}
-    if not found:
-        raise ValueError(f"{images}: holds no NIfTI/NRRD volumes")
-    have = (
-        {case_name(p): p for p in labels.iterdir() if is_volume_file(p)} if labels.is_dir() else {}
-    )
-    if missing := [c for c in found if c not in have]:
-        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
-        raise ValueError(f"{labels}: no label for {len(missing)} of {len(found)} image(s): "
-                         f"{', '.join(missing[:5])}{more}")  # fmt: skip
-    return {
-        c: {"image": str(p.resolve()), "label": str(have[c].resolve())} for c, p in found.items()
-    }
-
-
-def read_msd_dataset(root: Path) -> tuple[dict, dict[str, dict[str, str]]]:
-    """Reads ``dataset.json``; returns it and ``{case: {"image": path, "label": path}}``.
-    Without ``dataset.json``, pairs ``imagesTr/`` and ``labelsTr/`` by file name (and the
-    returned metadata is empty)."""
-    path = root / "dataset.json"
-    if not path.is_file():
-        return {}, pair_volume_folders(root)
-    try:
-        meta = json.loads(path.read_text())
-        pairs = {
-            case_name(e["image"]): {
-                "image": str((root / e["image"]).resolve()),
-                "label": str((root / e["label"]).resolve()),
-            }
-            for e in meta["training"]
-        }
-    except (ValueError, KeyError, TypeError) as err:
-        raise ValueError(f"{path}: not an MSD dataset.json ({err})") from None
-    return meta, pairs
 
 
 def preprocessing(
@@ -283,12 +235,13 @@ class MSD3DDataModule(SegmentationDataModule):
     def _intensity(self, meta: dict) -> str:
         if self.hparams.intensity != "auto":
             return self.hparams.intensity
-        modalities = [str(m).upper() for m in meta.get("modality", {}).values()]
+        given = meta.get("channel_names") or meta.get("modality") or {}  # nnU-Net v2, MSD
+        modalities = [str(m).upper() for m in given.values()]
         return "ct" if modalities and all(m == "CT" for m in modalities) else "zscore"
 
     def setup(self, stage: str | None = None) -> None:
         root = self.dataset_root()
-        meta, pairs = read_msd_dataset(root)
+        meta, pairs = read_dataset(root)
         split = read_split(root, self.hparams.split_file, self.fold)
         if missing := [c for c in split["train"] + split["val"] if c not in pairs]:
             raise ValueError(f"{root / self.hparams.split_file}: unknown cases {missing[:5]}")

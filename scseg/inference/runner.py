@@ -17,10 +17,11 @@ from scseg.inference.image import is_image, overlay, predict_image
 from scseg.inference.volume import InputError, is_volume, predict_volume
 from scseg.inference.writing import OutputExistsError, StagedWrites, refuse_existing
 from scseg.io.dicom import DicomSeries, SeriesError, find_series, is_dicom_file
-from scseg.io.volumes import case_name
+from scseg.io.volumes import ChannelFiles, case_name, group_channel_files
 
 FORMATS = ("nifti", "dicom-seg")
-Source = Path | DicomSeries  # a file, or a DICOM series (a folder's files)
+# a file, a DICOM series (a folder's files), or a scan's channel files (nnU-Net v2 names)
+Source = Path | DicomSeries | ChannelFiles
 
 
 @dataclass
@@ -63,9 +64,12 @@ class PredictSummary:
         return len(self.done) + len(self.kept) + len(self.failures)
 
 
-def collect_inputs(path: str | Path, spatial_dims: int) -> list[Source]:
+def collect_inputs(path: str | Path, spatial_dims: int, channels: int = 1) -> list[Source]:
     """The file itself, or what a folder holds that this model can read: its image files
     (2D) or its volume files and the DICOM series in it and its subfolders (3D), sorted.
+    Volume files all named as nnU-Net v2 names them (``<case>_0000.nii.gz`` to
+    ``<case>_<channels - 1>``) are one input per case, named ``<case>``
+    (:func:`scseg.io.volumes.group_channel_files`).
 
     Raises:
         InputError: if the path does not exist, is a single DICOM file (give its series'
@@ -81,7 +85,7 @@ def collect_inputs(path: str | Path, spatial_dims: int) -> list[Source]:
     wanted = is_volume if spatial_dims == 3 else is_image
     found: list[Source] = sorted(p for p in path.iterdir() if p.is_file() and wanted(p))
     if spatial_dims == 3:
-        found += find_series(path)
+        found = group_channel_files(found, channels) + find_series(path)
     if not found:
         kind = "NIfTI/NRRD volumes or DICOM series" if spatial_dims == 3 else "images"
         raise InputError(f"{path}: holds no {kind}")
@@ -90,7 +94,7 @@ def collect_inputs(path: str | Path, spatial_dims: int) -> list[Source]:
 
 def source_name(source: Source) -> str:
     """The name its outputs take: the file name without its suffix, or the series' name."""
-    return source.name if isinstance(source, DicomSeries) else case_name(source)
+    return source.name if isinstance(source, (DicomSeries, ChannelFiles)) else case_name(source)
 
 
 def outputs_for(path: Source, out_dir: Path, spatial_dims: int, options: PredictOptions) -> dict:
@@ -124,7 +128,8 @@ def check_outputs(
         InputError: naming the files.
     """
     sources = {p.resolve(): p for p in inputs if isinstance(p, Path)}
-    sources |= {f.resolve(): s for s in inputs if isinstance(s, DicomSeries) for f in s.files}
+    sources |= {f.resolve(): s for s in inputs if isinstance(s, (DicomSeries, ChannelFiles))
+                for f in s.files}  # fmt: skip
     claimed: dict[Path, Path] = {}
     for path in inputs:
         for target in outputs_for(path, out_dir, spatial_dims, options).values():

@@ -23,7 +23,7 @@ from scseg.inference.prior import corrections_and_inversion
 from scseg.inference.writing import ClassVolumeWriter
 from scseg.io.dicom import DicomSeries, DicomVolume, read_series
 from scseg.io.nrrd import NRRD_SUFFIXES, nrrd_affine
-from scseg.io.volumes import VOLUME_SUFFIXES
+from scseg.io.volumes import VOLUME_SUFFIXES, ChannelFiles
 from scseg.models.slabs import (
     SlabStream,
     slicewise_slabs,
@@ -58,6 +58,12 @@ def _input_geometry(
     if isinstance(path, DicomSeries):
         dicom = read_series(path)
         return dicom.affine, dicom.array.shape, None, dicom
+    if isinstance(path, ChannelFiles):
+        affine, shape, header, _ = _input_geometry(path.files[0])
+        for other in path.files[1:]:
+            if _input_geometry(other)[1] != shape:
+                raise InputError(f"{other}: channel file's shape differs from {path.files[0]}'s")
+        return affine, (*shape[:3], len(path.files)), header, None
     try:
         if str(path).lower().endswith(NRRD_SUFFIXES):
             import nrrd
@@ -134,7 +140,7 @@ def preprocess_volume(
     Raises:
         InputError: unreadable file, a 2D model, wrong dimensionality or channel count.
     """
-    if not isinstance(path, DicomSeries):
+    if not isinstance(path, (DicomSeries, ChannelFiles)):
         path = Path(path)
     if model.input_dims != 3:
         raise InputError(f"{path}: the checkpoint is a 2D image model, not a volume model")
@@ -163,7 +169,10 @@ def preprocess_volume(
         affine = torch.from_numpy(dicom.affine.astype(np.float32).astype(np.float64))
         image = MetaTensor(torch.from_numpy(dicom.array), affine=affine, meta=meta)
         return pre, _applied(pre, {"image": image}, path)
-    return pre, _applied(pre, {"image": str(path), **({"prior": str(prior)} if prior else {})},
+    image = [str(f) for f in path.files] if isinstance(path, ChannelFiles) else str(path)
+    if isinstance(image, list) and len(image) == 1:
+        image = image[0]
+    return pre, _applied(pre, {"image": image, **({"prior": str(prior)} if prior else {})},
                          path)  # fmt: skip
 
 
@@ -209,8 +218,8 @@ def atlas_prior(model: LoadedModel, path: Path, folder: Path) -> Path:
     Raises:
         InputError: a DICOM input, a missing atlas file, or a failed registration.
     """
-    if isinstance(path, DicomSeries):
-        raise InputError(f"{path}: atlas-prior models take NIfTI or NRRD files, not DICOM")
+    if isinstance(path, (DicomSeries, ChannelFiles)):
+        raise InputError(f"{path}: atlas-prior models take one NIfTI or NRRD file per scan")
     for kind in ("image", "label"):
         if not Path(model.atlas[kind]).is_file():
             raise InputError(f"{model.atlas[kind]}: the model's atlas {kind} is not on this "
@@ -278,7 +287,7 @@ def predict_volume(
             intensities refused.
         SeriesError: a DICOM series that is not a volume (:func:`scseg.io.dicom.read_series`).
     """
-    if not isinstance(path, DicomSeries):
+    if not isinstance(path, (DicomSeries, ChannelFiles)):
         path = Path(path)
     affine, shape, header, dicom = _input_geometry(path)
     pre, data, x = model_input(model, path, shape, dicom, nonfinite)

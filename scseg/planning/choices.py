@@ -124,7 +124,11 @@ def _spacing_and_intensity(
     if ct:
         stats = fp.intensity_stats(0)
         window = [round(stats["p00_5"], 1), round(stats["p99_5"], 1)]
-        source = "dataset.json" if fp.meta.get("modality") else "intensities below -500 (HU)"
+        source = (
+            "dataset.json"
+            if fp.meta.get("channel_names") or fp.meta.get("modality")
+            else "intensities below -500 (HU)"
+        )
         p.set(
             "data.init_args.intensity",
             "ct",

@@ -178,12 +178,18 @@ def find_cases(root: Path) -> tuple[str, dict, dict[str, tuple[Path, Path]]]:
         raise FileNotFoundError(
             f"{root}: neither images/ + masks/ (2D) nor imagesTr/ + labelsTr/ (3D, MSD layout)"
         )
-    from scseg.data.volumes3d import read_msd_dataset
+    from scseg.data.layouts import image_files, read_dataset
 
-    meta, pairs = read_msd_dataset(root)
+    meta, pairs = read_dataset(root)
     if not pairs:
         raise ValueError(f"{root}: no cases")
-    return "msd", meta, {c: (Path(p["image"]), Path(p["label"])) for c, p in pairs.items()}
+    return "msd", meta, {c: (_one_or_all(image_files(p)), Path(p["label"]))
+                         for c, p in pairs.items()}  # fmt: skip
+
+
+def _one_or_all(files: list[Path]) -> Path | list[Path]:
+    """A case's image: its file, or its channel files (read as one volume)."""
+    return files[0] if len(files) == 1 else files
 
 
 def fingerprint(root: str | Path, seed: int = 0) -> Fingerprint:
