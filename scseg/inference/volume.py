@@ -20,7 +20,7 @@ from scseg.inference.argmax import running_argmax
 from scseg.inference.checkpoint import LoadedModel
 from scseg.inference.inversion import checked_resampler, resampled_chunks, settled_argmax
 from scseg.inference.prior import corrections_and_inversion
-from scseg.inference.writing import ClassVolumeWriter
+from scseg.inference.writing import ClassVolumeWriter, header_like, image_like
 from scseg.io.dicom import DicomSeries, DicomVolume, read_series
 from scseg.io.nrrd import NRRD_SUFFIXES, nrrd_affine
 from scseg.io.volumes import VOLUME_SUFFIXES, ChannelFiles
@@ -300,20 +300,28 @@ def predict_volume(
         masks = _invert_regions(pre, image, probs, grid, path)
         return VolumePrediction(_region_output(model, masks, regions, affine, header),
                                 series=dicom)  # fmt: skip
-    if probabilities_file is not None:
-        header4d = _header_like(affine, header, (*grid, model.classes), np.float32, "none", 1.0)
-        with ClassVolumeWriter(probabilities_file, header4d, probabilities_dtype) as writer:
-            labels, full = invert(pre, image, probs, grid, probabilities, writer.write)
-    else:
-        labels, full = invert(pre, image, probs, grid, probabilities)
+    labels, full = _class_output(
+        invert, pre, image, probs, grid, probabilities, probabilities_file, probabilities_dtype,
+        affine, header,
+    )  # fmt: skip
     if labels.shape != grid:
         raise InputError(f"{path}: internal error: output grid {labels.shape} != {grid}")
     label_dtype = np.uint8 if model.classes <= 255 else np.int16
-    out = VolumePrediction(_like(labels.astype(label_dtype), affine, header, "label",
+    out = VolumePrediction(image_like(labels.astype(label_dtype), affine, header, "label",
                                  model.classes - 1), series=dicom)  # fmt: skip
     if full is not None:
-        out.probabilities = _like(full, affine, header, "none", 1.0)
+        out.probabilities = image_like(full, affine, header, "none", 1.0)
     return out
+
+
+def _class_output(invert, pre, image, probs, grid, keep, file, dtype, affine, header):
+    """Labels (and probabilities, if ``keep``) on the input grid; with ``file`` the
+    probabilities are written there class by class as they are mapped back."""
+    if file is None:
+        return invert(pre, image, probs, grid, keep)
+    header4d = header_like(affine, header, (*grid, probs.shape[0]), np.float32, "none", 1.0)
+    with ClassVolumeWriter(file, header4d, dtype) as writer:
+        return invert(pre, image, probs, grid, keep, writer.write)
 
 
 def _network_output(model: LoadedModel, path, data: dict, x: torch.Tensor, roi_size, overlap,
@@ -353,12 +361,12 @@ def _region_output(model: LoadedModel, masks: np.ndarray, mode: str, affine, hea
 
     if mode == "masks":
         array = np.ascontiguousarray(np.moveaxis(masks, 0, -1).astype(np.uint8))
-        return _like(array, affine, header, "label", 1)
+        return image_like(array, affine, header, "label", 1)
     if mode != "labelmap":
         raise ValueError(f"regions must be masks or labelmap, got {mode!r}")
     order = model.data_info.get("region_order") or list(range(1, masks.shape[0] + 1))
     labels = regions_to_label_map(masks, order)
-    return _like(labels, affine, header, "label", max(order))
+    return image_like(labels, affine, header, "label", max(order))
 
 
 def _invert_argmax(
@@ -404,56 +412,3 @@ def _invert_argmax(
     chunks = kept(resampled_chunks(pre, image, probs, shape, resample))
     labels, _ = running_argmax(chunks, shape, probs.shape[0])
     return labels, full if labels.shape == shape else None
-
-
-def _like(
-    array: np.ndarray,
-    affine: np.ndarray,
-    header: nib.Nifti1Header | None,
-    intent: str,
-    cal_max: float,
-) -> nib.Nifti1Image:
-    """A NIfTI image with the input's geometry (its affine and its header's codes) and its
-    own meaning: ``intent`` (``"label"``: NIFTI_INTENT_LABEL) and display range
-    ``0..cal_max``, not the input's intensity window, which would show labels black."""
-    new_header = _header_like(affine, header, array.shape, array.dtype, intent, cal_max)
-    image = nib.Nifti1Image(array, affine, new_header)
-    _set_forms(image.header, header, affine)  # the constructor may have replaced them
-    return image
-
-
-def _header_like(
-    affine: np.ndarray,
-    header: nib.Nifti1Header | None,
-    shape: tuple[int, ...],
-    dtype: np.dtype,
-    intent: str,
-    cal_max: float,
-) -> nib.Nifti1Header:
-    """The header :func:`_like` gives an array of ``shape`` and ``dtype``."""
-    if header is not None and isinstance(header, nib.Nifti1Header):
-        new = header.copy()
-    else:
-        new = nib.Nifti1Header()
-    new.set_data_shape(shape)
-    new.set_data_dtype(dtype)
-    new.set_slope_inter(1, 0)  # labels are not scaled like the input's intensities
-    _set_forms(new, header, affine)
-    new.set_intent(intent)
-    new["cal_min"], new["cal_max"] = 0.0, float(cal_max)
-    new["descrip"] = b"scseg " + intent.encode()
-    return new
-
-
-def _set_forms(new: nib.Nifti1Header, source: nib.Nifti1Header | None, affine: np.ndarray) -> None:
-    """The input's qform and sform with their codes; for NRRD input, the affine as both."""
-    if source is not None and isinstance(source, nib.Nifti1Header):
-        qform, qcode = source.get_qform(coded=True)
-        sform, scode = source.get_sform(coded=True)
-        if qcode:
-            new.set_qform(qform, code=int(qcode))
-        if scode:
-            new.set_sform(sform, code=int(scode))
-    else:
-        new.set_qform(affine, code=1)
-        new.set_sform(affine, code=1)

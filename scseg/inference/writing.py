@@ -7,6 +7,9 @@ import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+import nibabel as nib
+import numpy as np
+
 
 class OutputExistsError(FileExistsError):
     """The output is there already and overwriting was not asked for."""
@@ -111,7 +114,6 @@ class ClassVolumeWriter:
     """
 
     def __init__(self, path: str | Path, header, dtype: str = "float32") -> None:
-        import numpy as np
         from nibabel.openers import Opener
         from nibabel.volumeutils import seek_tell
 
@@ -153,3 +155,56 @@ class ClassVolumeWriter:
             self.close()
         else:
             self._file.close()
+
+
+def image_like(
+    array: np.ndarray,
+    affine: np.ndarray,
+    header: nib.Nifti1Header | None,
+    intent: str,
+    cal_max: float,
+) -> nib.Nifti1Image:
+    """A NIfTI image with the input's geometry (its affine and its header's codes) and its
+    own meaning: ``intent`` (``"label"``: NIFTI_INTENT_LABEL) and display range
+    ``0..cal_max``, not the input's intensity window, which would show labels black."""
+    new_header = header_like(affine, header, array.shape, array.dtype, intent, cal_max)
+    image = nib.Nifti1Image(array, affine, new_header)
+    set_forms(image.header, header, affine)  # the constructor may have replaced them
+    return image
+
+
+def header_like(
+    affine: np.ndarray,
+    header: nib.Nifti1Header | None,
+    shape: tuple[int, ...],
+    dtype: np.dtype,
+    intent: str,
+    cal_max: float,
+) -> nib.Nifti1Header:
+    """The header :func:`image_like` gives an array of ``shape`` and ``dtype``."""
+    if header is not None and isinstance(header, nib.Nifti1Header):
+        new = header.copy()
+    else:
+        new = nib.Nifti1Header()
+    new.set_data_shape(shape)
+    new.set_data_dtype(dtype)
+    new.set_slope_inter(1, 0)  # labels are not scaled like the input's intensities
+    set_forms(new, header, affine)
+    new.set_intent(intent)
+    new["cal_min"], new["cal_max"] = 0.0, float(cal_max)
+    new["descrip"] = b"scseg " + intent.encode()
+    return new
+
+
+def set_forms(new: nib.Nifti1Header, source: nib.Nifti1Header | None, affine: np.ndarray) -> None:
+    """The input's qform and sform with their codes; for NRRD input, the affine as both."""
+    if source is not None and isinstance(source, nib.Nifti1Header):
+        qform, qcode = source.get_qform(coded=True)
+        sform, scode = source.get_sform(coded=True)
+        if qcode:
+            new.set_qform(qform, code=int(qcode))
+        if scode:
+            new.set_sform(sform, code=int(scode))
+    else:
+        new.set_qform(affine, code=1)
+        new.set_sform(affine, code=1)
