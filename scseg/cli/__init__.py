@@ -23,11 +23,13 @@ from scseg.cli import (
     plan,
     predict,
     train,
+    view,
 )
 from scseg.cli.common import LIGHTNING_COMMANDS, USER_ERRORS, Parser
 
 # in the order ``scseg --help`` lists them
-COMMANDS = (train, models, predict, plan, evaluate, attention, ablate, export, package, data)
+COMMANDS = (train, models, predict, view, plan, evaluate, attention, ablate, export, package,
+            data)  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:

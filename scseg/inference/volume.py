@@ -93,11 +93,14 @@ def sliding_window_probabilities(
     overlap: float = 0.5,
     sw_batch_size: int = 4,
     tta: bool = False,
+    progress: Callable[[float], None] | None = None,
 ) -> torch.Tensor:
     """Softmax probabilities ``(1, C, *spatial)`` by Gaussian-blended sliding windows (a 2D
     model trained on slices: slice by slice, ``sw_batch_size`` slices at a time), averaged
     over mirrored copies when ``tta``. The logits come and go slab by slab
-    (:mod:`scseg.models.slabs`); only the probabilities are kept whole."""
+    (:mod:`scseg.models.slabs`); only the probabilities are kept whole. ``progress`` is
+    called with the share of the volume done (0..1, per mirrored pass) as each slab is
+    final; what it raises stops the prediction (a viewer's Cancel)."""
     if model.slice_axis is not None:
 
         def slabs(xi: torch.Tensor, out: torch.Tensor | None) -> SlabStream:
@@ -110,7 +113,19 @@ def sliding_window_probabilities(
         def slabs(xi: torch.Tensor, out: torch.Tensor | None) -> SlabStream:
             return sliding_window_slabs(xi, roi_size, windows, model.net, overlap, out=out)
 
-    return model.probabilities(x, tta=tta, slabs=slabs)
+    return model.probabilities(x, tta=tta, slabs=slabs if progress is None else
+                               _reporting(slabs, progress))  # fmt: skip
+
+
+def _reporting(slabs: Callable, progress: Callable[[float], None]) -> Callable:
+    """``slabs`` that calls ``progress`` with the share done after each slab."""
+
+    def stream(xi: torch.Tensor, out: torch.Tensor | None):
+        for axis, start, stop, part in slabs(xi, out):
+            yield axis, start, stop, part
+            progress(stop / xi.shape[axis + 2])
+
+    return stream
 
 
 def preprocess_volume(
@@ -244,20 +259,18 @@ def predict_volume(
     probabilities_dtype: str = "float32",
     regions: str = "masks",
     nonfinite: str = "refuse",
+    progress: Callable[[float], None] | None = None,
 ) -> VolumePrediction:
     """Segments one volume with the training preprocessing, then maps the result back.
 
-    The volume is oriented to RAS, resampled to the training spacing and normalised as in
-    training; sliding-window probabilities are resampled back (MONAI ``Invertd``) and the
-    label map takes the input's own affine, header and shape. An atlas-prior model's
-    correction is resampled back instead, and its registered prior added on the input's
-    own grid (:mod:`scseg.inference.prior`).
+    The volume is normalised, oriented to RAS and resampled as in training; sliding-window
+    probabilities are mapped back and the label map takes the input's own affine, header
+    and shape. An atlas-prior model's correction is mapped back instead, and its
+    registered prior added on the input's grid (:mod:`scseg.inference.prior`).
 
-    Memory: one float32 volume of classes x voxels at the training spacing (the window
-    logits accumulate into it and turn into probabilities in place), one batch of windows
-    (capped, see :func:`scseg.models.slabs.window_batch_size`), and a few input-sized
-    volumes for resampling back two classes at a time with a running argmax; never all
-    classes on the input grid unless ``probabilities``.
+    Memory: one float32 volume of classes x voxels at the training spacing (the logits
+    turn into probabilities in place), one batch of windows, and a few input-sized volumes
+    for mapping classes back; never all classes on the input grid unless ``probabilities``.
 
     Args:
         model: from :func:`scseg.inference.load_model`, 3D.
@@ -281,6 +294,7 @@ def predict_volume(
         nonfinite: NaN/Inf intensities ``"refuse"``d (an :class:`InputError`) or
             ``"fill"``ed with the lowest finite intensity and reported
             (:func:`scseg.data.intensity.finite_intensities`).
+        progress: see :func:`sliding_window_probabilities`.
 
     Raises:
         InputError: unreadable file, wrong dimensionality or channel count, or NaN/Inf
@@ -291,7 +305,8 @@ def predict_volume(
         path = Path(path)
     affine, shape, header, dicom = _input_geometry(path)
     pre, data, x = model_input(model, path, shape, dicom, nonfinite)
-    probs, invert = _network_output(model, path, data, x, roi_size, overlap, sw_batch_size, tta)
+    probs, invert = _network_output(model, path, data, x, roi_size, overlap, sw_batch_size, tta,
+                                    progress)  # fmt: skip
     image = data["image"]
     grid = tuple(shape[:3])
     if model.multilabel:
@@ -324,8 +339,17 @@ def _class_output(invert, pre, image, probs, grid, keep, file, dtype, affine, he
         return invert(pre, image, probs, grid, keep, writer.write)
 
 
-def _network_output(model: LoadedModel, path, data: dict, x: torch.Tensor, roi_size, overlap,
-                    sw_batch_size, tta) -> tuple[torch.Tensor, Callable]:  # fmt: skip
+def _network_output(
+    model: LoadedModel,
+    path,
+    data: dict,
+    x: torch.Tensor,
+    roi_size,
+    overlap,
+    sw_batch_size,
+    tta,
+    progress=None,
+) -> tuple[torch.Tensor, Callable]:
     """What the network gives at the training spacing, ``(C, *preprocessed)``, and the
     function that maps it back (:func:`_invert_argmax`): probabilities; for an atlas-prior
     model, the correction, mapped back and added to the prior on the input's own grid."""
@@ -334,7 +358,8 @@ def _network_output(model: LoadedModel, path, data: dict, x: torch.Tensor, roi_s
         raise InputError(f"{path}: no sliding-window size: give roi_size (3 values)")
     if model.atlas:
         return corrections_and_inversion(model, x, data, roi, overlap, sw_batch_size, tta)
-    probs = sliding_window_probabilities(model, x[None].float(), roi, overlap, sw_batch_size, tta)
+    probs = sliding_window_probabilities(model, x[None].float(), roi, overlap, sw_batch_size, tta,
+                                         progress)  # fmt: skip
     return probs[0], _invert_argmax
 
 
