@@ -34,31 +34,34 @@ def labels_layer(model, model_path: Path, labels: np.ndarray, source):
         }
     )
     return Labels(
-        np.asarray(labels, np.int32), name=f"{model_path.stem} labels", colormap=colormap,
+        # as predicted (uint8 up to 255 classes): napari checks an int32 volume for 0.5 s
+        np.asarray(labels), name=f"{model_path.stem} labels", colormap=colormap,
         features={"class": names}, metadata={**source.metadata, "model": str(model_path)},
         **_placement(source),
     )  # fmt: skip
 
 
-def attention_layers(maps, source) -> list:
-    """One hidden Image layer per decoder block with sSE: its spatial map (0..1) on the
-    scan's grid, drawn over the scan when shown."""
+def attention_layer(maps, k: int, source):
+    """A hidden Image layer of the sSE map of the ``k``-th decoder block with sSE (a gate
+    in 0..1) on the scan's grid, drawn translucent over the scan when shown, its contrast
+    the map's own 1st to 99th percentile (the gates of one block span a narrow band)."""
     from napari.layers import Image
 
-    count = len(maps.sse)
-    return [
-        Image(
-            values,
-            name=f"sSE block {k + 1} of {count}",
-            colormap="inferno",
-            contrast_limits=(0.0, 1.0),
-            opacity=0.6,
-            blending="additive",
-            visible=False,
-            **_placement(source),
-        )
-        for k, (_, values) in enumerate(maps.sse)
-    ]
+    _, values = maps.sse[k]
+    low, high = _limits(values)
+    return Image(
+        values, name=f"sSE block {k + 1} of {len(maps.sse)}", colormap="turbo",
+        contrast_limits=(low, high), opacity=0.5, blending="translucent", visible=False,
+        **_placement(source),
+    )  # fmt: skip
+
+
+def _limits(values: np.ndarray) -> tuple[float, float]:
+    """The 1st and 99th percentile of a map, from a strided sample (a percentile of the
+    whole volume would hold the viewer's event loop for half a second)."""
+    sample = values.reshape(-1)[:: max(1, values.size // 200_000)]
+    low, high = (float(v) for v in np.percentile(sample, [1, 99]))
+    return low, max(high, low + 1e-3)
 
 
 def cse_plot(maps):

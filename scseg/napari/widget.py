@@ -68,7 +68,7 @@ def segment(model_path: Path, data: np.ndarray, affine: np.ndarray, tta: bool = 
     model = load_any(model_path, device)
     report(0.05)
     with tempfile.TemporaryDirectory(prefix="scseg-napari-") as scratch:
-        scan = Path(scratch) / "scan.nii.gz"
+        scan = Path(scratch) / "scan.nii"  # uncompressed: no time in gzip
         image = nib.Nifti1Image(np.asarray(data), np.asarray(affine, float))
         image.set_qform(affine, code=1)
         image.set_sform(affine, code=1)
@@ -94,6 +94,12 @@ class SegmentWidget(QWidget):
 
     def __init__(self, viewer, parent=None) -> None:
         super().__init__(parent)
+        # Imported here, in the GUI thread: a module imported by the worker holds the
+        # interpreter while it executes (half a second for MONAI's transforms), and the
+        # viewer would stall.
+        import scseg.inference.attention_volume
+        import scseg.inference.package  # noqa: F401
+
         self.viewer = viewer
         self.worker = None
         self._cancel = False
@@ -180,7 +186,6 @@ class SegmentWidget(QWidget):
         )  # fmt: skip
         self.worker.returned.connect(lambda result: self._add(layer, Path(text), result))
         self.worker.errored.connect(self._failed)
-        self.worker.finished.connect(self._done)
         self.worker.start()
 
     def cancel(self) -> None:
@@ -196,6 +201,7 @@ class SegmentWidget(QWidget):
     def _failed(self, err: Exception) -> None:
         from napari.utils.notifications import show_error, show_info
 
+        self._done()
         if isinstance(err, Cancelled):
             show_info("segmentation cancelled")
             self.status.setText("cancelled")
@@ -209,19 +215,29 @@ class SegmentWidget(QWidget):
         self.cancel_button.setEnabled(False)
 
     def _add(self, layer, model_path: Path, result) -> None:
-        from scseg.napari.layers import attention_layers, labels_layer
+        """Adds the result's layers one per turn of the event loop, so the viewer keeps
+        drawing between them (each is a volume the size of the scan)."""
+        from qtpy.QtCore import QTimer
+
+        from scseg.napari.layers import attention_layer, cse_plot, labels_layer
 
         model, labels, maps = result
-        self.viewer.add_layer(labels_layer(model, model_path, labels, layer))
+        steps = [lambda: self.viewer.add_layer(labels_layer(model, model_path, labels, layer))]
         if maps is not None:
-            for extra in attention_layers(maps, layer):
-                self.viewer.add_layer(extra)
+            steps += [lambda k=k: self.viewer.add_layer(attention_layer(maps, k, layer))
+                      for k in range(len(maps.sse))]  # fmt: skip
             if maps.cse:
-                from scseg.napari.layers import cse_plot
+                steps.append(lambda: self.viewer.window.add_dock_widget(
+                    cse_plot(maps), name="cSE weights", area="right"))  # fmt: skip
+        steps.append(lambda: self.status.setText(f"done: {model_path.name}"))
+        steps.append(self._done)
 
-                self.viewer.window.add_dock_widget(cse_plot(maps), name="cSE weights",
-                                                   area="right")  # fmt: skip
-        self.status.setText(f"done: {model_path.name}")
+        def next_step() -> None:
+            steps.pop(0)()
+            if steps:
+                QTimer.singleShot(0, next_step)
+
+        next_step()
 
 
 def _state(layer) -> dict:

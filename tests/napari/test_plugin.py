@@ -231,9 +231,8 @@ def test_scseg_view_opens_segments_and_docks_the_widget(qtbot, ckpt_3d, scan, mo
     import napari
 
     def wait_for_labels() -> None:  # instead of the blocking event loop
-        viewer = napari.current_viewer()
-        qtbot.waitUntil(lambda: any(layer.name == "last labels" for layer in viewer.layers),
-                        timeout=120_000)  # fmt: skip
+        widget = napari.current_viewer().window.dock_widgets["Segment"]
+        qtbot.waitUntil(lambda: widget.status.text().startswith("done"), timeout=120_000)
 
     monkeypatch.setattr(napari, "run", wait_for_labels)
     assert main(["view", str(scan), "--model", str(ckpt_3d)]) == 0
