@@ -244,3 +244,22 @@ def test_scseg_view_opens_segments_and_docks_the_widget(qtbot, ckpt_3d, scan, mo
         viewer.close()
     assert main(["view", str(scan.parent / "missing.nii.gz")]) == 1
     assert capsys.readouterr().err.strip().endswith("missing.nii.gz: scan not found")
+
+
+def test_the_samples_open_in_place(make_napari_viewer, data_env) -> None:
+    """File > Open Sample > scseg: the T1 with the tissue labels of its superior part, in
+    place on it (both in world mm), and the NRRD tumour volume with its label."""
+    viewer = make_napari_viewer()
+    layers = viewer.open_sample("scseg", "brain_tissue")
+    image, labels = layers
+    assert labels.features["class"].tolist() == ["background", "grey matter", "white matter"]
+    # the label volume is the superior part of the same 1 mm grid: one translation apart
+    np.testing.assert_allclose(_world(labels)[:3, :3], _world(image)[:3, :3])
+    offset = np.linalg.solve(_world(image)[:3, :3], _world(labels)[:3, 3] - _world(image)[:3, 3])
+    assert np.allclose(offset, np.round(offset)) and offset[2] > 0
+    k = round(offset[2])
+    brain = np.asarray(image.data)[:, :, k : k + labels.data.shape[2]]
+    assert brain[np.asarray(labels.data) == 2].mean() > brain[np.asarray(labels.data) == 0].mean()
+    tumour = viewer.open_sample("scseg", "tumour")
+    assert [layer.name for layer in tumour] == ["brain1_image", "tumour (reference)"]
+    np.testing.assert_allclose(_world(tumour[0]), _world(tumour[1]), atol=1e-5)
