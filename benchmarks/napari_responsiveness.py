@@ -72,6 +72,7 @@ def gaps_while(run, done) -> tuple[np.ndarray, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, help="a 3D .ckpt or .scseg (default: trained)")
+    parser.add_argument("--repeats", type=int, default=3, help="runs of the widget")
     args = parser.parse_args()
     model = args.model or quickstart_model(ROOT / "runs" / "napari_bench")
 
@@ -90,22 +91,26 @@ def main() -> None:
     viewer.window.add_dock_widget(widget, name="Segment", area="right")
     widget.model_path.setText(str(model))
     idle, _ = gaps_while(lambda: None, _after(1.0))
-    busy, seconds = gaps_while(widget.run, widget.run_button.isEnabled)
-    added = [layer.name for layer in viewer.layers][1:]
+    rows = [{"what": "idle, 1 s", "ticks": len(idle) + 1, "max_gap_ms": float(idle.max()),
+             "p99_gap_ms": float(np.percentile(idle, 99)), "seconds": 1.0}]  # fmt: skip
+    for repeat in range(args.repeats):
+        busy, seconds = gaps_while(widget.run, widget.run_button.isEnabled)
+        added = [layer.name for layer in viewer.layers][1:]
+        rows.append({"what": f"segmenting {image.data.shape} + attention, run {repeat + 1}",
+                     "ticks": len(busy) + 1, "max_gap_ms": float(busy.max()),
+                     "p99_gap_ms": float(np.percentile(busy, 99)),
+                     "seconds": round(seconds, 1)})  # fmt: skip
+        for name in added:
+            viewer.layers.remove(name)
+        viewer.window.remove_dock_widget(viewer.window.dock_widgets["cSE weights"])
     viewer.close()
-    rows = [
-        {"what": "idle, 1 s", "ticks": len(idle) + 1, "max_gap_ms": float(idle.max()),
-         "p99_gap_ms": float(np.percentile(idle, 99)), "seconds": 1.0},
-        {"what": f"segmenting {image.data.shape} + attention", "ticks": len(busy) + 1,
-         "max_gap_ms": float(busy.max()), "p99_gap_ms": float(np.percentile(busy, 99)),
-         "seconds": round(seconds, 1)},
-    ]  # fmt: skip
     table = markdown_table(
         ["event loop", "ticks", "longest stall (ms)", "99th percentile (ms)", "seconds"],
         [[r["what"], r["ticks"], f"{r['max_gap_ms']:.0f}", f"{r['p99_gap_ms']:.0f}",
           r["seconds"]] for r in rows],
     )  # fmt: skip
-    verdict = "met" if rows[1]["max_gap_ms"] < GOAL_MS else "not met"
+    worst = max(r["max_gap_ms"] for r in rows[1:])
+    verdict = f"{'met' if worst < GOAL_MS else 'not met'} (worst run: {worst:.0f} ms)"
     write("napari_responsiveness", rows, table,
           {"goal": f"longest stall under {GOAL_MS:.0f} ms: {verdict}", "model": model.name,
            "layers added": ", ".join(added), "timer": f"{TICK_MS} ms"})  # fmt: skip

@@ -232,7 +232,8 @@ def test_scseg_view_opens_segments_and_docks_the_widget(qtbot, ckpt_3d, scan, mo
 
     def wait_for_labels() -> None:  # instead of the blocking event loop
         widget = napari.current_viewer().window.dock_widgets["Segment"]
-        qtbot.waitUntil(lambda: widget.status.text().startswith("done"), timeout=120_000)
+        qtbot.waitUntil(lambda: widget.status.text().startswith("done")
+                        and widget.run_button.isEnabled(), timeout=120_000)  # fmt: skip
 
     monkeypatch.setattr(napari, "run", wait_for_labels)
     assert main(["view", str(scan), "--model", str(ckpt_3d)]) == 0
