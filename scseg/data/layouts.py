@@ -161,11 +161,7 @@ def nnunet_cases(root: Path, meta: dict, path: Path) -> Cases:
                 f"{images}: case {case} has channel file(s) {given}; dataset.json names "
                 f"{channels} channel(s) (_0000 to _{channels - 1:04d})"
             )
-    count = meta.get("numTraining")
-    if count is not None and count != len(found):
-        raise LayoutError(
-            f"{path}: numTraining is {count}, but {images} holds {len(found)} case(s)"
-        )
+    _check_count(meta, path, len(found), f"{images} holds")
     have = {c: labels / f"{c}{ending}" for c in found if (labels / f"{c}{ending}").is_file()}
     _check_labelled(labels, list(found), have)
     return {
@@ -193,10 +189,15 @@ def _listed_cases(root: Path, meta: dict, path: Path) -> Cases:
         if missing := [str(f) for f in files if not f.is_file()]:
             raise LayoutError(f"{path}: dataset.{case} names missing file(s) {missing[:3]}")
         cases[case] = {"image": _image_entry(files[:-1]), "label": str(files[-1].resolve())}
-    count = meta.get("numTraining")
-    if count is not None and count != len(cases):
-        raise LayoutError(f"{path}: numTraining is {count}, but dataset lists {len(cases)} case(s)")
+    _check_count(meta, path, len(cases), "dataset lists")
     return cases
+
+
+def _check_count(meta: dict, path: Path, found: int, where: str) -> None:
+    """``numTraining``, where given, must be the number of cases found."""
+    count = meta.get("numTraining")
+    if count is not None and count != found:
+        raise LayoutError(f"{path}: numTraining is {count}, but {where} {found} case(s)")
 
 
 def _image_entry(files: list[Path]) -> str | list[str]:

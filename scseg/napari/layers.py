@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 
 
-def _placement(source) -> dict:
-    """Where ``source``'s data sits in the world, for a layer on the same grid."""
+def placement(source) -> dict:
+    """Where ``source``'s data sits in the world (the layer arguments that place it), for
+    a layer on the same grid or for :func:`scseg.napari.writer.world_affine`."""
     return {"affine": source.affine.affine_matrix, "scale": source.scale,
             "translate": source.translate, "rotate": source.rotate,
             "shear": source.shear}  # fmt: skip
@@ -37,7 +38,7 @@ def labels_layer(model, model_path: Path, labels: np.ndarray, source):
         # as predicted (uint8 up to 255 classes): napari checks an int32 volume for 0.5 s
         np.asarray(labels), name=f"{model_path.stem} labels", colormap=colormap,
         features={"class": names}, metadata={**source.metadata, "model": str(model_path)},
-        **_placement(source),
+        **placement(source),
     )  # fmt: skip
 
 
@@ -52,7 +53,7 @@ def attention_layer(maps, k: int, source):
     return Image(
         values, name=f"sSE block {k + 1} of {len(maps.sse)}", colormap="turbo",
         contrast_limits=(low, high), opacity=0.5, blending="translucent", visible=False,
-        **_placement(source),
+        **placement(source),
     )  # fmt: skip
 
 

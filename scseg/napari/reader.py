@@ -74,7 +74,7 @@ def read_layers(path: str | list[str]) -> list[LayerData]:
         first = (str(err).strip().splitlines() or [type(err).__name__])[0]
         raise ReadError(f"{path}: cannot read volume ({first})") from None
     return [_layer(np.asarray(array), affine, case_name(path), {"source": str(path)},
-                   _class_names(path))]  # fmt: skip
+                   _class_names(path, array))]  # fmt: skip
 
 
 def _layer(array: np.ndarray, affine: np.ndarray, name: str, meta: dict,
@@ -93,7 +93,7 @@ def _layer(array: np.ndarray, affine: np.ndarray, name: str, meta: dict,
     return array, kwargs, "image"
 
 
-def _class_names(path: Path) -> list[str] | None:
+def _class_names(path: Path, array: np.ndarray) -> list[str] | None:
     """The class names of a label map: its ``.tsv`` (``index``, ``name``) beside it, else
     numbers where its NIfTI intent says "label"; ``None`` for an image."""
     table = path.with_name(f"{case_name(path)}.tsv")
@@ -104,8 +104,7 @@ def _class_names(path: Path) -> list[str] | None:
     if path.name.lower().endswith((".nii", ".nii.gz")):
         import nibabel as nib
 
-        header = nib.load(path).header
-        if header.get_intent()[0] == "label":
-            top = int(np.asarray(nib.load(path).dataobj).max())
+        if nib.load(path).header.get_intent()[0] == "label":  # the header only
+            top = int(np.asarray(array).max())
             return [str(i) for i in range(top + 1)]
     return None

@@ -32,6 +32,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from scseg.napari.layers import placement
 from scseg.napari.writer import world_affine
 
 
@@ -180,7 +181,7 @@ class SegmentWidget(QWidget):
         self.cancel_button.setEnabled(True)
         self.status.setText("segmenting...")
         self.worker = create_worker(
-            segment, Path(text), np.asarray(layer.data), world_affine(_state(layer)),
+            segment, Path(text), np.asarray(layer.data), world_affine(placement(layer)),
             self.tta.isChecked(), self.device.currentText(), self.attention.isChecked(),
             self._report, layer.name, _start_thread=False, _ignore_errors=True,
         )  # fmt: skip
@@ -245,12 +246,6 @@ class SegmentWidget(QWidget):
                 QTimer.singleShot(0, next_step)
 
         next_step()
-
-
-def _state(layer) -> dict:
-    """What :func:`scseg.napari.writer.world_affine` reads of a layer."""
-    return {"affine": layer.affine.affine_matrix, "scale": layer.scale,
-            "translate": layer.translate, "rotate": layer.rotate, "shear": layer.shear}  # fmt: skip
 
 
 def _devices() -> list[str]:
