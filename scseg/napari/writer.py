@@ -39,6 +39,7 @@ def write_labels(path: str, data: np.ndarray, meta: dict) -> list[str]:
     Raises:
         WriteError: a layer that is not a volume, or DICOM-SEG without a source series.
     """
+    from scseg.inference.runner import label_table
     from scseg.inference.writing import atomic_write
 
     out = Path(path)
@@ -66,8 +67,7 @@ def write_labels(path: str, data: np.ndarray, meta: dict) -> list[str]:
     image.header.set_intent("label")
     atomic_write(out, lambda t: nib.save(image, t), True)  # napari asked
     table = out.with_name(f"{case_name(out)}.tsv")
-    rows = "".join(f"{i}\t{n}\n" for i, n in enumerate(names))
-    atomic_write(table, lambda t: Path(t).write_text("index\tname\n" + rows), True)
+    atomic_write(table, lambda t: Path(t).write_text(label_table(names)), True)
     return [str(out), str(table)]
 
 
