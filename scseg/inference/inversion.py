@@ -20,6 +20,8 @@ CLASS_POINT_ELEMENTS = 1 << 23  # classes x voxels interpolated at a time (x 8 c
 UNSETTLED_SHARE = 0.25  # past this share of voxels, every class is mapped back whole
 # probabilities: far above float32 rounding in a few lerps
 PROBABILITY_MARGIN = 1e-5
+ARGMAX_TILE_ROWS = 16  # target rows (axis 0) per tile of AxisResampler.argmax: ~2.5 MiB a
+# channel at 1 mm
 
 
 def inverted_chunks(pre: T.Compose, image: MetaTensor, probs: torch.Tensor, shape):
@@ -76,22 +78,40 @@ class AxisResampler:
             out[c] = self._one(values[c : c + 1])[0]
         return out
 
+    def argmax(self, values: torch.Tensor) -> torch.Tensor:
+        """The argmax over channels (ties to the lower) of ``self(values)``, ``values``
+        ``(C, *source)``: ``(*target)``, int16 (int32 past 32767 channels). Bit for bit the
+        same values, computed a tile of :data:`ARGMAX_TILE_ROWS` target rows at a time for
+        every channel, so that what each channel's lerps and comparisons touch stays in the
+        cache: half the time of mapping whole channels back and reducing them."""
+        target = [len(low) for low, _, _ in self.steps]
+        labels = torch.empty(target, dtype=torch.int16 if len(values) < 1 << 15 else torch.int32)
+        (low, high, weight), rest = self.steps[0], self.steps[1:]
+        source = values.permute(0, *[1 + s for s in self.axes])
+        for start in range(0, target[0], ARGMAX_TILE_ROWS):
+            rows = slice(start, start + ARGMAX_TILE_ROWS)
+            first, last = int(low[rows].min()), int(high[rows].max()) + 1
+            steps = [(low[rows] - first, high[rows] - first, weight[rows]), *rest]
+            for c in range(len(values)):
+                mapped = _lerps(source[c, first:last].contiguous(), steps)
+                if c == 0:  # best and its labels keep the lerps' memory layout
+                    best, tile = mapped.clone(), torch.zeros_like(mapped, dtype=labels.dtype)
+                    continue
+                tile.masked_fill_(torch.gt(mapped, best), c)
+                torch.maximum(best, mapped, out=best)
+            labels[rows] = tile
+        return labels
+
     def cells(self, values: torch.Tensor) -> torch.Tensor:
         """``values`` ``(k, *source)`` at the source cell that each target voxel is
         interpolated in (its lower corner along every axis): ``(k, *target)``."""
-        out = values.permute(0, *[1 + s for s in self.axes])
-        for t, (low, _, _) in enumerate(self.steps):
-            out = out.index_select(t + 1, low)
+        out = values.permute(0, *[1 + s for s in self.axes]).contiguous()
+        for t, (low, _, _) in enumerate(self.steps):  # leading axis: see _lerps
+            out = out.movedim(t + 1, 0).index_select(0, low).movedim(0, t + 1)
         return out
 
     def _one(self, values: torch.Tensor) -> torch.Tensor:
-        out = values.permute(0, *[1 + s for s in self.axes])
-        for t, (low, high, weight) in enumerate(self.steps):
-            shape = [1] * out.ndim
-            shape[t + 1] = -1
-            w = weight.view(shape)
-            out = torch.lerp(out.index_select(t + 1, low), out.index_select(t + 1, high), w)
-        return out
+        return _lerps(values[0].permute(*self.axes).contiguous(), self.steps)[None]
 
     def at(self, values: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
         """``values`` ``(k, *source)`` at target voxels ``points`` ``(n, 3)``: ``(k, n)``,
@@ -125,6 +145,18 @@ class AxisResampler:
             return flat[base + offsets[0] + offsets[1] + offsets[2]]
 
         return _trilinear(corner, [along(t, step[2]) for t, step in enumerate(self.steps)])
+
+
+def _lerps(out: torch.Tensor, steps) -> torch.Tensor:
+    """``out`` (a contiguous volume, its axes in target order) resampled along target axis 0,
+    then 1, then 2 by ``steps`` (``(low, high, weight)`` each). Each axis is the leading one
+    while it is resampled: ``index_select`` then copies whole slabs, four times faster than
+    picking along an inner axis, with the same gathers and lerps."""
+    for t, (low, high, weight) in enumerate(steps):
+        out = out.movedim(t, 0)
+        w = weight.view([-1] + [1] * (out.ndim - 1))
+        out = out.index_select(0, low).lerp_(out.index_select(0, high), w).movedim(0, t)
+    return out
 
 
 def _trilinear(
@@ -187,6 +219,8 @@ def settled_argmax(probs: torch.Tensor, resample: AxisResampler, shape) -> np.nd
     best = probs.topk(2, dim=0)
     label = best.indices[0].to(torch.float32)[None]
     spread = resample.cells(_cell_max(label) + _cell_max(-label))[0]
+    if int(torch.count_nonzero(spread)) > UNSETTLED_SHARE * spread.numel():
+        return None  # unsettled below holds at least these: decided before the costly part
     bound = resample.cells(_cell_max(best.values[1][None]))[0]
     candidate = resample.cells(label)[0].to(torch.int64)  # one corner's: where spread is 0, all
     del best, label

@@ -434,6 +434,7 @@ def _invert_argmax(
         labels = settled_argmax(probs, resample, shape)
         if labels is not None:
             return labels, None
+        return resample.argmax(probs).numpy(), None  # every class, tile by tile
     chunks = kept(resampled_chunks(pre, image, probs, shape, resample))
     labels, _ = running_argmax(chunks, shape, probs.shape[0])
     return labels, full if labels.shape == shape else None

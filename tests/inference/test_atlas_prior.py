@@ -179,6 +179,8 @@ def test_the_prior_argmax_maps_back_only_what_can_change_and_agrees_exactly() ->
     points = torch.stack([torch.randint(0, n, (500,), generator=generator) for n in shape], 1)
     whole = resample(corrections)
     assert torch.equal(resample.at(corrections, points), whole[(slice(None), *points.T)])
+    reference, _ = running_argmax(((c, v[None]) for c, v in enumerate(whole)), shape, classes)
+    np.testing.assert_array_equal(resample.argmax(corrections).numpy(), reference)  # in tiles
     own = torch.from_numpy(labels).long()
     assert torch.equal(resample.at_labels(corrections, own), whole.gather(0, own[None])[0])
 

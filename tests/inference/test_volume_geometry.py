@@ -209,3 +209,6 @@ def test_labels_alone_map_back_only_the_boundaries_and_agree_exactly(raw_samples
     assert settled_argmax(probs, resample, shape) is not None  # the shortcut was taken
     noise = torch.softmax(torch.randn(12, *image.shape[1:], generator=g), 0)
     assert settled_argmax(noise, resample, shape) is None  # boundaries everywhere
+    noise[5, :4] = noise[3, :4]  # ties: the lower class, tile by tile as over whole classes
+    tiled, _ = volume._invert_argmax(pre, image, noise, shape)  # every class, in tiles
+    np.testing.assert_array_equal(tiled, volume._invert_argmax(pre, image, noise, shape, True)[0])
