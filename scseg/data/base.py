@@ -44,6 +44,36 @@ class SegmentationDataModule(pl.LightningDataModule):
         self.in_channels = in_channels
         self.patch_size = tuple(patch_size)
 
+    def loader_seed(self) -> int:
+        """The seed of the training loader's order and augmentation
+        (:mod:`scseg.data.loading`): drawn once per run from torch's RNG, the same on every
+        process, and kept in checkpoints (:meth:`state_dict`), so a resumed run draws on."""
+        if getattr(self, "_loader_seed", None) is None:
+            from scseg.data.loading import draw_seed
+
+            seed = draw_seed()
+            self._loader_seed = self.trainer.strategy.broadcast(seed) if self.trainer else seed
+        return self._loader_seed
+
+    def training_sampler(self, dataset):
+        """:class:`~scseg.data.loading.SeededSampler` of ``dataset`` with the run's seed, at
+        the trainer's epoch: Lightning sets the epoch after it has started the loader, and
+        workers begin fetching at once, so a resumed run's first epoch needs it now."""
+        from scseg.data.loading import SeededSampler
+
+        sampler = SeededSampler(dataset, self.loader_seed())
+        if self.trainer is not None:  # the epoch Lightning will set (a resumed one's, too)
+            sampler.set_epoch(self.trainer.fit_loop.epoch_progress.current.processed)
+        return sampler
+
+    def state_dict(self) -> dict:
+        seed = getattr(self, "_loader_seed", None)
+        return {} if seed is None else {"loader_seed": seed}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        if "loader_seed" in state_dict:
+            self._loader_seed = int(state_dict["loader_seed"])
+
     def prepare_data(self) -> None:
         if self.root is None:
             from scseg.data.samples import prepare_sample

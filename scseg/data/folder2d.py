@@ -15,6 +15,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from scseg.data.base import SegmentationDataModule, evaluation_sampler, read_split
+from scseg.data.loading import SeededItems, loader_options
 from scseg.io.images import IMAGE_SUFFIXES, read_image, read_mask, standardize, to_unit_range
 
 
@@ -99,8 +100,10 @@ class Folder2DDataModule(SegmentationDataModule):
             and colour changes act on the [0, 1] image before standardisation; with
             ``normalization="none"`` (range unknown) only the geometric ones apply.
         repeats: times each training image is visited per epoch (small datasets).
-        batch_size, val_batch_size, num_workers: loader settings; validation images of
-            different sizes need ``val_batch_size=1``.
+        batch_size, val_batch_size: images a batch; validation images of different
+            sizes need ``val_batch_size=1``.
+        num_workers: loader processes, kept for the run; ``None``: the cores less one
+            (at most 12). Batches are the same with any number (:mod:`scseg.data.loading`).
         validate: check every case before training (:mod:`scseg.data.validation`) and stop
             with a report naming the cases; ``False`` skips the checks.
         fold: train on fold K of the split file's ``folds`` (``scseg plan --folds``).
@@ -123,7 +126,7 @@ class Folder2DDataModule(SegmentationDataModule):
         repeats: int = 1,
         batch_size: int = 8,
         val_batch_size: int = 1,
-        num_workers: int = 0,
+        num_workers: int | None = None,
         validate: bool = True,
         fold: int | None = None,
     ) -> None:
@@ -205,17 +208,13 @@ class Folder2DDataModule(SegmentationDataModule):
         # still gets a full batch: under DDP it sees 1/world_size of the dataset.
         world = self.trainer.world_size if self.trainer is not None else 1
         per_process = -(-len(dataset) // world)
+        seeded = self.training_sampler(dataset) if shuffle else None
         return DataLoader(
-            dataset,
+            SeededItems(dataset) if shuffle else dataset,
             batch_size=batch_size,
-            shuffle=shuffle,
-            sampler=None if shuffle else evaluation_sampler(dataset),
-            num_workers=self.hparams.num_workers,
-            pin_memory=torch.cuda.is_available(),  # page-locked: copied to the GPU async
-            # Workers restart each epoch, seeded from the main RNG: a resumed run then
-            # draws the same augmentations as an uninterrupted one.
-            persistent_workers=False,
+            sampler=seeded or evaluation_sampler(dataset),
             drop_last=shuffle and per_process > batch_size,
+            **loader_options(self.hparams.num_workers),
         )
 
     def train_dataloader(self) -> DataLoader:

@@ -305,7 +305,7 @@ class MSDSlicesDataModule(MSD3DDataModule):
         intensity_augmentation: str = "light",
         spatial_margin: bool = False,
         batch_size: int = 16,
-        num_workers: int = 0,
+        num_workers: int | None = None,
         cache_rate: float = 1.0,
         validate: bool = True,
         atlas: str | None = None,

@@ -36,6 +36,7 @@ from scseg.data.geometry import OrthonormalAffined
 from scseg.data.intensity import FiniteIntensityd
 from scseg.data.labels import RegionMasksd, label_scheme, sparse_labels
 from scseg.data.layouts import read_dataset
+from scseg.data.loading import SeededItems, loader_options
 from scseg.io.nrrd import ras_nrrd_reader
 
 INTENSITY_MODES = ("auto", "zscore", "ct", "none")
@@ -136,7 +137,9 @@ class MSD3DDataModule(SegmentationDataModule):
             zoom, then cut the patch from its centre (nnU-Net's way), so turned patches
             have no zero-filled corners; without it (the default) the patch itself is
             turned. Costs a larger crop per patch.
-        batch_size, num_workers: loader settings.
+        batch_size: volumes a batch (``samples_per_volume`` patches each).
+        num_workers: loader processes, kept for the run; ``None``: the cores less one
+            (at most 12). Batches are the same with any number (:mod:`scseg.data.loading`).
         cache: where preprocessed volumes are kept after their first use: ``"memory"``
             (fastest; memory grows with the dataset), ``"disk"`` (each case written once,
             resampled and normalised, to ``cache_dir`` and read back when used: memory
@@ -192,7 +195,7 @@ class MSD3DDataModule(SegmentationDataModule):
         intensity_augmentation: str = "light",
         spatial_margin: bool = False,
         batch_size: int = 2,
-        num_workers: int = 0,
+        num_workers: int | None = None,
         cache_rate: float = 1.0,
         validate: bool = True,
         atlas: str | None = None,
@@ -351,11 +354,10 @@ class MSD3DDataModule(SegmentationDataModule):
 
     def train_dataloader(self) -> DataLoader:
         return DataLoader(
-            self.train_set,
+            SeededItems(self.train_set),
             batch_size=self.hparams.batch_size,
-            shuffle=True,
-            num_workers=self.hparams.num_workers,
-            pin_memory=torch.cuda.is_available(),  # page-locked: copied to the GPU async
+            sampler=self.training_sampler(self.train_set),
+            **loader_options(self.hparams.num_workers),
         )
 
     def val_dataloader(self) -> DataLoader:
@@ -367,8 +369,7 @@ class MSD3DDataModule(SegmentationDataModule):
     def _evaluation_loader(self, dataset) -> DataLoader:
         sampler = evaluation_sampler(dataset)
         return DataLoader(dataset, batch_size=1, sampler=sampler,
-                          num_workers=self.hparams.num_workers,
-                          pin_memory=torch.cuda.is_available())  # fmt: skip
+                          **loader_options(self.hparams.num_workers))  # fmt: skip
 
     def info(self) -> dict:
         """Plain settings that inference needs, stored in checkpoints."""

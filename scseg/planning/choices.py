@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import math
-import os
 
 import numpy as np
 
@@ -54,8 +53,6 @@ def _common(p: Plan, fp: Fingerprint, epochs: int, cpu: bool) -> None:
     p.set("data.init_args.classes", fp.classes)
     p.set("data.init_args.class_names", fp.class_names())
     p.set("data.init_args.in_channels", fp.channels)
-    workers = min(4, max(0, (os.cpu_count() or 1) - 1))
-    p.set("data.init_args.num_workers", workers, "loader processes: CPU cores - 1, at most 4")
     p.summary.append(("device", "CPU (float32)" if cpu else "GPU (mixed precision)"))
 
 
