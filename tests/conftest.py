@@ -31,6 +31,9 @@ def pytest_configure(config) -> None:
     processes a test starts get the same share (``OMP_NUM_THREADS``, which torch reads as it
     starts), so that a run in a child process computes what the same run in the worker does,
     bit for bit (the thread count changes the order of sums)."""
+    # Loaders load in the process that trains unless a test asks for workers (each test
+    # worker already has its share of the cores; tests/data/test_loading.py asks)
+    os.environ.setdefault("SCSEG_NUM_WORKERS", "0")
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     if workers > 1:
         import torch

@@ -66,6 +66,19 @@ class SegmentationDataModule(pl.LightningDataModule):
             sampler.set_epoch(self.trainer.fit_loop.epoch_progress.current.processed)
         return sampler
 
+    def loader_options(self) -> dict:
+        """:func:`scseg.data.loading.loader_options` for this module's ``num_workers`` and
+        the trainer's device (no trainer: a GPU if there is one)."""
+        from scseg.data.loading import loader_options
+
+        if self.trainer is not None:
+            accelerated = type(self.trainer.accelerator).__name__ != "CPUAccelerator"
+        else:
+            import torch
+
+            accelerated = torch.cuda.is_available()
+        return loader_options(self.hparams.num_workers, accelerated)
+
     def state_dict(self) -> dict:
         seed = getattr(self, "_loader_seed", None)
         return {} if seed is None else {"loader_seed": seed}

@@ -15,7 +15,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from scseg.data.base import SegmentationDataModule, evaluation_sampler, read_split
-from scseg.data.loading import SeededItems, loader_options
+from scseg.data.loading import SeededItems
 from scseg.io.images import IMAGE_SUFFIXES, read_image, read_mask, standardize, to_unit_range
 
 
@@ -214,7 +214,7 @@ class Folder2DDataModule(SegmentationDataModule):
             batch_size=batch_size,
             sampler=seeded or evaluation_sampler(dataset),
             drop_last=shuffle and per_process > batch_size,
-            **loader_options(self.hparams.num_workers),
+            **self.loader_options(),
         )
 
     def train_dataloader(self) -> DataLoader:

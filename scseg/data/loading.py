@@ -23,9 +23,17 @@ from torch.utils.data import Dataset, DistributedSampler
 MAX_WORKERS = 12  # as nnU-Net's default augmentation processes
 
 
-def default_workers() -> int:
-    """Loader processes when a config leaves ``num_workers`` out: the cores this process
-    may run on less one for the main process, at most :data:`MAX_WORKERS`."""
+def default_workers(accelerated: bool = True) -> int:
+    """Loader processes when a config leaves ``num_workers`` out: ``SCSEG_NUM_WORKERS``
+    if set (as nnU-Net's ``nnUNet_n_proc_DA``); when the network trains on an accelerator,
+    the cores this process may run on less one for the main process, at most
+    :data:`MAX_WORKERS`; when it trains on the CPU, none: there a worker takes cores from
+    the training threads (on two cores the 3D quickstart ran 25 % faster with none, the
+    2D parcellation 11 %; benchmarks/results/train_throughput.md)."""
+    if os.environ.get("SCSEG_NUM_WORKERS", "").strip():
+        return max(0, int(os.environ["SCSEG_NUM_WORKERS"]))
+    if not accelerated:
+        return 0
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return max(0, min(MAX_WORKERS, (cores or 1) - 1))
 
@@ -86,12 +94,13 @@ class SeededItems(Dataset):
             np.random.set_state(kept[1])
 
 
-def loader_options(num_workers: int | None) -> dict:
+def loader_options(num_workers: int | None, accelerated: bool = True) -> dict:
     """What every loader of the data modules shares: ``num_workers`` (``None``:
-    :func:`default_workers`), workers kept for the run, page-locked batches on CUDA, and a
-    generator of its own for the workers' base seed, so that creating a loader's iterator
-    never draws from the global RNG (a resumed run then draws as an uninterrupted one)."""
-    workers = default_workers() if num_workers is None else int(num_workers)
+    :func:`default_workers`, ``accelerated``: whether the network trains on a GPU), workers
+    kept for the run, page-locked batches on CUDA, and a generator of its own for the
+    workers' base seed, so that creating a loader's iterator never draws from the global
+    RNG (a resumed run then draws as an uninterrupted one)."""
+    workers = default_workers(accelerated) if num_workers is None else int(num_workers)
     return {
         "num_workers": workers,
         "persistent_workers": workers > 0,

@@ -36,7 +36,7 @@ from scseg.data.geometry import OrthonormalAffined
 from scseg.data.intensity import FiniteIntensityd
 from scseg.data.labels import RegionMasksd, label_scheme, sparse_labels
 from scseg.data.layouts import read_dataset
-from scseg.data.loading import SeededItems, loader_options
+from scseg.data.loading import SeededItems
 from scseg.io.nrrd import ras_nrrd_reader
 
 INTENSITY_MODES = ("auto", "zscore", "ct", "none")
@@ -357,7 +357,7 @@ class MSD3DDataModule(SegmentationDataModule):
             SeededItems(self.train_set),
             batch_size=self.hparams.batch_size,
             sampler=self.training_sampler(self.train_set),
-            **loader_options(self.hparams.num_workers),
+            **self.loader_options(),
         )
 
     def val_dataloader(self) -> DataLoader:
@@ -369,7 +369,7 @@ class MSD3DDataModule(SegmentationDataModule):
     def _evaluation_loader(self, dataset) -> DataLoader:
         sampler = evaluation_sampler(dataset)
         return DataLoader(dataset, batch_size=1, sampler=sampler,
-                          **loader_options(self.hparams.num_workers))  # fmt: skip
+                          **self.loader_options())  # fmt: skip
 
     def info(self) -> dict:
         """Plain settings that inference needs, stored in checkpoints."""

@@ -96,10 +96,15 @@ def test_each_process_takes_its_share_of_one_order() -> None:
     assert list(epoch) != whole  # a new order and new seeds each epoch
 
 
-def test_workers_default_to_the_cores_less_one(monkeypatch) -> None:
+def test_workers_default_to_the_cores_less_one_on_a_gpu_and_none_on_the_cpu(monkeypatch):
+    monkeypatch.delenv("SCSEG_NUM_WORKERS")  # the test session's setting (conftest)
     monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(16)))
-    assert default_workers() == 12  # at most nnU-Net's default
+    assert default_workers(accelerated=True) == 12  # at most nnU-Net's default
+    assert default_workers(accelerated=False) == 0  # they would take the training's cores
     monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1})
     assert default_workers() == 1
     assert loader_options(None)["num_workers"] == 1 and loader_options(None)["persistent_workers"]
     assert not loader_options(0)["persistent_workers"]
+    assert loader_options(None, accelerated=False)["num_workers"] == 0
+    monkeypatch.setenv("SCSEG_NUM_WORKERS", "3")  # as nnU-Net's nnUNet_n_proc_DA
+    assert loader_options(None)["num_workers"] == 3
