@@ -75,6 +75,22 @@ def raw_samples(data_env):
     return data_env / "samples"
 
 
+def short_fit(module_class, data, root, epochs: int):
+    """``module_class``, a small 2-class U-Net of ``data``'s dimensions, fitted from seed 0
+    for ``epochs`` epochs of 3 steps (one validation batch each, no sanity check, nothing
+    written but the run folder ``root``); returns the module."""
+    import lightning.pytorch as pl
+
+    pl.seed_everything(0)
+    model = module_class(arch="unet", spatial_dims=data.spatial_dims, in_channels=1, classes=2,
+                         model_options={"channels": [8, 16]}, lr=1e-2)  # fmt: skip
+    trainer = pl.Trainer(max_epochs=epochs, limit_train_batches=3, limit_val_batches=1,
+                         logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                         default_root_dir=root, num_sanity_val_steps=0)  # fmt: skip
+    trainer.fit(model, datamodule=data)
+    return model
+
+
 def _train(root, config: str, *extra: str):
     from scseg.cli import main
 

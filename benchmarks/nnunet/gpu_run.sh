@@ -16,15 +16,7 @@
 #   mkdir -p .gpudata/samples && cp -r ../shared/data/samples/brain_tissue3d .gpudata/samples/
 # There: first `pip install --no-deps --target /tmp/site .whl1/*.whl` (carry .whl1), then,
 # while the machine is warm, this script (carry .whl2 and .gpudata).
-set -u
-export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 nnUNet_compile=false
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site \
-  .whl2/*.whl
-ENV=runs/against_nnunet/nnunet-env  # what nnunet_env() looks for: its python and CLI
-mkdir -p $ENV/bin
-ln -sf "$(command -v python3)" $ENV/bin/python
-for f in /tmp/site/bin/*; do ln -sf "$f" $ENV/bin/; done
-export SCSEG_DATA_DIR=/tmp/scdata SCSEG_SAMPLES_SEED=$PWD/.gpudata/samples
+source benchmarks/nnunet/gpu_setup.sh
 cp benchmarks/results/against_nnunet.jsonl /tmp/before.jsonl
 timeout "${BUDGET_S:-480}" python3 benchmarks/against_nnunet.py run --dataset tissue \
   --epochs "${EPOCHS:-30}" --no-equal-time

@@ -7,15 +7,7 @@
 #   bash benchmarks/nnunet/gpu_throughput.sh      # about 4 minutes on an H100 or H200
 # The rows come back in $OUT/gpu_throughput_rows.jsonl: append them to
 # benchmarks/results/train_throughput.jsonl here and run `train_throughput.py report`.
-set -u
-export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 nnUNet_compile=false
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site \
-  .whl2/*.whl
-ENV=runs/against_nnunet/nnunet-env  # what nnunet_env() looks for: its python and CLI
-mkdir -p $ENV/bin
-ln -sf "$(command -v python3)" $ENV/bin/python
-for f in /tmp/site/bin/*; do ln -sf "$f" $ENV/bin/; done
-export SCSEG_DATA_DIR=/tmp/scdata SCSEG_SAMPLES_SEED=$PWD/.gpudata/samples
+source benchmarks/nnunet/gpu_setup.sh
 ROWS=benchmarks/results/train_throughput.jsonl
 cp $ROWS /tmp/before.jsonl
 GPU=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)

@@ -4,7 +4,6 @@ share under distributed training (issue: "every step pays for work only")."""
 
 from __future__ import annotations
 
-import lightning.pytorch as pl
 import psutil
 import pytest
 import torch
@@ -13,7 +12,7 @@ from scseg.data import MSD3DDataModule, MSDSlicesDataModule
 from scseg.data.loading import SeededSampler, default_workers, loader_options
 from scseg.training import SegmentationModule
 
-from ..conftest import tumour_nrrd_msd
+from ..conftest import short_fit, tumour_nrrd_msd
 
 
 @pytest.fixture(scope="module")
@@ -47,15 +46,8 @@ def _children() -> set[int]:
 
 
 def _fit(data, tmp_path, workers: int) -> _Recording:
-    pl.seed_everything(0)
     data.hparams.num_workers = workers
-    model = _Recording(arch="unet", spatial_dims=data.spatial_dims, in_channels=1, classes=2,
-                       model_options={"channels": [8, 16]}, lr=1e-2)  # fmt: skip
-    trainer = pl.Trainer(max_epochs=3, limit_train_batches=3, limit_val_batches=1,
-                         logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                         default_root_dir=tmp_path, num_sanity_val_steps=0)  # fmt: skip
-    trainer.fit(model, datamodule=data)
-    return model
+    return short_fit(_Recording, data, tmp_path, epochs=3)
 
 
 @pytest.mark.parametrize("kind", ["3d", "slices"])

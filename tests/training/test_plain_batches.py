@@ -3,7 +3,6 @@ when the random transforms tracked metadata (issue: "every step pays for work on
 
 from __future__ import annotations
 
-import lightning.pytorch as pl
 import pytest
 import torch
 from monai.data import MetaTensor
@@ -12,7 +11,7 @@ from monai.data.meta_obj import get_track_meta
 from scseg.data import MSD3DDataModule, MSDSlicesDataModule
 from scseg.training import SegmentationModule
 
-from ..conftest import tumour_nrrd_msd
+from ..conftest import short_fit, tumour_nrrd_msd
 
 
 @pytest.fixture(scope="module")
@@ -76,15 +75,7 @@ class _Recording(SegmentationModule):
 
 
 def _fit(tumour, tmp_path) -> _Recording:
-    pl.seed_everything(0)
-    dm = MSD3DDataModule(str(tumour), **OPTIONS)
-    model = _Recording(arch="unet", spatial_dims=3, in_channels=1, classes=2,
-                       model_options={"channels": [8, 16]}, lr=1e-2)  # fmt: skip
-    trainer = pl.Trainer(max_epochs=2, limit_train_batches=3, limit_val_batches=1,
-                         logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                         default_root_dir=tmp_path, num_sanity_val_steps=0)  # fmt: skip
-    trainer.fit(model, datamodule=dm)
-    return model
+    return short_fit(_Recording, MSD3DDataModule(str(tumour), **OPTIONS), tmp_path, epochs=2)
 
 
 def test_steps_see_plain_tensors_and_the_same_loss_curve(tumour, tmp_path, monkeypatch):
