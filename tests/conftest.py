@@ -31,6 +31,13 @@ def pytest_configure(config) -> None:
     processes a test starts get the same share (``OMP_NUM_THREADS``, which torch reads as it
     starts), so that a run in a child process computes what the same run in the worker does,
     bit for bit (the thread count changes the order of sums)."""
+    # Figures drawn by the tests go to files: with PyQt imported (the napari tests share a
+    # worker with others) matplotlib would pick its Qt backend and need a display. Only
+    # this process: notebooks' kernels keep their inline backend. napari's widget draws on
+    # its own Qt canvas whatever the backend.
+    import matplotlib
+
+    matplotlib.use("Agg")
     # Loaders load in the process that trains unless a test asks for workers (each test
     # worker already has its share of the cores; tests/data/test_loading.py asks)
     os.environ.setdefault("SCSEG_NUM_WORKERS", "0")
