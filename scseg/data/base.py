@@ -69,10 +69,12 @@ class SegmentationDataModule(pl.LightningDataModule):
     def loader_options(self) -> dict:
         """:func:`scseg.data.loading.loader_options` for this module's ``num_workers`` and
         the trainer's device (no trainer: a GPU if there is one)."""
+        from lightning.pytorch.accelerators import CPUAccelerator
+
         from scseg.data.loading import loader_options
 
         if self.trainer is not None:
-            accelerated = type(self.trainer.accelerator).__name__ != "CPUAccelerator"
+            accelerated = not isinstance(self.trainer.accelerator, CPUAccelerator)
         else:
             import torch
 

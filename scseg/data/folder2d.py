@@ -102,8 +102,10 @@ class Folder2DDataModule(SegmentationDataModule):
         repeats: times each training image is visited per epoch (small datasets).
         batch_size, val_batch_size: images a batch; validation images of different
             sizes need ``val_batch_size=1``.
-        num_workers: loader processes, kept for the run; ``None``: the cores less one
-            (at most 12). Batches are the same with any number (:mod:`scseg.data.loading`).
+        num_workers: loader processes, kept for the run; ``None``: the cores less one (at
+            most 12) when the network trains on a GPU, none on the CPU
+            (``SCSEG_NUM_WORKERS`` overrides). Batches are the same with any number
+            (:mod:`scseg.data.loading`).
         validate: check every case before training (:mod:`scseg.data.validation`) and stop
             with a report naming the cases; ``False`` skips the checks.
         fold: train on fold K of the split file's ``folds`` (``scseg plan --folds``).

@@ -138,8 +138,10 @@ class MSD3DDataModule(SegmentationDataModule):
             have no zero-filled corners; without it (the default) the patch itself is
             turned. Costs a larger crop per patch.
         batch_size: volumes a batch (``samples_per_volume`` patches each).
-        num_workers: loader processes, kept for the run; ``None``: the cores less one
-            (at most 12). Batches are the same with any number (:mod:`scseg.data.loading`).
+        num_workers: loader processes, kept for the run; ``None``: the cores less one (at
+            most 12) when the network trains on a GPU, none on the CPU
+            (``SCSEG_NUM_WORKERS`` overrides). Batches are the same with any number
+            (:mod:`scseg.data.loading`).
         cache: where preprocessed volumes are kept after their first use: ``"memory"``
             (fastest; memory grows with the dataset), ``"disk"`` (each case written once,
             resampled and normalised, to ``cache_dir`` and read back when used: memory

@@ -33,10 +33,11 @@ def running_argmax(
         # class by class: argmax over a short leading axis is slow on the CPU (0.5 s per
         # two classes of a 1 mm brain), a comparison and an in-place maximum are not
         for offset, values in enumerate(chunk):
-            if best is None:
+            if best is None:  # the running values keep the chunk's memory layout
                 best = values.clone()
-                labels = torch.zeros(shape, dtype=torch.int16 if classes < 1 << 15 else torch.int32)
-                total = torch.ones(shape) if logsumexp else None
+                kind = torch.int16 if classes < 1 << 15 else torch.int32
+                labels = torch.zeros_like(values, dtype=kind)
+                total = torch.ones_like(values) if logsumexp else None
                 continue
             labels.masked_fill_(torch.gt(values, best), start + offset)
             if logsumexp:

@@ -84,6 +84,8 @@ class AxisResampler:
         same values, computed a tile of :data:`ARGMAX_TILE_ROWS` target rows at a time for
         every channel, so that what each channel's lerps and comparisons touch stays in the
         cache: half the time of mapping whole channels back and reducing them."""
+        from scseg.inference.argmax import running_argmax
+
         target = [len(low) for low, _, _ in self.steps]
         labels = torch.empty(target, dtype=torch.int16 if len(values) < 1 << 15 else torch.int32)
         (low, high, weight), rest = self.steps[0], self.steps[1:]
@@ -92,14 +94,10 @@ class AxisResampler:
             rows = slice(start, start + ARGMAX_TILE_ROWS)
             first, last = int(low[rows].min()), int(high[rows].max()) + 1
             steps = [(low[rows] - first, high[rows] - first, weight[rows]), *rest]
-            for c in range(len(values)):
-                mapped = _lerps(source[c, first:last].contiguous(), steps)
-                if c == 0:  # best and its labels keep the lerps' memory layout
-                    best, tile = mapped.clone(), torch.zeros_like(mapped, dtype=labels.dtype)
-                    continue
-                tile.masked_fill_(torch.gt(mapped, best), c)
-                torch.maximum(best, mapped, out=best)
-            labels[rows] = tile
+            mapped = ((c, _lerps(source[c, first:last].contiguous(), steps)[None])
+                      for c in range(len(values)))  # fmt: skip
+            tile, _ = running_argmax(mapped, (len(low[rows]), *target[1:]), len(values))
+            labels[rows] = torch.from_numpy(tile)
         return labels
 
     def cells(self, values: torch.Tensor) -> torch.Tensor:
