@@ -38,7 +38,8 @@ def add_parser(sub) -> None:
         "--dims",
         type=int,
         choices=(2, 3),
-        help="3: a 3D U-Net; 2: slice by slice (default: the data's own)",
+        help="3: a 3D U-Net; 2: slice by slice (default: the data's own; for volumes both, the "
+        "slice-wise config in <out stem>_2d.yaml, sharing the split)",
     )
     plan.add_argument(
         "--device",
@@ -77,6 +78,14 @@ def run(args: argparse.Namespace) -> int:
     console = Console(width=None if sys.stdout.isatty() else 120)
     for table in summary_tables(run):
         console.print(table)
-    fold = " --data.init_args.fold 0" if args.folds else ""
-    print(f"wrote {run.config} and {run.split_file}\nnext: scseg fit --config {run.config}{fold}")
+    configs = [str(config) for config, _ in run.configs]
+    print(f"wrote {', '.join(configs)} and {run.split_file}")
+    if args.folds and len(configs) > 1:
+        print(
+            f"next: scseg cross-validate --plan {run.config} (trains every configuration on "
+            "every fold and chooses)"
+        )
+    else:
+        fold = " --data.init_args.fold 0" if args.folds else ""
+        print(f"next: scseg fit --config {run.config}{fold}")
     return 0

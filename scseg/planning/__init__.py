@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
@@ -21,7 +21,7 @@ from scseg.planning.fingerprint import Fingerprint, fingerprint
 from scseg.planning.rules import Plan
 from scseg.planning.split import make_split, subjects
 
-__all__ = ["PlannedRun", "plan_dataset", "summary_tables"]
+__all__ = ["PlannedRun", "plan_dataset", "slicewise_config", "summary_tables"]
 
 
 @dataclass
@@ -32,6 +32,7 @@ class PlannedRun:
     plan: Plan
     split: dict
     subjects: int = 0
+    configs: list[tuple[Path, Plan]] = field(default_factory=list)  # every config written
 
 
 class PlanWarning(UserWarning):
@@ -124,11 +125,12 @@ def plan_dataset(
         DataValidationError, ValueError, FileNotFoundError: bad data, naming the cases.
     """
     from scseg.inference.writing import refuse_existing
-    from scseg.planning.config import to_yaml, write_config
+    from scseg.planning.config import write_config
     from scseg.planning.split import write_split
 
     data, out = Path(data), Path(out)
     split_path = out.with_name(f"{out.stem}_split.json")
+    slicewise = slicewise_config(out)
     refuse_existing([out, split_path], overwrite)
     if dims not in (None, 2, 3):
         raise ValueError(f"--dims must be 2 or 3, got {dims}")
@@ -148,7 +150,43 @@ def plan_dataset(
     names = [c.name for c in fp.cases]
     split = make_split(names, seed, folds, subject_pattern, given=given)
     n_train = len(split["folds"][0]["train"]) if folds else len(split["train"])
-    p = plan(fp, memory, ram, cpu, dims, epochs, spacing, n_train)
+    # volumes with no --dims: the 3D plan and the slice-wise one, as nnU-Net's 3d_fullres
+    # and 2d, sharing the split, for scseg cross-validate to choose between
+    both = dims is None and fp.spatial_dims == 3
+    if both:
+        refuse_existing([slicewise], overwrite)
+    planned = []
+    for this_dims, path in [(dims, out), *([(2, slicewise)] if both else [])]:
+        p = plan(fp, memory, ram, cpu, this_dims, epochs, spacing, n_train)
+        text = _config_text(p, path, data, split_path, given, folds, schedule, len(names))
+        planned.append((path, p, text))
+    write_split(split, split_path, overwrite)
+    for path, _, text in planned:
+        write_config(text, path, overwrite)
+    return PlannedRun(out, split_path, fp, planned[0][1], split,
+                      len(subjects(names, subject_pattern)),
+                      [(path, p) for path, p, _ in planned])  # fmt: skip
+
+
+def slicewise_config(config: str | Path) -> Path:
+    """Where ``scseg plan`` writes the slice-wise config of volumes beside ``config``."""
+    config = Path(config)
+    return config.with_name(f"{config.stem}_2d{config.suffix}")
+
+
+def _config_text(
+    p: Plan,
+    out: Path,
+    data: Path,
+    split_path: Path,
+    given: dict | None,
+    folds: int,
+    schedule: str,
+    cases: int,
+) -> str:
+    """The config of plan ``p`` as commented YAML, with its run folder and data set."""
+    from scseg.planning.config import to_yaml
+
     if schedule == "nnunet":
         nnunet_schedule(p)
     elif schedule != "scseg":
@@ -171,15 +209,12 @@ def plan_dataset(
     )
     p.values = _ordered(p.values)
     header = [
-        f"Planned by scseg plan on {date.today().isoformat()} from {data} ({len(names)} cases).",
+        f"Planned by scseg plan on {date.today().isoformat()} from {data} ({cases} cases).",
         f"  scseg fit --config {out}" + (" --data.init_args.fold 0" if folds else ""),
         "Each choice says why; the rules follow nnU-Net's planner (scseg/planning/rules.py",
         "lists where ours differ).",
     ]
-    text = to_yaml(p, header)
-    write_split(split, split_path, overwrite)
-    write_config(text, out, overwrite)
-    return PlannedRun(out, split_path, fp, p, split, len(subjects(names, subject_pattern)))
+    return to_yaml(p, header)
 
 
 def _ordered(values: dict) -> dict:
@@ -259,17 +294,20 @@ def summary_tables(run: PlannedRun) -> list:
         classes.add_row(
             str(value), name, f"{100 * share:.2f} %", size, f"{len(present)} of {len(fp.cases)}"
         )
-    planned = Table(title=f"plan: {run.config}")
-    planned.add_column("setting")
-    planned.add_column("value")
-    for key, value in run.plan.summary:
-        planned.add_row(key, value)
-    split = run.split
-    planned.add_row(
-        "split",
-        f"{len(split['train'])} train, {len(split['val'])} val"
-        + (f"; {len(split['folds'])} folds" if "folds" in split else "")
-        + f"; {run.subjects} subject(s)",
-    )
-    planned.add_row("epochs", str(run.plan.values["trainer.max_epochs"]))
-    return [data, classes, planned]
+    plans = []
+    for config, plan_of in run.configs or [(run.config, run.plan)]:
+        planned = Table(title=f"plan: {config}")
+        planned.add_column("setting")
+        planned.add_column("value")
+        for key, value in plan_of.summary:
+            planned.add_row(key, value)
+        split = run.split
+        planned.add_row(
+            "split",
+            f"{len(split['train'])} train, {len(split['val'])} val"
+            + (f"; {len(split['folds'])} folds" if "folds" in split else "")
+            + f"; {run.subjects} subject(s)",
+        )
+        planned.add_row("epochs", str(plan_of.values["trainer.max_epochs"]))
+        plans.append(planned)
+    return [data, classes, *plans]

@@ -39,8 +39,9 @@ def test_3d_plan_explains_each_choice_and_trains(own_scans, tmp_path, capsys) ->
     assert _plan(own_scans, out, "--memory", "0.5", "--folds", "3", "--device", "cpu") == 0
     printed = capsys.readouterr().out
     for seen in ("dataset:", "8 cases", "1 x 1 x 1", "12.57 %", "6 train, 2 val; 3 folds",
-                 f"wrote {out} and {tmp_path / 'mine_split.json'}",
-                 f"next: scseg fit --config {out} --data.init_args.fold 0"):  # fmt: skip
+                 f"wrote {out}, {tmp_path / 'mine_2d.yaml'} and {tmp_path / 'mine_split.json'}",
+                 "smp_unet resnet",
+                 f"next: scseg cross-validate --plan {out}"):  # fmt: skip
         assert seen in printed, seen
     text = out.read_text()
     config = yaml.safe_load(text)
