@@ -70,12 +70,13 @@ def add_model_source(parser: argparse.ArgumentParser, several: bool = False) -> 
     )
 
 
-def load_source(args: argparse.Namespace, device: str = "cpu"):
-    """The model named by ``--model`` or ``--checkpoint`` (:func:`add_model_source`)."""
+def load_source(args: argparse.Namespace, device: str = "cpu", ensembles: bool = False):
+    """The model named by ``--model`` or ``--checkpoint`` (:func:`add_model_source`);
+    ``ensembles``: an ensemble package may be given (prediction reads it)."""
     if args.model is not None:
         from scseg.inference.package import read_package
 
-        return read_package(args.model, device)
+        return read_package(args.model, device, ensembles)
     from scseg.inference import load_models
 
     return load_models(args.checkpoint, device)

@@ -119,16 +119,20 @@ def _prepare_prediction(args: argparse.Namespace, device: str, quiet: bool, list
     from scseg.inference.runner import check_outputs
     from scseg.models import to_channels_last
 
-    model = load_source(args, device)
+    model = load_source(args, device, ensembles=True)
     if args.atlas:
         if not model.atlas:
             raise ValueError(f"--atlas: {model_source(args)} does not refine an atlas")
         model.data_info["label_prior"] = {**model.atlas, "image": str(args.atlas[0].resolve()),
                                           "label": str(args.atlas[1].resolve())}  # fmt: skip
-    if args.channels_last:
-        to_channels_last(model.net, model.spatial_dims)
-    if args.compile:
-        model.net.compile()
+    if args.roi_size and hasattr(model, "members"):
+        raise ValueError(f"--roi-size: {args.model} is an ensemble of configurations, each "
+                         "predicting with its own windows")  # fmt: skip
+    for member in getattr(model, "members", [model]):  # an ensemble: each configuration
+        if args.channels_last:
+            to_channels_last(member.net, member.spatial_dims)
+        if args.compile:
+            member.net.compile()
     options = PredictOptions(
         formats=tuple(dict.fromkeys(args.format)),
         overwrite=args.overwrite,

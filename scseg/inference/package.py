@@ -11,8 +11,11 @@ model is handed on as one file: attached, uploaded, copied. Inside:
   per class, scseg and torch versions).
 
 A package whose files do not match their sha256, lacks one, or carries a newer format is
-refused, naming the file. The sha256 list guards against damage and edits in transit, not
-against someone who rewrites it as well: it is not a signature.
+refused, naming the file. An ensemble of configurations (format 2,
+:func:`write_ensemble_package`) holds each member's ``model.json``, weights and card under
+``<member>/``, and a ``model.json`` that lists the members. The sha256 list guards against
+damage and edits in transit, not against someone who rewrites it as well: it is not a
+signature.
 """
 
 from __future__ import annotations
@@ -39,7 +42,8 @@ from scseg.inference.checkpoint import (
 )
 from scseg.inference.writing import atomic_write, refuse_existing
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 1  # what a package of one configuration is written as
+ENSEMBLE_VERSION = 2  # an ensemble of configurations: what scseg before it cannot read
 MANIFEST = PACKAGE_MANIFEST
 SUFFIX = ".scseg"
 ORIENTATION = "RAS"  # what the 3D preprocessing reorients to (scseg.data.volumes3d)
@@ -80,24 +84,97 @@ def write_package(
         OutputExistsError: ``out`` exists and ``overwrite`` is false.
         CheckpointError: a checkpoint is unreadable, or the folds do not belong together.
     """
-    out = Path(out)
-    if out.suffix != SUFFIX:
-        raise PackageError(f"{out}: a package name ends in {SUFFIX}")
-    refuse_existing([out], overwrite)
-    paths = [Path(p) for p in checkpoints]
+    out = _package_name(out, overwrite)
+    files = package_files([Path(p) for p in checkpoints], out.stem, description)
+    _write_files(out, files, FORMAT_VERSION, overwrite)
+    return out
+
+
+def package_files(paths: list[Path], name: str, description: str | None = None) -> dict[str, bytes]:
+    """The files of a package of one checkpoint or the folds of one plan, by name.
+
+    Raises:
+        CheckpointError: a checkpoint is unreadable, or the folds do not belong together.
+    """
     parts = [checkpoint_parts(p) for p in paths]
     # the same checks as averaging them at prediction, before anything is written
     check_one_plan(paths, [(p.hparams["spatial_dims"], p.hparams["in_channels"],
                             p.hparams["classes"], p.data_info) for p in parts])  # fmt: skip
     files = {f"weights/fold_{k}.safetensors": _safetensors(p.weights) for k, p in enumerate(parts)}
     model = _model_json(paths, parts)
-    card = _card_json(out.stem, paths, parts, description)
+    card = _card_json(name, paths, parts, description)
     files["model.json"] = _json_bytes(model)
     files["card.json"] = _json_bytes(card)
     files["card.md"] = render_card(card, model).encode()
+    return files
+
+
+def write_ensemble_package(
+    members: dict[str, list[Path]],
+    out: str | Path,
+    overwrite: bool = False,
+    description: str | None = None,
+    notes: str = "",
+) -> Path:
+    """Packs the folds of several configurations (``{name: checkpoints}``) as one model
+    that predicts with the mean of their probabilities
+    (:class:`~scseg.inference.ensemble.ConfigurationEnsemble`). Each member's files lie
+    under ``<name>/`` as in a package of its own; ``model.json`` lists the members;
+    ``notes`` (Markdown) goes into the card.
+
+    Raises:
+        PackageError, OutputExistsError, CheckpointError: as :func:`write_package`; a
+            member whose classes or inputs differ from the first one's.
+    """
+    from scseg.inference.ensemble import check_members
+
+    out = _package_name(out, overwrite)
+    files: dict[str, bytes] = {}
+    models = []
+    for name, paths in members.items():
+        member = package_files([Path(p) for p in paths], f"{out.stem}: {name}", description)
+        files |= {f"{name}/{file}": data for file, data in member.items()}
+        models.append(json.loads(member["model.json"]))
+    check_members(list(members), [_spec_model(m) for m in models])
+    first = models[0]
+    files["model.json"] = _json_bytes({
+        **{k: first[k] for k in ("arch", "spatial_dims", "in_channels", "classes")},
+        "ensemble": [{"name": name, "model": f"{name}/model.json"} for name in members],
+    })  # fmt: skip
+    card = {"name": out.stem, "description": description, "members": list(members),
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}  # fmt: skip
+    files["card.json"] = _json_bytes(card)
+    head = [f"# {out.stem}", "", description or "", "",
+            f"An ensemble of {len(members)} configurations ({', '.join(members)}): the mean "
+            "of their probabilities on the input's grid.", "", notes]  # fmt: skip
+    body = ["#" + files[f"{name}/card.md"].decode() for name in members]  # one level down
+    files["card.md"] = "\n".join([*head, *body]).encode()
+    _write_files(out, files, ENSEMBLE_VERSION, overwrite)
+    return out
+
+
+def _spec_model(model: dict):
+    """The parts of a member's ``model.json`` that :func:`check_members` compares, as a
+    :class:`LoadedModel` without a network."""
+    hp = model["hparams"]
+    return LoadedModel(None, hp["spatial_dims"], hp["in_channels"], hp["classes"], hp,
+                       model["preprocessing"])  # fmt: skip
+
+
+def _package_name(out: str | Path, overwrite: bool) -> Path:
+    out = Path(out)
+    if out.suffix != SUFFIX:
+        raise PackageError(f"{out}: a package name ends in {SUFFIX}")
+    refuse_existing([out], overwrite)
+    return out
+
+
+def _write_files(out: Path, files: dict[str, bytes], version: int, overwrite: bool) -> None:
+    """The files and the manifest of their sha256s, written to a temporary file beside
+    ``out`` and renamed, so a failure leaves nothing."""
     manifest = {
         "format": "scseg-package",
-        "format_version": FORMAT_VERSION,
+        "format_version": version,
         "files": {name: hashlib.sha256(data).hexdigest() for name, data in sorted(files.items())},
     }
 
@@ -108,19 +185,49 @@ def write_package(
                 archive.writestr(name, data)
 
     atomic_write(out, write, overwrite)
-    return out
 
 
-def read_package(path: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
-    """The model of a package (its folds averaged, as ``--checkpoint`` with several).
+def read_package(path: str | Path, device: str | torch.device = "cpu", ensembles: bool = False):
+    """The model of a package (its folds averaged, as ``--checkpoint`` with several): a
+    :class:`LoadedModel`; with ``ensembles``, an ensemble package's
+    :class:`~scseg.inference.ensemble.ConfigurationEnsemble`.
 
     Raises:
-        PackageError: naming the package and the file that is missing, changed or newer.
+        PackageError: naming the package and the file that is missing, changed or newer;
+            an ensemble package where ``ensembles`` is false.
     """
-    from safetensors.torch import load
-
     path = Path(path)
     files = read_verified(path)
+    model = _json_object(path, files, "model.json")
+    if "ensemble" not in model:
+        return _read_model(path, files, device)
+    members = model["ensemble"]
+    if not isinstance(members, list) or not all(
+        isinstance(m, dict) and isinstance(m.get("name"), str) for m in members
+    ):
+        raise PackageError(f"{path}: model.json: 'ensemble' must list named members")
+    names = [m["name"] for m in members]
+    if not ensembles:
+        raise PackageError(f"{path}: an ensemble of configurations ({', '.join(names)}): "
+                           "scseg predict reads it, this command takes one model")  # fmt: skip
+    from scseg.inference.ensemble import ConfigurationEnsemble
+
+    loaded = []
+    for name in names:
+        prefix = f"{name}/"
+        own = {k.removeprefix(prefix): v for k, v in files.items() if k.startswith(prefix)}
+        if "model.json" not in own:
+            raise PackageError(f"{path}: ensemble member {name}: {prefix}model.json is missing")
+        loaded.append(_read_model(path, own, device))
+    try:
+        return ConfigurationEnsemble(loaded, names)
+    except CheckpointError as err:
+        raise PackageError(f"{path}: {err}") from None
+
+
+def _read_model(path: Path, files: dict[str, bytes], device) -> LoadedModel:
+    from safetensors.torch import load
+
     model = model_spec(path, files)
     hparams = model["hparams"]
     folds = []
@@ -140,6 +247,16 @@ def read_package(path: str | Path, device: str | torch.device = "cpu") -> Loaded
     return ensemble([path] * len(folds), folds, device)
 
 
+def _json_object(path: Path, files: dict[str, bytes], name: str) -> dict:
+    try:
+        value = json.loads(files[name])
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise PackageError(f"{path}: {name}: not JSON ({err})") from None
+    if not isinstance(value, dict):
+        raise PackageError(f"{path}: {name}: not an object but a {type(value).__name__}")
+    return value
+
+
 def model_spec(path: Path, files: dict[str, bytes]) -> dict:
     """``model.json`` of a verified package, its structure checked: what
     :func:`read_package` reads must be there with the right types, each fold's weights
@@ -152,12 +269,7 @@ def model_spec(path: Path, files: dict[str, bytes]) -> dict:
     def bad(what: str) -> PackageError:
         return PackageError(f"{path}: model.json: {what}")
 
-    try:
-        model = json.loads(files["model.json"])
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise bad(f"not JSON ({err})") from None
-    if not isinstance(model, dict):
-        raise bad(f"not an object but a {type(model).__name__}")
+    model = _json_object(path, files, "model.json")
     for key, kind in (("hparams", dict), ("folds", list), ("preprocessing", dict)):
         if not isinstance(model.get(key), kind):
             raise bad(f"'{key}' missing or not a{'n object' if kind is dict else ' list'}")
@@ -241,10 +353,10 @@ def _check_version(path: Path, manifest: dict) -> None:
     version = manifest.get("format_version")
     if manifest.get("format") != "scseg-package" or not isinstance(version, int):
         raise PackageError(f"{path}: {MANIFEST} is not an scseg package manifest")
-    if version > FORMAT_VERSION:
+    if version > ENSEMBLE_VERSION:
         raise PackageError(
             f"{path}: package format {version} is newer than this scseg "
-            f"({__version__}) reads ({FORMAT_VERSION}): upgrade scseg"
+            f"({__version__}) reads ({ENSEMBLE_VERSION}): upgrade scseg"
         )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +14,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedCo
 
 from scseg.data.labels import labelmap_names
 from scseg.inference.checkpoint import LoadedModel
+from scseg.inference.ensemble import (
+    ConfigurationEnsemble,
+    predict_ensemble_image,
+    predict_ensemble_volume,
+)
 from scseg.inference.image import is_image, overlay, predict_image
 from scseg.inference.volume import InputError, is_volume, predict_volume
 from scseg.inference.writing import OutputExistsError, StagedWrites, refuse_existing
@@ -192,17 +198,19 @@ def _predict_into(
     staged: StagedWrites, model: LoadedModel, path: Source, targets: dict, options: PredictOptions
 ) -> None:
     if model.input_dims == 3:
-        settings = (options.roi_size, options.overlap, options.sw_batch_size, options.tta)
+        if isinstance(model, ConfigurationEnsemble):  # each member its own windows
+            volume = functools.partial(predict_ensemble_volume, model, path, options.tta)
+        else:
+            settings = (options.roi_size, options.overlap, options.sw_batch_size, options.tta)
+            volume = functools.partial(predict_volume, model, path, *settings)
         if options.probabilities:  # written class by class as they are resampled
             done: list = []
-            staged.write(targets["probabilities"], lambda t: done.append(predict_volume(
-                model, path, *settings, probabilities_file=t,
-                probabilities_dtype=options.probabilities_dtype,
-                nonfinite=options.nonfinite)))  # fmt: skip
+            staged.write(targets["probabilities"], lambda t: done.append(volume(
+                probabilities_file=t, probabilities_dtype=options.probabilities_dtype,
+                regions=options.regions, nonfinite=options.nonfinite)))  # fmt: skip
             result = done[0]
         else:
-            result = predict_volume(model, path, *settings, regions=options.regions,
-                                    nonfinite=options.nonfinite)  # fmt: skip
+            result = volume(regions=options.regions, nonfinite=options.nonfinite)
         names = _output_names(model, options.regions)
         if "dicom-seg" in targets:
             from scseg.inference.dicom_seg import write_dicom_seg
@@ -215,7 +223,8 @@ def _predict_into(
             staged.write(targets["names"], lambda t: Path(t).write_text(table))
             staged.write(targets["labels"], lambda t: nib.save(result.labels, t))
         return
-    labels, probs = predict_image(model, path, options.tta, options.nonfinite)
+    image = predict_ensemble_image if isinstance(model, ConfigurationEnsemble) else predict_image
+    labels, probs = image(model, path, options.tta, options.nonfinite)
     if "probabilities" in targets:
         staged.write(targets["probabilities"], lambda t: np.save(t, probs.astype(np.float32)))
     if "overlay" in targets:

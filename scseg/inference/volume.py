@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -281,8 +282,8 @@ def predict_volume(
         overlap, sw_batch_size: sliding-window settings.
         tta: average over mirrored copies, along the axes mirrored in training (up to
             8x the time).
-        probabilities: also return the class probabilities (4D, float32, in memory: the
-            whole classes x input-grid array).
+        probabilities: also return the class (or region) probabilities (4D, float32, in
+            memory: the whole classes x input-grid array).
         probabilities_file: write them to this NIfTI file instead, a few classes at a time
             as they are resampled (:class:`scseg.inference.writing.ClassVolumeWriter`), so
             the whole array never exists; ``probabilities_dtype`` ``"float32"`` or
@@ -309,21 +310,20 @@ def predict_volume(
                                     progress)  # fmt: skip
     image = data["image"]
     grid = tuple(shape[:3])
-    if model.multilabel:
-        if probabilities or probabilities_file is not None:
-            raise InputError(f"{path}: probabilities are not written for region models")
-        masks = _invert_regions(pre, image, probs, grid, path)
-        return VolumePrediction(_region_output(model, masks, regions, affine, header),
-                                series=dicom)  # fmt: skip
-    labels, full = _class_output(
+    if model.multilabel:  # masks, each region's probabilities above 0.5
+        invert = functools.partial(_invert_regions, path=path)
+    values, full = _class_output(
         invert, pre, image, probs, grid, probabilities, probabilities_file, probabilities_dtype,
         affine, header,
     )  # fmt: skip
-    if labels.shape != grid:
-        raise InputError(f"{path}: internal error: output grid {labels.shape} != {grid}")
-    label_dtype = np.uint8 if model.classes <= 255 else np.int16
-    out = VolumePrediction(image_like(labels.astype(label_dtype), affine, header, "label",
-                                 model.classes - 1), series=dicom)  # fmt: skip
+    if model.multilabel:
+        labels = _region_output(model, values, regions, affine, header)
+    elif values.shape != grid:
+        raise InputError(f"{path}: internal error: output grid {values.shape} != {grid}")
+    else:
+        label_dtype = np.uint8 if model.classes <= 255 else np.int16
+        labels = image_like(values.astype(label_dtype), affine, header, "label", model.classes - 1)
+    out = VolumePrediction(labels, series=dicom)
     if full is not None:
         out.probabilities = image_like(full, affine, header, "none", 1.0)
     return out
@@ -363,22 +363,28 @@ def _network_output(
     return probs[0], _invert_argmax
 
 
-def _invert_regions(
-    pre: T.Compose, image: MetaTensor, probs: torch.Tensor, shape: tuple[int, ...], path
-) -> np.ndarray:
+def _invert_regions(pre: T.Compose, image: MetaTensor, probs: torch.Tensor, shape: tuple,
+                    keep: bool = False, sink: Callable | None = None,
+                    path=None) -> tuple[np.ndarray, np.ndarray | None]:  # fmt: skip
     """Region probabilities ``(R, *preprocessed)`` back on the input grid a few regions at
-    a time, each thresholded at 0.5: masks ``(R, *input)`` (bool).
+    a time, each thresholded at 0.5: masks ``(R, *input)`` (bool), and when ``keep`` the
+    probabilities ``(*input, R)``; ``sink`` gets each chunk's ``(k, *input)``.
 
     Raises:
         InputError: naming ``path`` if the inversion does not land on the input grid.
     """
     masks = np.zeros((probs.shape[0], *shape), bool)
+    full = np.empty((*shape, probs.shape[0]), np.float32) if keep else None
     resample = checked_resampler(pre, image, shape)
     for start, chunk in resampled_chunks(pre, image, probs, shape, resample):
         if tuple(chunk.shape[1:]) != shape:
             raise InputError(f"{path}: internal error: output grid {chunk.shape[1:]} != {shape}")
         masks[start : start + chunk.shape[0]] = (chunk > 0.5).numpy()
-    return masks
+        if sink is not None:
+            sink(chunk.numpy())
+        if keep:
+            full[..., start : start + len(chunk)] = np.moveaxis(chunk.numpy(), 0, -1)
+    return masks, full
 
 
 def _region_output(model: LoadedModel, masks: np.ndarray, mode: str, affine, header):

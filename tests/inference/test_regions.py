@@ -11,6 +11,7 @@ import torch
 
 from scseg.data.labels import regions_to_label_map
 from scseg.inference import LoadedModel
+from scseg.inference.ensemble import ConfigurationEnsemble
 from scseg.inference.runner import PredictOptions, predict_one
 from scseg.inference.volume import preprocess_volume, sliding_window_probabilities
 from scseg.io.dicom import find_series, read_series
@@ -149,3 +150,32 @@ def test_label_map_names_only_the_overlapping_later_regions() -> None:
         "background", "whole_tumour without tumour_core", "tumour_core"]  # fmt: skip
     assert labelmap_names(["a", "b"], [1, 3], [[1], [2]]) == ["background", "a", "unused_2", "b"]
     assert labelmap_names(["a", "b"], [1, 2]) == ["background", "a without b", "b"]
+
+
+def test_region_probabilities_and_an_ensemble_of_region_models(region_model, scan, tmp_path):
+    """--probabilities holds each region's sigmoid on the input grid; an ensemble of
+    configurations masks where the mean of its members' sigmoids passes 0.5."""
+    path = scan / "scan.nii.gz"
+    options = PredictOptions(probabilities=True)
+    written = predict_one(region_model, path, tmp_path / "one", options)
+    probs = np.asarray(nib.load(written["probabilities"]).dataobj, np.float32)
+    _, data = preprocess_volume(region_model, path)
+    own = sliding_window_probabilities(region_model, data["image"].as_tensor()[None].float(),
+                                       [16, 16, 16])[0]  # fmt: skip
+    np.testing.assert_allclose(np.moveaxis(probs, -1, 0), own.numpy(), atol=1e-6)
+    masks = np.asarray(nib.load(written["labels"]).dataobj)
+    np.testing.assert_array_equal(masks, (probs > 0.5).astype(np.uint8))
+
+    torch.manual_seed(1)
+    other_net = create_model("unet", spatial_dims=3, in_channels=1, classes=3, channels=(8, 16))
+    with torch.no_grad():
+        other_net.head.weight.mul_(20.0)
+    other = LoadedModel(other_net.eval(), 3, 1, 3, region_model.hparams, region_model.data_info)
+    theirs = predict_one(other, path, tmp_path / "other", options)["probabilities"]
+    mean = (probs + np.asarray(nib.load(theirs).dataobj, np.float32)) / 2
+    both = ConfigurationEnsemble([region_model, other], ["a", "b"])
+    written = predict_one(both, path, tmp_path / "both", options)
+    np.testing.assert_allclose(nib.load(written["probabilities"]).get_fdata(), mean, atol=1e-6)
+    masks = np.asarray(nib.load(written["labels"]).dataobj)
+    np.testing.assert_array_equal(masks, (mean > 0.5).astype(np.uint8))
+    assert not np.array_equal(masks, (probs > 0.5).astype(np.uint8))  # both members count
