@@ -15,6 +15,7 @@ import warnings
 from scseg.cli import (
     ablate,
     attention,
+    cross_validate,
     data,
     evaluate,
     export,
@@ -28,8 +29,8 @@ from scseg.cli import (
 from scseg.cli.common import LIGHTNING_COMMANDS, USER_ERRORS, Parser
 
 # in the order ``scseg --help`` lists them
-COMMANDS = (train, models, predict, view, plan, evaluate, attention, ablate, export, package,
-            data)  # fmt: skip
+COMMANDS = (train, models, predict, view, plan, cross_validate, evaluate, attention, ablate,
+            export, package, data)  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
