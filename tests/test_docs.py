@@ -77,7 +77,7 @@ def test_cli_reference_lists_every_command_and_option(browser, served) -> None: 
     headings = {h.text.strip() for h in browser.find_elements(By.CSS_SELECTOR, "article h2")}
     codes = {c.text.strip() for c in browser.find_elements(By.CSS_SELECTOR, "article td code")}
     action = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
-    assert len(action.choices) == 13
+    assert len(action.choices) == 14
     for name, sub in action.choices.items():
         assert f"scseg {name}" in headings, name
         for option in sub._actions:
