@@ -125,6 +125,21 @@ def ckpt_3d(data_env, tmp_path_factory):
     )  # fmt: skip
 
 
+@pytest.fixture(scope="session")
+def other_3d(ckpt_3d, tmp_path_factory):
+    """The 3D checkpoint with its weights moved: a second model of the same classes."""
+    import torch
+
+    raw = torch.load(ckpt_3d, map_location="cpu", weights_only=True)
+    generator = torch.Generator().manual_seed(0)
+    for key, value in raw["state_dict"].items():
+        if value.is_floating_point() and value.ndim > 1:
+            raw["state_dict"][key] = value + 0.05 * torch.randn(value.shape, generator=generator)
+    path = tmp_path_factory.mktemp("other") / "other.ckpt"
+    torch.save(raw, path)
+    return path
+
+
 def tumour_nrrd_msd(raw_samples, root):
     """The tumour sample's two NRRD cases in an MSD folder ``root`` (``dataset.json``,
     ``split.json``: ``breast1`` trains, ``brain1`` validates)."""

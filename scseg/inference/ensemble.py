@@ -102,11 +102,14 @@ def predict_ensemble_volume(
     probabilities_dtype: str = "float32",
     regions: str = "masks",
     nonfinite: str = "refuse",
+    progress=None,
 ):
     """:func:`~scseg.inference.volume.predict_volume` for an ensemble: each member
     predicts the volume with its own preprocessing and windows, its probabilities mapped
     back to the input grid; the labels are the argmax of their mean (regions: the mean
     above 0.5). Memory: two classes x input-grid float32 arrays beyond one member's.
+
+    ``progress`` is called with 0..1 over all members.
 
     Returns:
         a :class:`~scseg.inference.volume.VolumePrediction`; its ``probabilities`` the
@@ -115,9 +118,11 @@ def predict_ensemble_volume(
     from scseg.inference.volume import VolumePrediction, _region_output, predict_volume
     from scseg.inference.writing import ClassVolumeWriter, header_like, image_like
 
-    total = None
-    for member in ensemble.members:
-        result = predict_volume(member, path, tta=tta, probabilities=True, nonfinite=nonfinite)
+    total, n = None, len(ensemble.members)
+    for k, member in enumerate(ensemble.members):
+        share = None if progress is None else (lambda s, k=k: progress((k + s) / n))
+        result = predict_volume(member, path, tta=tta, probabilities=True, nonfinite=nonfinite,
+                                progress=share)  # fmt: skip
         values = np.asarray(result.probabilities.dataobj, np.float32)
         if total is None:  # the geometry is the input's, whichever member gives it
             total, labels, series = values, result.labels, result.series

@@ -13,6 +13,7 @@ notifications, and adds no layer.
 
 from __future__ import annotations
 
+import functools
 import tempfile
 from pathlib import Path
 
@@ -45,13 +46,16 @@ class _Signals(QObject):
 
 
 def load_any(path: Path, device: str = "cpu"):
-    """A model package or a checkpoint, by what the file is."""
+    """A model package (an ensemble of configurations too) or a checkpoint, by what the
+    file is."""
     from scseg.inference import load_model
     from scseg.inference.package import is_package, read_package
 
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such model file")
-    return read_package(path, device) if is_package(path) else load_model(path, device)
+    if is_package(path):
+        return read_package(path, device, ensembles=True)
+    return load_model(path, device)
 
 
 def segment(model_path: Path, data: np.ndarray, affine: np.ndarray, tta: bool = False,
@@ -63,6 +67,7 @@ def segment(model_path: Path, data: np.ndarray, affine: np.ndarray, tta: bool = 
     import nibabel as nib
 
     from scseg.inference import predict_volume
+    from scseg.inference.ensemble import predict_ensemble_volume
 
     report = progress or (lambda share: None)
     report(0.0)
@@ -75,12 +80,14 @@ def segment(model_path: Path, data: np.ndarray, affine: np.ndarray, tta: bool = 
         image.set_sform(affine, code=1)
         nib.save(image, scan)
         try:
-            result = predict_volume(model, scan, tta=tta,
-                                    progress=lambda share: report(0.05 + 0.8 * share))  # fmt: skip
+            members = getattr(model, "members", None)  # an ensemble of configurations
+            predict = functools.partial(predict_ensemble_volume if members else predict_volume,
+                                        model, scan, tta=tta)  # fmt: skip
+            result = predict(progress=lambda share: report(0.05 + 0.8 * share))
             labels = np.asarray(result.labels.dataobj)
             report(0.9)
-            maps = None
-            if attention and model.hparams.get("attention", "none") != "none":
+            maps = None  # an ensemble's members each have their own: none are shown
+            if attention and not members and model.hparams.get("attention", "none") != "none":
                 from scseg.inference.attention_volume import attention_on_input
 
                 maps = attention_on_input(model, scan)

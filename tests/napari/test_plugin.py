@@ -269,3 +269,27 @@ def test_the_samples_open_in_place(make_napari_viewer, data_env) -> None:
     tumour = viewer.open_sample("scseg", "tumour")
     assert [layer.name for layer in tumour] == ["brain1_image", "tumour (reference)"]
     np.testing.assert_allclose(_world(tumour[0]), _world(tumour[1]), atol=1e-5)
+
+
+def test_the_widget_segments_with_an_ensemble_package(
+    make_napari_viewer, qtbot, ckpt_3d, other_3d, scan, tmp_path
+) -> None:
+    """An ensemble of configurations (what scseg cross-validate may pack) segments in the
+    widget as scseg predict --model does it; its members' attention is not shown."""
+    from scseg.inference.package import write_ensemble_package
+
+    package = write_ensemble_package({"a": [ckpt_3d], "b": [other_3d]}, tmp_path / "ab.scseg")
+    assert main(["predict", "--quiet", "--model", str(package), "--input", str(scan),
+                 "--output", str(tmp_path / "cli")]) == 0  # fmt: skip
+    expected = np.asarray(nib.load(tmp_path / "cli" / "crop.nii.gz").dataobj)
+    viewer = make_napari_viewer()
+    viewer.open(str(scan), plugin="scseg")
+    widget = SegmentWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget.model_path.setText(str(package))
+    seen: list[int] = []
+    widget.progress.valueChanged.connect(seen.append)
+    _run(qtbot, widget)
+    np.testing.assert_array_equal(np.asarray(viewer.layers["ab labels"].data), expected)
+    assert seen[-1] == 100 and len(set(seen)) > 3
+    assert not [layer for layer in viewer.layers if layer.name.startswith("sSE block")]
