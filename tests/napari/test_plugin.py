@@ -108,19 +108,26 @@ def _run(qtbot, widget, timeout=120_000) -> None:
     qtbot.waitUntil(widget.run_button.isEnabled, timeout=timeout)
 
 
+def _segment(make_napari_viewer, qtbot, scan, model_path):
+    """The scan opened, the widget docked and run with ``model_path``: the viewer, the
+    image layer and the progress values the bar took."""
+    viewer = make_napari_viewer()
+    (image,) = viewer.open(str(scan), plugin="scseg")
+    widget = SegmentWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget.model_path.setText(str(model_path))
+    seen: list[int] = []
+    widget.progress.valueChanged.connect(seen.append)
+    _run(qtbot, widget)
+    return viewer, image, seen
+
+
 def test_the_widget_segments_as_predict_does(make_napari_viewer, qtbot, ckpt_3d, scan,
                                              tmp_path) -> None:  # fmt: skip
     assert main(["predict", "--quiet", "--checkpoint", str(ckpt_3d), "--input", str(scan),
                  "--output", str(tmp_path / "cli")]) == 0  # fmt: skip
     expected = np.asarray(nib.load(tmp_path / "cli" / "crop.nii.gz").dataobj)
-    viewer = make_napari_viewer()
-    (image,) = viewer.open(str(scan), plugin="scseg")
-    widget = SegmentWidget(viewer)
-    viewer.window.add_dock_widget(widget)
-    widget.model_path.setText(str(ckpt_3d))
-    seen: list[int] = []
-    widget.progress.valueChanged.connect(seen.append)
-    _run(qtbot, widget)
+    viewer, image, seen = _segment(make_napari_viewer, qtbot, scan, ckpt_3d)
     labels = viewer.layers["last labels"]
     np.testing.assert_array_equal(np.asarray(labels.data), expected)  # voxel for voxel
     np.testing.assert_allclose(_world(labels), _world(image))
@@ -282,14 +289,7 @@ def test_the_widget_segments_with_an_ensemble_package(
     assert main(["predict", "--quiet", "--model", str(package), "--input", str(scan),
                  "--output", str(tmp_path / "cli")]) == 0  # fmt: skip
     expected = np.asarray(nib.load(tmp_path / "cli" / "crop.nii.gz").dataobj)
-    viewer = make_napari_viewer()
-    viewer.open(str(scan), plugin="scseg")
-    widget = SegmentWidget(viewer)
-    viewer.window.add_dock_widget(widget)
-    widget.model_path.setText(str(package))
-    seen: list[int] = []
-    widget.progress.valueChanged.connect(seen.append)
-    _run(qtbot, widget)
+    viewer, _, seen = _segment(make_napari_viewer, qtbot, scan, package)
     np.testing.assert_array_equal(np.asarray(viewer.layers["ab labels"].data), expected)
     assert seen[-1] == 100 and len(set(seen)) > 3
     assert not [layer for layer in viewer.layers if layer.name.startswith("sSE block")]
