@@ -48,3 +48,8 @@ def running_argmax(
                 torch.maximum(best, values, out=best)
         del chunk
     return labels.numpy(), total.log_().add_(best) if logsumexp else None
+
+
+def label_dtype(classes: int) -> type:
+    """The dtype of a label map of ``classes`` classes: uint8 up to 255, else int16."""
+    return np.uint8 if classes <= 255 else np.int16

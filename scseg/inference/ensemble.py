@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from scseg.inference.argmax import label_dtype
 from scseg.inference.checkpoint import CheckpointError, LoadedModel
 
 # what the members of an ensemble of configurations must share: the meaning of each output
@@ -65,10 +66,6 @@ class ConfigurationEnsemble:
     @property
     def atlas(self) -> None:
         return None
-
-    @property
-    def nets(self) -> list:
-        return [m.net for m in self.members]
 
 
 def check_members(names: Sequence[str], members: Sequence[LoadedModel]) -> None:
@@ -135,9 +132,8 @@ def predict_ensemble_volume(
         masks = np.moveaxis(mean > 0.5, -1, 0)
         labels = _region_output(ensemble, masks, regions, affine, header)
     else:
-        dtype = np.uint8 if ensemble.classes <= 255 else np.int16
-        labels = image_like(mean.argmax(-1).astype(dtype), affine, header, "label",
-                            ensemble.classes - 1)  # fmt: skip
+        values = mean.argmax(-1).astype(label_dtype(ensemble.classes))
+        labels = image_like(values, affine, header, "label", ensemble.classes - 1)
     out = VolumePrediction(labels, series=series)
     if probabilities_file is not None:
         header4d = header_like(affine, header, mean.shape, np.float32, "none", 1.0)
@@ -160,5 +156,5 @@ def predict_ensemble_image(
         raise ValueError(f"{path}: 2D region models are not ensembled")
     probs = sum(predict_image(m, path, tta, nonfinite)[1] for m in ensemble.members)
     probs = probs / len(ensemble.members)
-    labels = probs.argmax(0).astype(np.uint8 if ensemble.classes <= 255 else np.int16)
+    labels = probs.argmax(0).astype(label_dtype(ensemble.classes))
     return labels, probs.astype(np.float32)

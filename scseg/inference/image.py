@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from scseg.data.intensity import NonFiniteError, finite_intensities
+from scseg.inference.argmax import label_dtype
 from scseg.inference.checkpoint import LoadedModel
 from scseg.inference.volume import InputError
 from scseg.io.images import IMAGE_SUFFIXES, normalize, read_image
@@ -76,7 +77,7 @@ def predict_image(
     # centred in the training patch where smaller, as training's PadIfNeeded put it
     patch = model.data_info.get("patch_size")
     probs = model.probabilities(x, lambda xi: pad_predict(model.net, xi, patch), tta)[0].numpy()
-    labels = probs.argmax(0).astype(np.uint8 if model.classes <= 255 else np.int16)
+    labels = probs.argmax(0).astype(label_dtype(model.classes))
     return labels, probs
 
 

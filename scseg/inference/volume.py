@@ -17,7 +17,7 @@ from monai.data import MetaTensor
 from scseg.atlas import register_labels
 from scseg.data.intensity import NonFiniteError
 from scseg.data.volumes3d import preprocessing
-from scseg.inference.argmax import running_argmax
+from scseg.inference.argmax import label_dtype, running_argmax
 from scseg.inference.checkpoint import LoadedModel
 from scseg.inference.inversion import checked_resampler, resampled_chunks, settled_argmax
 from scseg.inference.prior import corrections_and_inversion
@@ -321,8 +321,8 @@ def predict_volume(
     elif values.shape != grid:
         raise InputError(f"{path}: internal error: output grid {values.shape} != {grid}")
     else:
-        label_dtype = np.uint8 if model.classes <= 255 else np.int16
-        labels = image_like(values.astype(label_dtype), affine, header, "label", model.classes - 1)
+        values = values.astype(label_dtype(model.classes))
+        labels = image_like(values, affine, header, "label", model.classes - 1)
     out = VolumePrediction(labels, series=dicom)
     if full is not None:
         out.probabilities = image_like(full, affine, header, "none", 1.0)

@@ -46,6 +46,11 @@ def fold_dir(out: Path, configuration: Configuration, fold: int) -> Path:
     return out / configuration.name / f"fold_{fold}"
 
 
+def last_checkpoint(out: Path, configuration: Configuration, fold: int) -> Path:
+    """The fold's last checkpoint, the one that predicts and is packed (nnU-Net's final)."""
+    return fold_dir(out, configuration, fold) / "checkpoints" / "last.ckpt"
+
+
 def train_fold(
     out: Path,
     configuration: Configuration,
@@ -61,7 +66,7 @@ def train_fold(
         SelectionError: the fit failed, with the last line it wrote and its log.
     """
     folder = fold_dir(out, configuration, fold)
-    last = folder / "checkpoints" / "last.ckpt"
+    last = last_checkpoint(out, configuration, fold)
     what = f"{configuration.name} fold {fold}"
     if (folder / FINISHED).is_file() and last.is_file():
         say(f"{what}: trained, kept")
@@ -103,7 +108,7 @@ def predict_fold(
     from scseg.inference import PredictOptions, load_models, predict_files
 
     predictions = out / configuration.name / "predictions"
-    model = load_models(fold_dir(out, configuration, fold) / "checkpoints" / "last.ckpt")
+    model = load_models(last_checkpoint(out, configuration, fold))
     options = PredictOptions(probabilities=True, tta=tta)
     summary = predict_files(model, [sources[c][0] for c in cases], predictions, options,
                             quiet=True)  # fmt: skip
@@ -121,6 +126,7 @@ def ensemble_predictions(
     """Each case's labels from the mean of the members' probabilities (regions: the mean
     above 0.5, as masks), into ``out``; written for every case, so it stays in step with
     the members' predictions."""
+    from scseg.inference.argmax import label_dtype
     from scseg.inference.runner import label_table
     from scseg.inference.writing import atomic_write, image_like
 
@@ -132,7 +138,7 @@ def ensemble_predictions(
             from PIL import Image
 
             mean = np.mean([np.load(m.predictions / probs.name) for m in members], 0)
-            labels = mean.argmax(0).astype(np.uint8 if mean.shape[0] <= 256 else np.int16)
+            labels = mean.argmax(0).astype(label_dtype(mean.shape[0]))
             atomic_write(out / f"{case}.png", lambda t, a=labels: Image.fromarray(a).save(t),
                          overwrite=True)  # fmt: skip
             continue
@@ -142,7 +148,7 @@ def ensemble_predictions(
         if multilabel:  # one mask per region, as scseg predict writes them
             labels = (mean > 0.5).astype(np.uint8)
         else:
-            labels = mean.argmax(-1).astype(np.uint8 if mean.shape[-1] <= 256 else np.int16)
+            labels = mean.argmax(-1).astype(label_dtype(mean.shape[-1]))
         image = image_like(labels, head.affine, head.header, "label", int(labels.max()))
         atomic_write(out / f"{case}.nii.gz", lambda t, i=image: nib.save(i, t), overwrite=True)
         table = (first / f"{case}.tsv").read_text() if (first / f"{case}.tsv").is_file() else None
@@ -216,4 +222,4 @@ def cross_validate(
 
 
 def checkpoints(out: Path, configuration: Configuration, count: int) -> list[Path]:
-    return [fold_dir(out, configuration, k) / "checkpoints" / "last.ckpt" for k in range(count)]
+    return [last_checkpoint(out, configuration, k) for k in range(count)]
