@@ -6,7 +6,7 @@ import argparse
 
 from nnunet.report import report
 from nnunet.runs import repredict, run, training_fit
-from nnunet.settings import DATASETS, PLANS, VARIANTS
+from nnunet.settings import DATASETS, NOTES, PLANS, VARIANTS
 
 
 def main(description: str) -> None:
@@ -22,6 +22,7 @@ def main(description: str) -> None:
                     "2d")  # fmt: skip
     go.add_argument("--variant", choices=VARIANTS, help="only this scseg plan variant")
     go.add_argument("--no-equal-time", action="store_true", help="equal steps only")
+    go.add_argument("--note", choices=NOTES, help="mark the rows (their training times)")
     go.add_argument("--equal-time-epochs", type=int, help="only the equal-time run, for this "
                     "many epochs (what an earlier repeat found)")  # fmt: skip
     go.add_argument(

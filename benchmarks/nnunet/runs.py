@@ -114,7 +114,9 @@ def run(args: argparse.Namespace) -> None:
     name, repeat, dims = args.dataset, args.repeat, args.dims
     base = run_base(name, dims)
     base.mkdir(parents=True, exist_ok=True)
-    env = {**nnunet_env(), "nnUNet_n_proc_DA": str(os.cpu_count() or 1)}
+    # nnU-Net's augmentation workers: the cores this process may run on (one when a run is
+    # pinned to a core, as benchmarks/learning_curves.py runs two at a time)
+    env = {**nnunet_env(), "nnUNet_n_proc_DA": str(len(os.sched_getaffinity(0)))}
     data, config, split = prepare(name, base, dims=dims)
     images = held_out_images(data, split, base / "held_out")
     per_epoch = steps_per_epoch(config, split)
@@ -126,7 +128,8 @@ def run(args: argparse.Namespace) -> None:
                "budget": budget, "steps": epochs * per_epoch,
                "batch": result.get("batch", ours_batch) if epochs else None,
                "train_s": round(result["train_s"], 1),
-               "predict_s": round(result["predict_s"], 1), "scores": scores}  # fmt: skip
+               "predict_s": round(result["predict_s"], 1), "scores": scores,
+               **({"note": args.note} if args.note else {})}  # fmt: skip
         save([row], name)  # at once: an interrupted run keeps what it finished
         shown = scores if len(scores) <= MAX_COLUMNS else {
             "mean Dice": round(mean_score(scores, list(scores), "dice"), 4)}  # fmt: skip

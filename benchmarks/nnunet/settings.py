@@ -152,9 +152,13 @@ NOTES = {
     "times the CPU budget, one run each; nnU-Net without torch.compile "
     "(`nnUNet_compile=false`). Per epoch of 54 steps: scseg about 2.8 s (its progress bar), "
     "nnU-Net 1.1-1.3 s (its log); the times shown include start-up and validation",
+    "one core each": "trained two runs at a time, each pinned to one of the two cores "
+    "(`taskset`, by `benchmarks/learning_curves.py`): the same steps and cases as any row; "
+    "the training times are one core's, not comparable with the rows of two",
 }
 
-MARKS = dict(zip(NOTES, ["\\*", "†", "‡", "§", "¶"], strict=False))  # beside a marked training time
+# beside a marked training time
+MARKS = dict(zip(NOTES, ["\\*", "†", "‡", "§", "¶", "#"], strict=True))
 
 # scseg plan options measured beside the plain plan at equal steps (`run --variant NAME`):
 # its label, plan options, and settings changed in the planned config

@@ -1,0 +1,315 @@
+"""Learning curves against nnU-Net: held-out Dice against training steps, scseg's planned
+pipeline beside nnU-Net v2 through its own command line, each budget its own run (both
+schedules depend on the horizon), the same cases and patches per step, the no-learning
+baseline in every table and plot.
+
+Every run is a row of the head-to-head (``benchmarks/against_nnunet.py run``, appended to
+``against_nnunet.jsonl`` as it lands, so a session that ends mid-way loses nothing); this
+script chooses which runs are still missing, runs them two at a time (each pinned to one
+core), and draws the curves from the rows.
+
+    uv run python benchmarks/learning_curves.py missing --curve tissue-3d
+    uv run python benchmarks/learning_curves.py queue --curve tissue-3d --until 22:40
+    uv run python benchmarks/learning_curves.py report
+
+Results: ``benchmarks/results/learning_curves.{md,csv,png}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+from nnunet.report import paired
+from nnunet.rows import mean_score, read_rows
+from nnunet.settings import DATASETS, MARKS, RESULTS, RUNS, VARIANTS
+
+HERE = Path(__file__).resolve().parent
+LOGS = RUNS.parent / "learning_curves"
+NOTE = "one core each"  # the rows of runs made two at a time
+
+# per curve: the head-to-head's dataset and dims; scseg's rows (the plan as this machine
+# runs it: bf16 autocast on a CPU with AMX, the variant that names it, so that rows from
+# before the plan's default changed are not mixed in); the budgets in steps; the steps of
+# one epoch (scseg's, which nnU-Net's trainer is given too). 3456 steps, twice the largest,
+# once the others are in (about 1.5 h of nnU-Net a repeat on both cores)
+CURVES = {
+    "tissue-3d": {"dataset": "tissue", "dims": 3, "variant": "bf16",
+                  "budgets": [432, 864, 1728], "per_epoch": 54},
+}  # fmt: skip
+REPEATS, REPEATS_LARGEST = 2, 3  # at every budget; at the largest that has rows
+GOAL = 0.005  # scseg's mean at most this far below nnU-Net's, at every budget
+SPEED_ONE_CORE = 1.8  # a pinned run's time over the same run's on both cores (estimate)
+
+
+def scseg_label(curve: dict) -> str:
+    return VARIANTS[curve["variant"]][0]
+
+
+def curve_rows(curve: dict) -> dict[str, list[dict]]:
+    """``{"scseg": rows, "nnU-Net": rows, "baseline": rows}``: the held-out rows of the
+    curve's runs at equal steps on CPUs (a GPU's rows are another device's curve)."""
+    rows = [r for r in read_rows() if not r.get("scored_on")
+            and (r["dataset"], r.get("dims", 3)) == (curve["dataset"], curve["dims"])
+            and "GPU" not in (r.get("note") or "") and not r.get("plan")]  # fmt: skip
+    return {
+        "scseg": [r for r in rows if r["pipeline"] == scseg_label(curve)
+                  and r["budget"] == "equal steps"],
+        "nnU-Net": [r for r in rows if r["pipeline"] == "nnU-Net"
+                    and r["budget"] == "equal steps"],
+        "baseline": [r for r in rows if r["budget"] == "no learning"][:1],
+    }  # fmt: skip
+
+
+def wanted(curve: dict) -> list[tuple[str, int, int]]:
+    """``(pipeline, steps, repeat)`` still missing, the order they are worth running in:
+    first repeats first, the largest budget first within a repeat (where the plateau is),
+    nnU-Net before scseg at the same budget (the longer run starts first); none that a
+    live queue is running (:func:`_claimed`)."""
+    have = curve_rows(curve)
+    out = []
+    for repeat in range(REPEATS_LARGEST):
+        for steps in sorted(curve["budgets"], reverse=True):
+            needed = REPEATS_LARGEST if steps == max(curve["budgets"]) else REPEATS
+            if repeat >= needed:
+                continue
+            for pipeline in ("nnU-Net", "scseg"):
+                done = {r["repeat"] for r in have[pipeline] if r["steps"] == steps}
+                if repeat not in done and not _claimed(curve, (pipeline, steps, repeat)):
+                    out.append((pipeline, steps, repeat))
+    return out
+
+
+def _claim_file(curve: dict, task: tuple) -> Path:
+    pipeline, steps, repeat = task
+    return LOGS / f"{curve['dataset']}_{curve['dims']}d_{pipeline}_{steps}_r{repeat}.claim"
+
+
+def _claimed(curve: dict, task: tuple) -> bool:
+    """Whether a queue (this one or another) is running ``task``: its claim names a live
+    process."""
+    try:
+        os.kill(int(_claim_file(curve, task).read_text()), 0)
+    except (FileNotFoundError, ValueError, ProcessLookupError):
+        return False
+    return True
+
+
+def seconds_per_step(curve: dict, pipeline: str) -> float:
+    """A step's training time on both cores, from the rows (the median over them)."""
+    rows = [r for r in curve_rows(curve)[pipeline] if r.get("note") is None and r["steps"]]
+    return float(np.median([r["train_s"] / r["steps"] for r in rows])) if rows else 2.0
+
+
+def command(curve: dict, pipeline: str, steps: int, repeat: int) -> list[str]:
+    epochs, rest = divmod(steps, curve["per_epoch"])
+    assert not rest, f"{steps} steps is not whole epochs of {curve['per_epoch']}"
+    which = (["--variant", curve["variant"]] if pipeline == "scseg"
+             else ["--nnunet-only", "--no-equal-time"])  # fmt: skip
+    return [sys.executable, str(HERE / "against_nnunet.py"), "run", "--dataset",
+            curve["dataset"], "--dims", str(curve["dims"]), "--epochs", str(epochs),
+            "--repeat", str(repeat), "--note", NOTE, *which]  # fmt: skip
+
+
+def queue(args: argparse.Namespace) -> None:
+    """Runs what is missing, one run per core at a time, each pinned there with ``taskset``;
+    a run starts only if its estimated time (the rows' step time, slowed for one core) ends
+    before ``--until``."""
+    curve = CURVES[args.curve]
+    until = datetime.strptime(args.until, "%H:%M").time() if args.until else None
+    LOGS.mkdir(parents=True, exist_ok=True)
+    running: dict[int, tuple[subprocess.Popen, tuple]] = {}
+    started, failed = 0, set()
+    while True:
+        for core, (proc, task) in list(running.items()):
+            if proc.poll() is not None:
+                print(f"{datetime.now():%H:%M} core {core}: {task} exited {proc.returncode}",
+                      flush=True)  # fmt: skip
+                _claim_file(curve, task).unlink(missing_ok=True)
+                if proc.returncode:
+                    failed.add(task)  # not again in this queue: its log says why
+                del running[core]
+        for core in [c for c in args.cores if c not in running]:
+            if args.limit is not None and started >= args.limit:
+                break
+            now, todo = datetime.now(), wanted(curve)  # the rows and claims as they are now
+            fits = [t for t in todo if t not in failed and _ends_by(curve, t, now, until)]
+            if not fits:
+                continue
+            task = fits[0]
+            log = LOGS / f"{args.curve}_{task[0]}_{task[1]}_r{task[2]}.log"
+            cmd = ["taskset", "-c", str(core), *command(curve, *task)]
+            with open(log, "w") as out:  # the child keeps its own descriptor
+                proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+            running[core] = (proc, task)
+            _claim_file(curve, task).write_text(str(running[core][0].pid))
+            started += 1
+            print(f"{now:%H:%M} core {core}: {task} ({log.name})", flush=True)
+            time.sleep(60)  # the two runs' data preparation does not overlap
+        if not running:
+            break  # nothing left, or nothing left fits before --until
+        time.sleep(20)
+    print(f"missing: {wanted(curve)}")
+
+
+def _ends_by(curve: dict, task: tuple, now: datetime, until) -> bool:
+    """Whether ``task`` on one core, started ``now``, is estimated to end before ``until``
+    (the rows' step time on both cores, slowed for one, and two minutes to predict)."""
+    if until is None:
+        return True
+    seconds = task[1] * seconds_per_step(curve, task[0]) * SPEED_ONE_CORE + 120
+    return now.timestamp() + seconds <= datetime.combine(now.date(), until).timestamp()
+
+
+def missing(args: argparse.Namespace) -> None:
+    curve = CURVES[args.curve]
+    for task in wanted(curve):
+        est = task[1] * seconds_per_step(curve, task[0])
+        print(f"{task}: about {est / 60:.0f} min on both cores")
+
+
+def _mean(rows: list[dict], classes: list[str]) -> list[float]:
+    return [mean_score(r["scores"], classes, "dice") for r in rows]
+
+
+def summary(curve: dict) -> tuple[list[dict], list[str], float | None]:
+    """One entry per budget with rows: each pipeline's repeats' means, the paired
+    difference; the classes; the baseline's mean."""
+    have = curve_rows(curve)
+    first = next(iter(have["scseg"] + have["nnU-Net"]), None)
+    if first is None:
+        return [], [], None
+    classes = [c for c in first["scores"] if c != "background"]
+    base = _mean(have["baseline"], classes)[0] if have["baseline"] else None
+    out = []
+    for steps in sorted({r["steps"] for r in have["scseg"] + have["nnU-Net"]}):
+        ours = [r for r in have["scseg"] if r["steps"] == steps]
+        theirs = [r for r in have["nnU-Net"] if r["steps"] == steps]
+        out.append({"steps": steps, "scseg": _mean(ours, classes),
+                    "scseg_repeats": [r["repeat"] for r in ours],
+                    "nnunet": _mean(theirs, classes),
+                    "nnunet_repeats": [r["repeat"] for r in theirs],
+                    "paired": paired(ours, theirs, classes) if ours and theirs else "",
+                    "marked": any(r.get("note") == NOTE for r in ours + theirs)})  # fmt: skip
+    return out, classes, base
+
+
+def _cell(values: list[float]) -> str:
+    if not values:
+        return "-"
+    spread = f" ± {np.std(values, ddof=1):.3f}" if len(values) > 1 else ""
+    each = ", ".join(f"{v:.3f}" for v in values)
+    return f"**{np.mean(values):.3f}**{spread} ({len(values)}: {each})"
+
+
+def _verdict(entry: dict, previous: dict | None) -> str:
+    """The goal at one budget: scseg within 0.5 points of nnU-Net (its paired interval's
+    upper end at least -0.005), and no fall from the budget below beyond the repeat spread."""
+    notes = []
+    if entry["scseg"] and entry["nnunet"] and entry["paired"].startswith(("+", "-")):
+        hi = float(entry["paired"].split("[")[1].split(",")[1].split("]")[0])
+        notes.append("within 0.5 pt" if hi >= -GOAL else "behind")
+    if previous and previous["scseg"] and entry["scseg"]:
+        fall = np.mean(previous["scseg"]) - np.mean(entry["scseg"])
+        spread = max(np.std(previous["scseg"] + entry["scseg"], ddof=1), 1e-9)
+        if fall > spread:
+            notes.append(f"falls {100 * fall:.1f} pt")
+    return "; ".join(notes) or "-"
+
+
+def report(args: argparse.Namespace) -> None:
+    lines = ["<!-- generated by benchmarks/learning_curves.py; do not edit -->", ""]
+    flat = []
+    for name, curve in CURVES.items():
+        entries, classes, base = summary(curve)
+        lines += [f"**{name}**: {DATASETS[curve['dataset']]['title']}; scseg: "
+                  f"`{scseg_label(curve)}` (the plan as this machine runs it), nnU-Net's "
+                  f"{'3d_fullres' if curve['dims'] == 3 else '2d'}", "",
+                  "| steps | scseg mean Dice (repeats) | nnU-Net mean Dice (repeats) | "
+                  "scseg minus nnU-Net, paired [95 %] | no learning | goal |",
+                  "|---|---|---|---|---|---|"]  # fmt: skip
+        previous = None
+        for e in entries:
+            mark = MARKS[NOTE] if e["marked"] else ""
+            cells = [f"{e['steps']}{mark}", _cell(e["scseg"]), _cell(e["nnunet"]),
+                     e["paired"] or "-", f"{base:.3f}", _verdict(e, previous)]  # fmt: skip
+            lines.append("| " + " | ".join(cells) + " |")
+            previous = e
+            for who, key in (("scseg", "scseg"), ("nnU-Net", "nnunet")):
+                for repeat, value in zip(e[f"{key}_repeats"], e[key], strict=True):
+                    flat.append({"curve": name, "pipeline": who, "steps": e["steps"],
+                                 "repeat": repeat, "mean_dice": round(value, 4)})  # fmt: skip
+        todo = wanted(curve)
+        lines += [
+            "",
+            f"Runs still to make ({len(todo)}): "
+            + (", ".join(f"{p} {s} steps repeat {r}" for p, s, r in todo) or "none"),
+            "",
+        ]
+        _plot(name, entries, base, RESULTS / "learning_curves.png")
+    lines += [f"{MARKS[NOTE]} rows trained two at a time, each run pinned to one core "
+              "(`taskset`); steps, cases and patches are those of every other row.", "",
+              f"Mean Dice over {', '.join(classes)}; the paired difference resamples repeats "
+              "and classes (`benchmarks/nnunet/report.py`). Goal: scseg at most 0.5 points "
+              "below nnU-Net (the interval's upper end), and never falling by more than its "
+              "repeat spread from one budget to the next."]  # fmt: skip
+    (RESULTS / "learning_curves.md").write_text("\n".join(lines) + "\n")
+    with open(RESULTS / "learning_curves.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, ["curve", "pipeline", "steps", "repeat", "mean_dice"])
+        writer.writeheader()
+        writer.writerows(flat)
+    print((RESULTS / "learning_curves.md").read_text())
+
+
+def _plot(name: str, entries: list[dict], base: float | None, out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for key, label, colour in (("scseg", "scseg", "C0"), ("nnunet", "nnU-Net", "C1")):
+        pts = [(e["steps"], v) for e in entries for v in e[key]]
+        means = [(e["steps"], np.mean(e[key])) for e in entries if e[key]]
+        if pts:
+            ax.scatter(*zip(*pts, strict=True), color=colour, alpha=0.5, s=18)
+            ax.plot(*zip(*means, strict=True), color=colour, marker="o", label=label)
+    if base is not None:
+        ax.axhline(base, color="grey", linestyle="--", label="no learning (Otsu)")
+    ax.set_xscale("log", base=2)
+    ax.set_xticks([e["steps"] for e in entries], [str(e["steps"]) for e in entries])
+    ax.set_xlabel("training steps (2 patches each)")
+    ax.set_ylabel("held-out mean Dice")
+    ax.set_title(name)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for cmd, fn in (("missing", missing), ("queue", queue)):
+        p = sub.add_parser(cmd)
+        p.add_argument("--curve", choices=CURVES, default="tissue-3d")
+        p.set_defaults(fn=fn)
+        if cmd == "queue":
+            p.add_argument("--until", help="HH:MM: start no run that would end later")
+            p.add_argument("--cores", type=int, nargs="+", default=[0, 1])
+            p.add_argument("--limit", type=int, help="at most this many runs")
+    sub.add_parser("report").set_defaults(fn=report)
+    args = parser.parse_args()
+    os.chdir(HERE.parent)
+    args.fn(args)
+
+
+if __name__ == "__main__":
+    main()
