@@ -95,11 +95,23 @@ def _claim_file(curve: dict, task: tuple) -> Path:
 def _claimed(curve: dict, task: tuple) -> bool:
     """Whether a queue (this one or another) is running ``task``: its claim names a live
     process."""
+    return _live(_claim_file(curve, task)) is not None
+
+
+def _live(claim: Path) -> int | None:
+    """The core of a claim (``"pid core"``) whose process is alive; else ``None``."""
     try:
-        os.kill(int(_claim_file(curve, task).read_text()), 0)
+        pid, core = (int(v) for v in claim.read_text().split())
+        os.kill(pid, 0)
     except (FileNotFoundError, ValueError, ProcessLookupError):
-        return False
-    return True
+        return None
+    return core
+
+
+def _busy_cores() -> set[int]:
+    """The cores that a live run of any queue holds (so that a queue started later, for a
+    later --until, never doubles a core)."""
+    return {core for claim in LOGS.glob("*.claim") if (core := _live(claim)) is not None}
 
 
 def seconds_per_step(curve: dict, pipeline: str) -> float:
@@ -136,7 +148,7 @@ def queue(args: argparse.Namespace) -> None:
                 if proc.returncode:
                     failed.add(task)  # not again in this queue: its log says why
                 del running[core]
-        for core in [c for c in args.cores if c not in running]:
+        for core in [c for c in args.cores if c not in running and c not in _busy_cores()]:
             if args.limit is not None and started >= args.limit:
                 break
             now, todo = datetime.now(), wanted(curve)  # the rows and claims as they are now
@@ -149,11 +161,11 @@ def queue(args: argparse.Namespace) -> None:
             with open(log, "w") as out:  # the child keeps its own descriptor
                 proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
             running[core] = (proc, task)
-            _claim_file(curve, task).write_text(str(running[core][0].pid))
+            _claim_file(curve, task).write_text(f"{proc.pid} {core}")
             started += 1
             print(f"{now:%H:%M} core {core}: {task} ({log.name})", flush=True)
             time.sleep(60)  # the two runs' data preparation does not overlap
-        if not running:
+        if not running and not _busy_cores():
             break  # nothing left, or nothing left fits before --until
         time.sleep(20)
     print(f"missing: {wanted(curve)}")
