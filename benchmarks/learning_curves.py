@@ -44,6 +44,10 @@ CURVES = {
     "tissue-3d": {"dataset": "tissue", "dims": 3, "variant": "bf16",
                   "budgets": [432, 864, 1728], "per_epoch": 54},
 }  # fmt: skip
+# issue 52's candidate causes (variants of the head-to-head, each one change to the plan),
+# run against the curve's scseg rows at its largest budget and at its smallest
+CANDIDATES = ["he-affine", "warmup-clip", "nnunet-optimiser", "two-cases", "in-plane",
+              "gpu-plan", "fp32", "bf16-ds-own"]  # fmt: skip
 REPEATS, REPEATS_LARGEST = 2, 3  # at every budget; at the largest that has rows
 GOAL = 0.005  # scseg's mean at most this far below nnU-Net's, at every budget
 SPEED_ONE_CORE = 1.8  # a pinned run's time over the same run's on both cores (estimate)
@@ -54,8 +58,9 @@ def scseg_label(curve: dict) -> str:
 
 
 def curve_rows(curve: dict) -> dict[str, list[dict]]:
-    """``{"scseg": rows, "nnU-Net": rows, "baseline": rows}``: the held-out rows of the
-    curve's runs at equal steps on CPUs (a GPU's rows are another device's curve)."""
+    """``{"scseg": rows, "nnU-Net": rows, "baseline": rows, <candidate>: rows}``: the
+    held-out rows of the curve's runs at equal steps on CPUs (a GPU's rows are another
+    device's curve)."""
     rows = [r for r in read_rows() if not r.get("scored_on")
             and (r["dataset"], r.get("dims", 3)) == (curve["dataset"], curve["dims"])
             and "GPU" not in (r.get("note") or "") and not r.get("plan")]  # fmt: skip
@@ -65,16 +70,35 @@ def curve_rows(curve: dict) -> dict[str, list[dict]]:
         "nnU-Net": [r for r in rows if r["pipeline"] == "nnU-Net"
                     and r["budget"] == "equal steps"],
         "baseline": [r for r in rows if r["budget"] == "no learning"][:1],
+        **{key: [r for r in rows if r["pipeline"] == VARIANTS[key][0]
+                 and r["budget"] == "equal steps"] for key in CANDIDATES},
     }  # fmt: skip
 
 
-def wanted(curve: dict) -> list[tuple[str, int, int]]:
+def wanted(
+    curve: dict, candidates: bool = False, running: bool = True
+) -> list[tuple[str, int, int]]:
     """``(pipeline, steps, repeat)`` still missing, the order they are worth running in:
     first repeats first, the largest budget first within a repeat (where the plateau is),
-    nnU-Net before scseg at the same budget (the longer run starts first); none that a
-    live queue is running (:func:`_claimed`)."""
+    nnU-Net before scseg at the same budget (the longer run starts first); then, with
+    ``candidates``, each candidate's (a variant's key as the pipeline) at the largest
+    budget, then the smallest, first repeats first. Without ``running``, none that a live
+    queue is running (:func:`_claimed`)."""
+
+    def left(task: tuple) -> bool:
+        return not running or not _claimed(curve, task)
+
     have = curve_rows(curve)
     out = []
+    if candidates:
+        out = wanted(curve, running=running)
+        for repeat in range(REPEATS):
+            for steps in (max(curve["budgets"]), min(curve["budgets"])):
+                for key in CANDIDATES:
+                    done = {r["repeat"] for r in have[key] if r["steps"] == steps}
+                    if repeat not in done and left((key, steps, repeat)):
+                        out.append((key, steps, repeat))
+        return out
     for repeat in range(REPEATS_LARGEST):
         for steps in sorted(curve["budgets"], reverse=True):
             needed = REPEATS_LARGEST if steps == max(curve["budgets"]) else REPEATS
@@ -82,7 +106,7 @@ def wanted(curve: dict) -> list[tuple[str, int, int]]:
                 continue
             for pipeline in ("nnU-Net", "scseg"):
                 done = {r["repeat"] for r in have[pipeline] if r["steps"] == steps}
-                if repeat not in done and not _claimed(curve, (pipeline, steps, repeat)):
+                if repeat not in done and left((pipeline, steps, repeat)):
                     out.append((pipeline, steps, repeat))
     return out
 
@@ -117,14 +141,18 @@ def _busy_cores() -> set[int]:
 def seconds_per_step(curve: dict, pipeline: str) -> float:
     """A step's training time on both cores, from the rows (the median over them)."""
     rows = [r for r in curve_rows(curve)[pipeline] if r.get("note") is None and r["steps"]]
+    if not rows and pipeline != "nnU-Net":  # a candidate not run yet: as the plan
+        return seconds_per_step(curve, "scseg") * (3 if pipeline == "gpu-plan" else 1)
     return float(np.median([r["train_s"] / r["steps"] for r in rows])) if rows else 2.0
 
 
 def command(curve: dict, pipeline: str, steps: int, repeat: int) -> list[str]:
     epochs, rest = divmod(steps, curve["per_epoch"])
     assert not rest, f"{steps} steps is not whole epochs of {curve['per_epoch']}"
-    which = (["--variant", curve["variant"]] if pipeline == "scseg"
-             else ["--nnunet-only", "--no-equal-time"])  # fmt: skip
+    if pipeline == "nnU-Net":
+        which = ["--nnunet-only", "--no-equal-time"]
+    else:  # the curve's own plan, or a candidate's variant
+        which = ["--variant", curve["variant"] if pipeline == "scseg" else pipeline]
     return [sys.executable, str(HERE / "against_nnunet.py"), "run", "--dataset",
             curve["dataset"], "--dims", str(curve["dims"]), "--epochs", str(epochs),
             "--repeat", str(repeat), "--note", NOTE, *which]  # fmt: skip
@@ -151,7 +179,8 @@ def queue(args: argparse.Namespace) -> None:
         for core in [c for c in args.cores if c not in running and c not in _busy_cores()]:
             if args.limit is not None and started >= args.limit:
                 break
-            now, todo = datetime.now(), wanted(curve)  # the rows and claims as they are now
+            now = datetime.now()
+            todo = wanted(curve, args.candidates)  # the rows and claims as they are now
             fits = [t for t in todo if t not in failed and _ends_by(curve, t, now, until)]
             if not fits:
                 continue
@@ -168,7 +197,7 @@ def queue(args: argparse.Namespace) -> None:
         if not running and not _busy_cores():
             break  # nothing left, or nothing left fits before --until
         time.sleep(20)
-    print(f"missing: {wanted(curve)}")
+    print(f"missing: {wanted(curve, args.candidates)}")
 
 
 def _ends_by(curve: dict, task: tuple, now: datetime, until) -> bool:
@@ -182,7 +211,7 @@ def _ends_by(curve: dict, task: tuple, now: datetime, until) -> bool:
 
 def missing(args: argparse.Namespace) -> None:
     curve = CURVES[args.curve]
-    for task in wanted(curve):
+    for task in wanted(curve, args.candidates):
         est = task[1] * seconds_per_step(curve, task[0])
         print(f"{task}: about {est / 60:.0f} min on both cores")
 
@@ -236,11 +265,32 @@ def _verdict(entry: dict, previous: dict | None) -> str:
     return "; ".join(notes) or "-"
 
 
+def _candidates(curve: dict, classes: list[str]) -> list[str]:
+    """The candidate causes' table: each against the curve's scseg rows of the same steps,
+    paired by repeat."""
+    have = curve_rows(curve)
+    lines = ["Candidate causes, one change each to the plan above, against it at the same "
+             "steps (paired by repeat):", "",
+             "| candidate | steps | mean Dice (repeats) | minus the plan, paired [95 %] |",
+             "|---|---|---|---|"]  # fmt: skip
+    for key in CANDIDATES:
+        for steps in (max(curve["budgets"]), min(curve["budgets"])):
+            rows = [r for r in have[key] if r["steps"] == steps]
+            ours = [r for r in have["scseg"] if r["steps"] == steps]
+            diff = paired(rows, ours, classes) if rows and ours else "-"
+            lines.append(f"| {VARIANTS[key][0].removeprefix('scseg, ')} (`{key}`) | {steps} | "
+                         f"{_cell(_mean(rows, classes))} | {diff} |")  # fmt: skip
+    return [*lines, ""]
+
+
 def report(args: argparse.Namespace) -> None:
+    out = Path(args.out) if args.out else RESULTS
+    out.mkdir(parents=True, exist_ok=True)
     lines = ["<!-- generated by benchmarks/learning_curves.py; do not edit -->", ""]
     flat = []
     for name, curve in CURVES.items():
         entries, classes, base = summary(curve)
+        names = DATASETS[curve["dataset"]].get("names", {})
         lines += [f"**{name}**: {DATASETS[curve['dataset']]['title']}; scseg: "
                   f"`{scseg_label(curve)}` (the plan as this machine runs it), nnU-Net's "
                   f"{'3d_fullres' if curve['dims'] == 3 else '2d'}", "",
@@ -258,26 +308,28 @@ def report(args: argparse.Namespace) -> None:
                 for repeat, value in zip(e[f"{key}_repeats"], e[key], strict=True):
                     flat.append({"curve": name, "pipeline": who, "steps": e["steps"],
                                  "repeat": repeat, "mean_dice": round(value, 4)})  # fmt: skip
-        todo = wanted(curve)
+        todo = wanted(curve, running=False)
         lines += [
             "",
-            f"Runs still to make ({len(todo)}): "
+            f"Runs of the curve still to make ({len(todo)}): "
             + (", ".join(f"{p} {s} steps repeat {r}" for p, s, r in todo) or "none"),
             "",
         ]
-        _plot(name, entries, base, RESULTS / "learning_curves.png")
+        lines += _candidates(curve, classes)
+        _plot(name, entries, base, out / "learning_curves.png")
     lines += [f"{MARKS[NOTE]} rows trained two at a time, each run pinned to one core "
               "(`taskset`); steps, cases and patches are those of every other row.", "",
-              f"Mean Dice over {', '.join(classes)}; the paired difference resamples repeats "
-              "and classes (`benchmarks/nnunet/report.py`). Goal: scseg at most 0.5 points "
-              "below nnU-Net (the interval's upper end), and never falling by more than its "
-              "repeat spread from one budget to the next."]  # fmt: skip
-    (RESULTS / "learning_curves.md").write_text("\n".join(lines) + "\n")
-    with open(RESULTS / "learning_curves.csv", "w", newline="") as f:
+              f"Mean Dice over {', '.join(names.get(c, c) for c in classes)}; the paired "
+              "difference resamples repeats and classes (`benchmarks/nnunet/report.py`). "
+              "Goal: scseg at most 0.5 points below nnU-Net (the interval's upper end), "
+              "and never falling by more than its repeat spread from one budget to the "
+              "next."]  # fmt: skip
+    (out / "learning_curves.md").write_text("\n".join(lines) + "\n")
+    with open(out / "learning_curves.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, ["curve", "pipeline", "steps", "repeat", "mean_dice"])
         writer.writeheader()
         writer.writerows(flat)
-    print((RESULTS / "learning_curves.md").read_text())
+    print((out / "learning_curves.md").read_text())
 
 
 def _plot(name: str, entries: list[dict], base: float | None, out: Path) -> None:
@@ -317,7 +369,11 @@ def main() -> None:
             p.add_argument("--until", help="HH:MM: start no run that would end later")
             p.add_argument("--cores", type=int, nargs="+", default=[0, 1])
             p.add_argument("--limit", type=int, help="at most this many runs")
-    sub.add_parser("report").set_defaults(fn=report)
+        p.add_argument("--candidates", action="store_true", help="the candidate causes' runs "
+                       "too, after the curve's")  # fmt: skip
+    tables = sub.add_parser("report")
+    tables.add_argument("--out", help="write the results here instead of benchmarks/results/")
+    tables.set_defaults(fn=report)
     args = parser.parse_args()
     os.chdir(HERE.parent)
     args.fn(args)

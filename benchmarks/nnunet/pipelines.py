@@ -65,7 +65,7 @@ def prepare(
                 node = planned
                 for part in path:
                     node = node.setdefault(part, {})
-                node[last] = value
+                node[last] = value(planned) if callable(value) else value  # from the plan
             config.write_text(f"# {stem}: the plan with {changes}\n" + yaml.safe_dump(planned))
     split_file = folder / f"{stem}_split.json"
     split = json.loads(split_file.read_text())

@@ -158,7 +158,7 @@ NOTES = {
 }
 
 # beside a marked training time
-MARKS = dict(zip(NOTES, ["\\*", "†", "‡", "§", "¶", "#"], strict=True))
+MARKS = dict(zip(NOTES, ["\\*", "†", "‡", "§", "¶", "‖"], strict=True))
 
 # scseg plan options measured beside the plain plan at equal steps (`run --variant NAME`):
 # its label, plan options, and settings changed in the planned config
@@ -205,6 +205,49 @@ VARIANTS = {
         "scseg, bf16 autocast (bf16-mixed) on the CPU, deep supervision at each head's resolution",
         [],
         {"trainer.precision": "bf16-mixed", "model.model_options.deep_supervision_at": "own"},
+    ),
+}
+
+# issue 52's candidate causes of the plateau, each one change to the plan as this machine
+# runs it (bf16), measured at the learning curve's largest budget and at 432 steps
+# (benchmarks/learning_curves.py candidates)
+# bf16, and one loader worker as the plan wrote when the curve's rows were planned
+BF16 = {"trainer.precision": "bf16-mixed", "data.init_args.num_workers": 1}
+VARIANTS |= {
+    "gpu-plan": ("scseg, the plan a GPU gets (widths from 32)", ["--device", "cuda"], BF16),
+    "he-affine": (
+        "scseg, nnU-Net's blocks: affine instance norm, He init",
+        [],
+        {
+            **BF16,
+            "model.model_options.init": "he",
+            "model.model_options.norm": ["instance", {"affine": True}],
+        },
+    ),
+    "warmup-clip": (
+        "scseg, AdamW after a 2-epoch warm-up, gradients clipped at 12",
+        [],
+        {**BF16, "model.warmup_epochs": 2, "trainer.gradient_clip_val": 12},
+    ),
+    "nnunet-optimiser": (
+        "scseg, nnU-Net's SGD and poly schedule, gradients clipped at 12",
+        ["--schedule", "nnunet"],
+        {**BF16, "trainer.gradient_clip_val": 12},
+    ),
+    "two-cases": (  # as many steps an epoch: twice the repeats for half the patches a case
+        "scseg, two cases a step (batch 2 x 1 patch)",
+        [],
+        {
+            **BF16,
+            "data.init_args.batch_size": 2,
+            "data.init_args.samples_per_volume": 1,
+            "data.init_args.repeats": lambda plan: 2 * plan["data"]["init_args"]["repeats"],
+        },
+    ),
+    "in-plane": (  # nnU-Net's rule: the patch 112 x 64 x 24 is flat, so in-plane turns only
+        "scseg, turns about the patch's short axis only, up to 180 degrees",
+        [],
+        {**BF16, "data.init_args.rotation": [0.0, 0.0, 3.1415]},
     ),
 }
 

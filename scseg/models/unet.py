@@ -18,6 +18,25 @@ from scseg.registry import Registry
 MODELS: Registry = Registry("model")
 
 
+INITS = ("default", "he")
+
+
+def he_init_(net: nn.Module, negative_slope: float = 1e-2) -> nn.Module:
+    """nnU-Net's initialisation (``InitWeights_He(1e-2)`` of dynamic-network-architectures),
+    in place: every convolution and transposed convolution He-normal for leaky ReLU,
+    biases zero. PyTorch's own default draws weights about 2.45 times smaller; behind a
+    normalisation the forward pass does not see the scale, but Adam's steps are the same
+    size either way, so smaller weights turn faster (a larger effective learning rate)."""
+    convs = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d,
+             nn.ConvTranspose3d)  # fmt: skip
+    for module in net.modules():
+        if isinstance(module, convs):
+            nn.init.kaiming_normal_(module.weight, a=negative_slope)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+    return net
+
+
 def attention_options(name: str, reduction: float, combine: str) -> dict:
     """The options among ``reduction``/``combine`` that attention ``name`` takes.
 
@@ -204,9 +223,12 @@ def _nd_unet(
     strides: Sequence[int | Sequence[int]] | None = None,
     kernel_sizes: Sequence[int | Sequence[int]] | None = None,
     deep_supervision_at: str = "input",
+    init: str = "default",
 ) -> SEUnet:
     if spatial_dims not in (1, 2, 3):
         raise ValueError(f"spatial_dims must be 1, 2 or 3, got {spatial_dims}")
+    if init not in INITS:
+        raise ValueError(f"init must be one of {INITS}, got {init!r}")
     options = attention_options(attention, reduction, combine)
     encoder = NdEncoder(
         spatial_dims,
@@ -236,8 +258,9 @@ def _nd_unet(
         scales=encoder.stage_strides[1:][::-1],
         kernel_sizes=None if kernel_sizes is None else list(kernel_sizes[:-1])[::-1],
     )
-    return SEUnet(encoder, decoder, spatial_dims, classes, deep_supervision, head_kernel_size,
-                  deep_supervision_at)  # fmt: skip
+    net = SEUnet(encoder, decoder, spatial_dims, classes, deep_supervision, head_kernel_size,
+                 deep_supervision_at)  # fmt: skip
+    return he_init_(net) if init == "he" else net
 
 
 @MODELS.register("unet")
@@ -261,6 +284,7 @@ def unet(
     strides: Sequence[int | Sequence[int]] | None = None,
     kernel_sizes: Sequence[int | Sequence[int]] | None = None,
     deep_supervision_at: str = "input",
+    init: str = "default",
 ) -> SEUnet:
     """N-d U-Net with plain conv-norm-act blocks (nnU-Net style), any input size.
 
@@ -271,12 +295,14 @@ def unet(
     on 3D patches. ``strides`` and ``kernel_sizes`` (one per stage, each an int or one per
     axis) are nnU-Net's pooling and kernels for anisotropic data, as ``scseg plan`` writes
     them: ``strides=[1, (2, 2, 1), 2, 2]`` leaves thick slices along the third axis unpooled
-    at first (:class:`scseg.models.encoders.NdEncoder`).
+    at first (:class:`scseg.models.encoders.NdEncoder`). ``init="he"`` initialises as
+    nnU-Net (:func:`he_init_`); with ``norm=("instance", {"affine": True})`` the blocks
+    are nnU-Net's (its convolution bias would be taken out again by the norm).
     """
     return _nd_unet(
         "plain", spatial_dims, in_channels, classes, attention, reduction, combine,
         channels, norm, act, dropout, encoder_attention, deep_supervision, stem_stride,
-        upsample, head_kernel_size, strides, kernel_sizes, deep_supervision_at,
+        upsample, head_kernel_size, strides, kernel_sizes, deep_supervision_at, init,
     )  # fmt: skip
 
 
@@ -301,13 +327,15 @@ def resunet(
     strides: Sequence[int | Sequence[int]] | None = None,
     kernel_sizes: Sequence[int | Sequence[int]] | None = None,
     deep_supervision_at: str = "input",
+    init: str = "default",
 ) -> SEUnet:
     """N-d U-Net with residual blocks in encoder and decoder, any input size.
 
-    ``stem_stride``, ``upsample``, ``strides``, ``kernel_sizes``: as for :func:`unet`.
+    ``stem_stride``, ``upsample``, ``strides``, ``kernel_sizes``, ``init``: as for
+    :func:`unet`.
     """
     return _nd_unet(
         "residual", spatial_dims, in_channels, classes, attention, reduction, combine,
         channels, norm, act, dropout, encoder_attention, deep_supervision, stem_stride,
-        upsample, head_kernel_size, strides, kernel_sizes, deep_supervision_at,
+        upsample, head_kernel_size, strides, kernel_sizes, deep_supervision_at, init,
     )  # fmt: skip

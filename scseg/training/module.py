@@ -20,9 +20,8 @@ from scseg.models.slabs import (
 from scseg.training.losses import RegionLoss, SegmentationLoss, supervised_loss
 from scseg.training.metrics import SegmentationMetrics
 from scseg.training.rng import rng_state, set_rng_state
+from scseg.training.schedules import OPTIMIZERS, SCHEDULERS, make_optimizer, make_scheduler
 
-SCHEDULERS = ("cosine", "poly", "none")
-OPTIMIZERS = ("adamw", "sgd")
 # classes x voxels of logits scored at a time in whole-volume validation (float32: 32 MiB)
 PIECE_ELEMENTS = 1 << 23
 # training steps between looks at whether the loss stayed finite: a look waits for the
@@ -52,7 +51,8 @@ class SegmentationModule(pl.LightningModule):
         optimizer: ``"adamw"``, or ``"sgd"``: nnU-Net's SGD with Nesterov momentum 0.99
             (nnU-Net pairs it with lr 0.01, weight decay 3e-5 and the ``"poly"`` schedule).
         scheduler: ``"cosine"`` or ``"poly"`` (nnU-Net, exponent 0.9) over the trainer's
-            ``max_epochs``, or ``"none"``.
+            ``max_epochs``, or ``"none"``; after ``warmup_epochs`` of a linear rise from a
+            tenth of ``lr`` (:mod:`scseg.training.schedules`).
         roi_size: sliding-window size for 3D validation/test (default: the data module's
             training patch size); ``sw_batch_size`` (at most: lowered where one batch of
             window logits would pass 256 MiB) and ``sw_overlap`` tune it.
@@ -93,6 +93,7 @@ class SegmentationModule(pl.LightningModule):
         weight_decay: float = 1e-4,
         optimizer: str = "adamw",
         scheduler: str = "cosine",
+        warmup_epochs: int = 0,
         roi_size: list[int] | None = None,
         sw_batch_size: int = 4,
         sw_overlap: float = 0.5,
@@ -107,6 +108,8 @@ class SegmentationModule(pl.LightningModule):
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
         if scheduler not in SCHEDULERS:
             raise ValueError(f"scheduler must be one of {SCHEDULERS}, got {scheduler!r}")
+        if warmup_epochs < 0:
+            raise ValueError(f"warmup_epochs must be >= 0, got {warmup_epochs}")
         if freeze_encoder_epochs < 0:
             raise ValueError(f"freeze_encoder_epochs must be >= 0, got {freeze_encoder_epochs}")
         if init_lr_scale < 0.0:
@@ -377,20 +380,12 @@ class SegmentationModule(pl.LightningModule):
 
     def configure_optimizers(self):
         hp = self.hparams
-        if hp.get("optimizer", "adamw") == "sgd":
-            optimizer = torch.optim.SGD(self._parameter_groups(), lr=hp.lr, momentum=0.99,
-                                        nesterov=True, weight_decay=hp.weight_decay)  # fmt: skip
-        else:
-            optimizer = torch.optim.AdamW(
-                self._parameter_groups(), lr=hp.lr, weight_decay=hp.weight_decay
-            )
+        optimizer = make_optimizer(hp.get("optimizer", "adamw"), self._parameter_groups(), hp.lr,
+                                   hp.weight_decay)  # fmt: skip
         epochs = self.trainer.max_epochs if self._trainer else None
-        if self.hparams.scheduler == "none" or not epochs or epochs < 1:
+        if hp.scheduler == "none" or not epochs or epochs < 1:
             return optimizer
-        if self.hparams.scheduler == "cosine":
-            scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
-        else:
-            scheduler = torch.optim.lr_scheduler.PolynomialLR(optimizer, epochs, power=0.9)
+        scheduler = make_scheduler(optimizer, hp.scheduler, epochs, hp.get("warmup_epochs", 0))
         return {
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"},

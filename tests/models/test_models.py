@@ -270,3 +270,23 @@ def test_anisotropic_pooling_leaves_the_coarse_axis_until_asked(upsample: str) -
     with pytest.raises(ValueError, match="expected a positive int or 3"):
         scseg.create_model("unet", spatial_dims=3, in_channels=1, classes=2,
                            channels=[4, 8], strides=[1, (2, 2)])  # fmt: skip
+
+
+def test_he_init_and_affine_norm_are_nnunets_blocks() -> None:
+    torch.manual_seed(0)
+    options = {"spatial_dims": 3, "in_channels": 1, "classes": 2, "channels": [16, 32, 64]}
+    default = scseg.create_model("unet", **options)
+    he = scseg.create_model("unet", **options, init="he", norm=("instance", {"affine": True}))
+    conv = he.decoder.blocks[0].conv.conv1.conv  # 64 + 32 channels in, 3x3x3
+    fan_in = conv.weight[0].numel()
+    expected = (2 / (1 + 0.01**2) / fan_in) ** 0.5  # He for leaky ReLU, slope 0.01
+    assert float(conv.weight.detach().std()) == pytest.approx(expected, rel=0.05)
+    plain = default.decoder.blocks[0].conv.conv1.conv
+    ratio = conv.weight.detach().std() / plain.weight.detach().std()
+    assert float(ratio) == pytest.approx(6**0.5, rel=0.1)
+    norms = [m for m in he.modules() if isinstance(m, nn.InstanceNorm3d)]
+    assert norms and all(n.affine and n.weight is not None for n in norms)
+    assert not any(m.affine for m in default.modules() if isinstance(m, nn.InstanceNorm3d))
+    assert he(torch.randn(1, 1, 16, 16, 16)).shape == (1, 2, 16, 16, 16)
+    with pytest.raises(ValueError, match="init must be one of"):
+        scseg.create_model("unet", **options, init="xavier")

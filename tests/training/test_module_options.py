@@ -3,6 +3,8 @@ what is saved or computed."""
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 
 from scseg.training import SegmentationModule
@@ -52,3 +54,25 @@ def test_sgd_is_nnunets_and_unknown_optimizers_are_refused() -> None:
         0.99, True, 0.01, 3e-5)  # fmt: skip
     with pytest.raises(ValueError, match="optimizer must be one of"):
         SegmentationModule(arch="unet", spatial_dims=3, classes=2, optimizer="adam")
+
+
+def test_warmup_rises_linearly_then_the_schedule_decays_over_the_rest() -> None:
+    import pytest
+
+    module = SegmentationModule(arch="unet", spatial_dims=3, classes=2, lr=0.01, warmup_epochs=2,
+                                model_options={"channels": [4, 8]})  # fmt: skip
+    module.trainer = type("T", (), {"max_epochs": 10})()  # what configure_optimizers reads
+    config = module.configure_optimizers()
+    optimizer, scheduler = config["optimizer"], config["lr_scheduler"]["scheduler"]
+    lrs = []
+    for _ in range(10):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert lrs[:3] == pytest.approx([0.001, 0.0055, 0.01])  # a tenth, halfway, the full lr
+    # then cosine over the remaining 8 epochs: falling every epoch, a quarter of the way
+    # down after two of them
+    assert all(a > b for a, b in itertools.pairwise(lrs[2:]))
+    assert lrs[4] == pytest.approx(0.01 * (1 + torch.cos(torch.tensor(torch.pi / 4))) / 2)
+    with pytest.raises(ValueError, match="warmup_epochs must be >= 0"):
+        SegmentationModule(arch="unet", spatial_dims=3, classes=2, warmup_epochs=-1)

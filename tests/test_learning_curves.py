@@ -1,0 +1,51 @@
+"""The learning curves' tables are regenerated from the head-to-head's committed rows byte
+for byte (``benchmarks/learning_curves.py report``), and its queue's choices follow the
+rows: what is missing, in the order worth running."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from .conftest import REPO
+
+RESULTS = REPO / "benchmarks" / "results"
+
+
+def test_report_regenerates_the_committed_tables(tmp_path) -> None:
+    run = subprocess.run([sys.executable, str(REPO / "benchmarks" / "learning_curves.py"),
+                          "report", "--out", str(tmp_path)], cwd=REPO, capture_output=True,
+                         text=True, timeout=300)  # fmt: skip
+    assert run.returncode == 0, run.stderr[-2000:]
+    for name in ("learning_curves.md", "learning_curves.csv"):
+        assert (tmp_path / name).read_bytes() == (RESULTS / name).read_bytes(), name
+    assert (tmp_path / "learning_curves.png").stat().st_size > 10_000  # a drawn plot
+
+
+def test_missing_runs_follow_the_rows(monkeypatch) -> None:
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import learning_curves as lc
+
+    curve = {"dataset": "tissue", "dims": 3, "variant": "bf16", "budgets": [432, 1728],
+             "per_epoch": 54}  # fmt: skip
+    label = lc.scseg_label(curve)
+    row = {"dataset": "tissue", "dims": 3, "budget": "equal steps", "scores": {}}
+    rows = [{**row, "pipeline": label, "steps": 432, "repeat": r} for r in (0, 1)]
+    rows += [{**row, "pipeline": "nnU-Net", "steps": 432, "repeat": 0},
+             {**row, "pipeline": label, "steps": 1728, "repeat": 0}]  # fmt: skip
+    monkeypatch.setattr(lc, "read_rows", lambda: rows)
+    monkeypatch.setattr(lc, "_claimed", lambda curve, task: task == ("nnU-Net", 1728, 1))
+    assert lc.wanted(curve) == [
+        ("nnU-Net", 1728, 0),  # the largest budget first, the longer run first
+        ("scseg", 1728, 1),  # ("nnU-Net", 1728, 1) is running in a queue
+        ("nnU-Net", 432, 1),
+        ("nnU-Net", 1728, 2),
+        ("scseg", 1728, 2),
+    ]
+    assert ("nnU-Net", 1728, 1) in lc.wanted(curve, running=False)
+    # candidates after the curve, at the largest budget, then the smallest
+    extra = lc.wanted(curve, candidates=True)[5:]
+    assert extra[: len(lc.CANDIDATES)] == [(k, 1728, 0) for k in lc.CANDIDATES]
+    assert extra[len(lc.CANDIDATES)] == (lc.CANDIDATES[0], 432, 0)
+    assert lc.command(curve, "two-cases", 432, 1)[-2:] == ["--variant", "two-cases"]
+    assert "--nnunet-only" in lc.command(curve, "nnU-Net", 1728, 0)
