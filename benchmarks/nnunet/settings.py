@@ -214,7 +214,11 @@ VARIANTS = {
 # bf16, and one loader worker as the plan wrote when the curve's rows were planned
 BF16 = {"trainer.precision": "bf16-mixed", "data.init_args.num_workers": 1}
 VARIANTS |= {
-    "gpu-plan": ("scseg, the plan a GPU gets (widths from 32)", ["--device", "cuda"], BF16),
+    "gpu-plan": (
+        "scseg, the plan a GPU gets (3D: widths from 32; 2D: resnet34)",
+        ["--device", "cuda"],
+        BF16,
+    ),
     "he-affine": (
         "scseg, nnU-Net's blocks: affine instance norm, He init",
         [],
