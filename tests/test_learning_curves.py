@@ -49,3 +49,18 @@ def test_missing_runs_follow_the_rows(monkeypatch) -> None:
     assert extra[len(lc.CANDIDATES)] == (lc.CANDIDATES[0], 432, 0)
     assert lc.command(curve, "two-cases", 432, 1)[-2:] == ["--variant", "two-cases"]
     assert "--nnunet-only" in lc.command(curve, "nnU-Net", 1728, 0)
+
+
+def test_a_gpus_rows_make_their_own_curve(monkeypatch) -> None:
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import learning_curves as lc
+
+    row = {"dataset": "tissue", "dims": 3, "budget": "equal steps", "scores": {},
+           "steps": 1620, "repeat": 0}  # fmt: skip
+    rows = [{**row, "pipeline": "nnU-Net", "note": "GPU, runs at once"},
+            {**row, "pipeline": "nnU-Net", "note": "one core each"},
+            {**row, "pipeline": "nnU-Net", "note": "one H200 GPU"}]  # fmt: skip
+    monkeypatch.setattr(lc, "read_rows", lambda: rows)
+    cpu, gpu = lc.curve_rows(lc.CURVES["tissue-3d"]), lc.curve_rows(lc.CURVES["tissue-3d-gpu"])
+    assert [r["note"] for r in cpu["nnU-Net"]] == ["one core each"]
+    assert [r["note"] for r in gpu["nnU-Net"]] == ["GPU, runs at once"]

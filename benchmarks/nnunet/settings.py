@@ -152,13 +152,17 @@ NOTES = {
     "times the CPU budget, one run each; nnU-Net without torch.compile "
     "(`nnUNet_compile=false`). Per epoch of 54 steps: scseg about 2.8 s (its progress bar), "
     "nnU-Net 1.1-1.3 s (its log); the times shown include start-up and validation",
+    "GPU, runs at once": "trained on one lent GPU by `benchmarks/nnunet/gpu_curve.sh`, the "
+    "three repeats of both pipelines at once, each run pinned to its own CPU cores (scseg "
+    "2, nnU-Net 3 for its augmentation workers): steps and cases as every row; the times "
+    "are six runs sharing one GPU",
     "one core each": "trained two runs at a time, each pinned to one of the two cores "
     "(`taskset`, by `benchmarks/learning_curves.py`): the same steps and cases as any row; "
     "the training times are one core's, not comparable with the rows of two",
 }
 
 # beside a marked training time
-MARKS = dict(zip(NOTES, ["\\*", "†", "‡", "§", "¶", "‖"], strict=True))
+MARKS = dict(zip(NOTES, ["\\*", "†", "‡", "§", "¶", "°", "‖"], strict=True))
 
 # scseg plan options measured beside the plain plan at equal steps (`run --variant NAME`):
 # its label, plan options, and settings changed in the planned config
@@ -247,6 +251,14 @@ VARIANTS |= {
             "data.init_args.samples_per_volume": 1,
             "data.init_args.repeats": lambda plan: 2 * plan["data"]["init_args"]["repeats"],
         },
+    ),
+    # on a GPU, the plan this machine writes (issue 52: "the plan carried from the CPU"), so
+    # that the GPU curve is the CPU's plan with more steps: widths from 16, bf16, the
+    # loader's workers left to scseg (the accelerator's default)
+    "cpu-plan": (
+        "scseg, the plan a CPU gets (widths from 16), bf16",
+        ["--device", "cpu"],
+        {"trainer.precision": "bf16-mixed"},
     ),
     "in-plane": (  # nnU-Net's rule: the patch 112 x 64 x 24 is flat, so in-plane turns only
         "scseg, turns about the patch's short axis only, up to 180 degrees",
