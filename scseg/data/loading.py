@@ -29,9 +29,15 @@ def default_workers(accelerated: bool = True) -> int:
     the cores this process may run on less one for the main process, at most
     :data:`MAX_WORKERS`; when it trains on the CPU, none: there a worker takes cores from
     the training threads (on two cores the 3D quickstart ran 25 % faster with none, the
-    2D parcellation 11 %; benchmarks/results/train_throughput.md)."""
-    if os.environ.get("SCSEG_NUM_WORKERS", "").strip():
-        return max(0, int(os.environ["SCSEG_NUM_WORKERS"]))
+    2D parcellation 11 %; benchmarks/results/train_throughput.md).
+
+    Raises:
+        ValueError: ``SCSEG_NUM_WORKERS`` that is not a whole number."""
+    if value := os.environ.get("SCSEG_NUM_WORKERS", "").strip():
+        if not value.isdigit():
+            raise ValueError(f"SCSEG_NUM_WORKERS must be a whole number of loader processes "
+                             f"(0 or more), got {value!r}")  # fmt: skip
+        return int(value)
     if not accelerated:
         return 0
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()

@@ -100,3 +100,6 @@ def test_workers_default_to_the_cores_less_one_on_a_gpu_and_none_on_the_cpu(monk
     assert loader_options(None, accelerated=False)["num_workers"] == 0
     monkeypatch.setenv("SCSEG_NUM_WORKERS", "3")  # as nnU-Net's nnUNet_n_proc_DA
     assert loader_options(None)["num_workers"] == 3
+    monkeypatch.setenv("SCSEG_NUM_WORKERS", "two")
+    with pytest.raises(ValueError, match=r"SCSEG_NUM_WORKERS must be a whole number.*'two'"):
+        default_workers()
