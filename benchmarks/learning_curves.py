@@ -47,6 +47,10 @@ CURVES = {
                   "budgets": [432, 1728, 6912], "per_epoch": 54,
                   # those that touch the slice-wise plan (an SMP encoder, batches of slices)
                   "candidates": ["warmup-clip", "nnunet-optimiser", "gpu-plan", "fp32"]},
+    "nuclei-2d": {"dataset": "nuclei", "dims": 2, "variant": "bf16",
+                  "budgets": [432, 1728, 6912], "per_epoch": 54,
+                  "step_s": 0.2,  # a first guess (128 x 128 x 2 a step) until rows say
+                  "candidates": ["warmup-clip", "nnunet-optimiser", "gpu-plan", "fp32"]},
     # one GPU (benchmarks/nnunet/gpu_curve.sh, rows with its note), the CPU's plan
     "tissue-3d-gpu": {"dataset": "tissue", "dims": 3, "variant": "cpu-plan",
                       "budgets": [1620], "per_epoch": 54, "note": "GPU, runs at once",
@@ -157,9 +161,11 @@ def _busy_cores() -> set[int]:
 def seconds_per_step(curve: dict, pipeline: str) -> float:
     """A step's training time on both cores, from the rows (the median over them)."""
     rows = [r for r in curve_rows(curve)[pipeline] if r.get("note") is None and r["steps"]]
-    if not rows and pipeline != "nnU-Net":  # a candidate not run yet: as the plan
+    if rows:
+        return float(np.median([r["train_s"] / r["steps"] for r in rows]))
+    if pipeline not in ("scseg", "nnU-Net"):  # a candidate not run yet: as the plan
         return seconds_per_step(curve, "scseg") * (3 if pipeline == "gpu-plan" else 1)
-    return float(np.median([r["train_s"] / r["steps"] for r in rows])) if rows else 2.0
+    return curve.get("step_s", 2.0)  # nothing measured yet: the curve's guess
 
 
 def command(curve: dict, pipeline: str, steps: int, repeat: int) -> list[str]:

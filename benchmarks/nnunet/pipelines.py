@@ -13,7 +13,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import yaml
-from simple_baselines import two_thresholds
+from simple_baselines import otsu, two_thresholds
 
 from nnunet.environment import cuda, nnunet_run_env, sh
 from nnunet.settings import DATASETS, RUNS, SCSEG, TRAINER, VARIANTS
@@ -49,14 +49,17 @@ def prepare(
         data = folder / "own_scans"
     elif name == "parcellation":
         data = prepare_sample("brain_parcellation3d", quiet=True, native=8)
+    elif DATASETS[name].get("images"):
+        data = prepare_sample("nuclei2d", quiet=True)
     else:
         data = prepare_sample("tumour3d", quiet=True)
     stem = f"scseg_{variant}" if variant else "scseg"
     config = folder / f"{stem}.yaml"
     extra, changes = VARIANTS[variant][1:] if variant else ([], {})
     if not config.exists():  # (re)planned: its split file too, the same seeded split
+        volumes = [] if DATASETS[name].get("images") else ["--dims", dims]
         sh([*SCSEG, "plan", "--data", data, "--out", config, *DATASETS[name]["plan"], *extra,
-            "--dims", dims, "--overwrite"],
+            *volumes, "--overwrite"],
            log=folder / f"{stem}_plan.log")  # fmt: skip
         if changes:
             planned = yaml.safe_load(config.read_text())
@@ -72,6 +75,9 @@ def prepare(
     if held_out := DATASETS[name].get("held_out"):  # the plan's training cases, these held out
         split = {"train": split["train"], "val": held_out}
         split_file.write_text(json.dumps(split, indent=1))
+    elif DATASETS[name].get("images"):  # the sample's own split: held-out tiles side by side
+        split = json.loads((data / "split.json").read_text())
+        split_file.write_text(json.dumps(split, indent=1))
     return data, yaml.safe_load(config.read_text()), split
 
 
@@ -81,6 +87,8 @@ def steps_per_epoch(config: dict, split: dict) -> int:
     Slice by slice: ``batch_size`` slices per step, every slice of the preprocessed training
     volumes ``repeats`` times (the data module's own count)."""
     args = config["data"]["init_args"]
+    if config["data"]["class_path"].endswith("Folder2DDataModule"):  # images, repeated
+        return math.ceil(args.get("repeats", 1) * len(split["train"]) / args["batch_size"])
     if config["model"].get("spatial_dims") == 2:
         from scseg.data import MSDSlicesDataModule
 
@@ -111,6 +119,8 @@ def nnunet_raw(name: str, data: Path, config: dict, split: dict, env: dict) -> P
         return raw
     for sub in ("imagesTr", "labelsTr", "imagesTs"):
         (raw / sub).mkdir(parents=True, exist_ok=True)
+    if DATASETS[name].get("images"):
+        return _nnunet_raw_images(raw, data, config, split)
     for case in split["train"]:
         shutil.copy(data / "imagesTr" / f"{case}.nii.gz", raw / "imagesTr" / f"{case}_0000.nii.gz")
         shutil.copy(data / "labelsTr" / f"{case}.nii.gz", raw / "labelsTr" / f"{case}.nii.gz")
@@ -123,6 +133,25 @@ def nnunet_raw(name: str, data: Path, config: dict, split: dict, env: dict) -> P
         "numTraining": len(split["train"]),
         "file_ending": ".nii.gz",
     }
+    (raw / "dataset.json").write_text(json.dumps(meta, indent=1))
+    return raw
+
+
+def _nnunet_raw_images(raw: Path, data: Path, config: dict, split: dict) -> Path:
+    """A 2D image folder in nnU-Net's raw layout: each TIFF tile as a 16-bit PNG (nnU-Net's
+    ``NaturalImage2DIO``), its mask as it is."""
+    import tifffile
+    from PIL import Image
+
+    for case in split["train"] + split["val"]:
+        sub = "imagesTr" if case in split["train"] else "imagesTs"
+        image = tifffile.imread(data / "images" / f"{case}.tif").astype(np.uint16)
+        Image.fromarray(image).save(raw / sub / f"{case}_0000.png")
+        if case in split["train"]:
+            shutil.copy(data / "masks" / f"{case}.png", raw / "labelsTr" / f"{case}.png")
+    names = config["data"]["init_args"]["class_names"]
+    meta = {"channel_names": {"0": "fluorescence"}, "labels": {n: i for i, n in enumerate(names)},
+            "numTraining": len(split["train"]), "file_ending": ".png"}  # fmt: skip
     (raw / "dataset.json").write_text(json.dumps(meta, indent=1))
     return raw
 
@@ -153,6 +182,16 @@ def baselines(name: str, data: Path, split: dict, base: Path) -> dict[str, Path]
 def baseline(name: str, data: Path, split: dict, out: Path) -> str:
     """Label maps of the held-out cases that need no learning; returns what they are."""
     out.mkdir(parents=True, exist_ok=True)
+    if DATASETS[name].get("images"):  # Otsu's threshold of each tile
+        import tifffile
+        from PIL import Image
+
+        for case in split["val"]:
+            image = tifffile.imread(data / "images" / f"{case}.tif").astype(np.float32)
+            Image.fromarray((image > otsu(image.ravel())).astype(np.uint8)).save(
+                out / f"{case}.png"
+            )
+        return "Otsu's threshold per tile"
     for case in split["val"]:
         img = nib.load(data / "imagesTr" / f"{case}.nii.gz")
         image = np.asarray(img.dataobj, np.float32)
@@ -169,7 +208,8 @@ def evaluate(prediction: Path, data: Path, config: dict, split_file: Path) -> di
     """``scseg evaluate``'s mean Dice, HD95 and NSD per class over the held-out cases."""
     scores = prediction.parent / f"{prediction.name}_scores.csv"
     names = config["data"]["init_args"]["class_names"]
-    sh([*SCSEG, "evaluate", "--prediction", prediction, "--truth", data / "labelsTr",
+    truth = data / "masks" if (data / "masks").is_dir() else data / "labelsTr"  # 2D images
+    sh([*SCSEG, "evaluate", "--prediction", prediction, "--truth", truth,
         "--split", split_file, "--out", scores, "--classes", *names, "--overwrite"],
        log=prediction.parent / f"{prediction.name}_evaluate.log")  # fmt: skip
     with open(scores) as f:  # the CSV leaves a score that is NaN empty
@@ -180,11 +220,14 @@ def evaluate(prediction: Path, data: Path, config: dict, split_file: Path) -> di
 
 
 def held_out_images(data: Path, split: dict, folder: Path) -> Path:
+    """Links to the held-out cases' images (volumes, or a 2D folder's tiles) in ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
+    tiles = (data / "images").is_dir()
     for case in split["val"]:
-        link = folder / f"{case}.nii.gz"
+        source = data / "images" / f"{case}.tif" if tiles else data / "imagesTr" / f"{case}.nii.gz"
+        link = folder / source.name
         if not link.exists():
-            link.symlink_to((data / "imagesTr" / f"{case}.nii.gz").resolve())
+            link.symlink_to(source.resolve())
     return folder
 
 

@@ -59,6 +59,17 @@ DATASETS = {
         # names name sides
         "nnunet_mirror_axes": {"3d_fullres": "0,1", "2d": "0"},
     },
+    "nuclei": {
+        "id": 904,
+        "epochs": 8,
+        "title": "nuclei (`scseg data nuclei2d`: one 512x512 fluorescence image of the DSB2018 "
+        "set in 16 tiles of 128x128; the sample's split, the right quarter's 4 tiles held out), "
+        "scseg's 2D image-folder plan against nnU-Net's 2d on the same tiles as PNG",
+        "plan": [],
+        "nnunet_plan": [],
+        "names": {"class_1": "nucleus"},
+        "images": True,  # a 2D image folder (images/, masks/), not volumes
+    },
 }
 
 SLICES = (
@@ -198,10 +209,10 @@ VARIANTS = {
         [],
         {"trainer.precision": "32-true"},
     ),
-    "bf16": (
+    "bf16": (  # one loader worker, as the plan wrote when the tissue rows were planned
         "scseg, bf16 autocast (bf16-mixed) on the CPU",
         [],
-        {"trainer.precision": "bf16-mixed"},
+        {"trainer.precision": "bf16-mixed", "data.init_args.num_workers": 1},
     ),
     # issue 52's candidate: the tissue step 35 % faster (train_throughput.md), Dice measured
     # against the bf16 rows (the plan's precision on this machine since 2026-12-07)
