@@ -53,7 +53,9 @@ def _common(p: Plan, fp: Fingerprint, epochs: int, cpu: bool) -> None:
     p.set("data.init_args.classes", fp.classes)
     p.set("data.init_args.class_names", fp.class_names())
     p.set("data.init_args.in_channels", fp.channels)
-    p.summary.append(("device", "CPU (float32)" if cpu else "GPU (mixed precision)"))
+    # scseg fit's precision (scseg.training.cli.default_precision): bf16 autocast on a
+    # GPU, or on a CPU with bf16 matrix units (AMX); float32 on other CPUs
+    p.summary.append(("device", "CPU, bf16 if AMX" if cpu else "GPU (mixed precision)"))
 
 
 def nnunet_schedule(p: Plan) -> None:
