@@ -1,25 +1,12 @@
-"""The learning curves' tables are regenerated from the head-to-head's committed rows byte
-for byte (``benchmarks/learning_curves.py report``), and its queue's choices follow the
-rows: what is missing, in the order worth running."""
+"""The learning curves' queue follows the head-to-head's rows: what is missing, in the order
+worth running, a GPU's rows apart (its tables are regenerated in
+``test_against_nnunet_report``)."""
 
 from __future__ import annotations
 
-import subprocess
 import sys
 
 from .conftest import REPO
-
-RESULTS = REPO / "benchmarks" / "results"
-
-
-def test_report_regenerates_the_committed_tables(tmp_path) -> None:
-    run = subprocess.run([sys.executable, str(REPO / "benchmarks" / "learning_curves.py"),
-                          "report", "--out", str(tmp_path)], cwd=REPO, capture_output=True,
-                         text=True, timeout=300)  # fmt: skip
-    assert run.returncode == 0, run.stderr[-2000:]
-    for name in ("learning_curves.md", "learning_curves.csv"):
-        assert (tmp_path / name).read_bytes() == (RESULTS / name).read_bytes(), name
-    assert (tmp_path / "learning_curves.png").stat().st_size > 10_000  # a drawn plot
 
 
 def test_missing_runs_follow_the_rows(monkeypatch) -> None:
