@@ -205,7 +205,8 @@ def queue(args: argparse.Namespace) -> None:
                 break
             now = datetime.now()
             todo = wanted(curve, args.candidates)  # the rows and claims as they are now
-            fits = [t for t in todo if t not in failed and _ends_by(curve, t, now, until)]
+            speed = {p: seconds_per_step(curve, p) for p in {t[0] for t in todo}}  # one read
+            fits = [t for t in todo if t not in failed and _ends_by(t, speed[t[0]], now, until)]
             if not fits:
                 continue
             task = fits[0]
@@ -224,12 +225,12 @@ def queue(args: argparse.Namespace) -> None:
     print(f"missing: {wanted(curve, args.candidates)}")
 
 
-def _ends_by(curve: dict, task: tuple, now: datetime, until) -> bool:
+def _ends_by(task: tuple, step_s: float, now: datetime, until) -> bool:
     """Whether ``task`` on one core, started ``now``, is estimated to end before ``until``
-    (the rows' step time on both cores, slowed for one, and two minutes to predict)."""
+    (``step_s``, its step time on both cores, slowed for one, and two minutes to predict)."""
     if until is None:
         return True
-    seconds = task[1] * seconds_per_step(curve, task[0]) * SPEED_ONE_CORE + 120
+    seconds = task[1] * step_s * SPEED_ONE_CORE + 120
     return now.timestamp() + seconds <= datetime.combine(now.date(), until).timestamp()
 
 
