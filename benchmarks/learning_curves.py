@@ -23,7 +23,7 @@ import os
 import subprocess
 import sys
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -187,7 +187,7 @@ def queue(args: argparse.Namespace) -> None:
     curve = CURVES[args.curve]
     if curve.get("note"):
         raise SystemExit(f"{args.curve}: a GPU's curve; run benchmarks/nnunet/gpu_curve.sh there")
-    until = datetime.strptime(args.until, "%H:%M").time() if args.until else None
+    until = _deadline(args.until, datetime.now()) if args.until else None
     LOGS.mkdir(parents=True, exist_ok=True)
     running: dict[int, tuple[subprocess.Popen, tuple]] = {}
     started, failed = 0, set()
@@ -225,13 +225,20 @@ def queue(args: argparse.Namespace) -> None:
     print(f"missing: {wanted(curve, args.candidates)}")
 
 
-def _ends_by(task: tuple, step_s: float, now: datetime, until) -> bool:
+def _deadline(hh_mm: str, start: datetime) -> datetime:
+    """The first ``hh_mm`` after ``start``: a queue started at 23:30 ``--until 02:00`` runs
+    until two the next morning, not never."""
+    at = datetime.combine(start.date(), datetime.strptime(hh_mm, "%H:%M").time())
+    return at if at > start else at + timedelta(days=1)
+
+
+def _ends_by(task: tuple, step_s: float, now: datetime, until: datetime | None) -> bool:
     """Whether ``task`` on one core, started ``now``, is estimated to end before ``until``
     (``step_s``, its step time on both cores, slowed for one, and two minutes to predict)."""
     if until is None:
         return True
     seconds = task[1] * step_s * SPEED_ONE_CORE + 120
-    return now.timestamp() + seconds <= datetime.combine(now.date(), until).timestamp()
+    return now.timestamp() + seconds <= until.timestamp()
 
 
 def missing(args: argparse.Namespace) -> None:

@@ -5,6 +5,7 @@ worth running, a GPU's rows apart (its tables are regenerated in
 from __future__ import annotations
 
 import sys
+from datetime import datetime
 
 from .conftest import REPO
 
@@ -51,3 +52,17 @@ def test_a_gpus_rows_make_their_own_curve(monkeypatch) -> None:
     cpu, gpu = lc.curve_rows(lc.CURVES["tissue-3d"]), lc.curve_rows(lc.CURVES["tissue-3d-gpu"])
     assert [r["note"] for r in cpu["nnU-Net"]] == ["one core each"]
     assert [r["note"] for r in gpu["nnU-Net"]] == ["GPU, runs at once"]
+
+
+def test_until_past_midnight_is_the_next_morning() -> None:
+    """``--until 02:00`` given at 23:30 leaves two and a half hours, not none."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import learning_curves
+
+    start = datetime(2026, 12, 7, 23, 30)
+    until = learning_curves._deadline("02:00", start)
+    assert until == datetime(2026, 12, 8, 2, 0)
+    assert learning_curves._deadline("23:45", start) == datetime(2026, 12, 7, 23, 45)
+    task = ("scseg", 432, 0)  # 432 x 1 s x 1.8 + 2 min: about 15 min on one core
+    assert learning_curves._ends_by(task, 1.0, start, until)
+    assert not learning_curves._ends_by(("scseg", 1728 * 3, 0), 1.0, start, until)
