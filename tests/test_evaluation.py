@@ -245,6 +245,12 @@ def test_bad_input_one_line_each(folders, tmp_path, capsys) -> None:
     assert "not a label map" in _error(
         capsys, "--prediction", floats, "--truth", truth, "--out", out
     )
+    # a label table a hand edited: a space where the tab was
+    tabled = tmp_path / "tabled"
+    shutil.copytree(pred, tabled)
+    (tabled / "a.tsv").write_text("index\tname\n0\tbackground\n1 grey\n")
+    line = _error(capsys, "--prediction", tabled, "--truth", truth, "--out", out)
+    assert str(tabled / "a.tsv") in line and "line 3 is not a whole-number index" in line
     assert not out.exists()  # nothing written by any of these
     # unwritable output, and an existing one
     blocked = tmp_path / "a_file"  # a file where the output's folder would be

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from scseg.data.labels import LabelScheme, label_scheme
+from scseg.io.label_tables import read_label_table
 from scseg.io.volumes import VOLUME_SUFFIXES, case_name
 
 
@@ -143,8 +144,11 @@ def class_names_for(prediction: Path, truth: Path, pairs: Sequence[tuple[str, Pa
     for case, _, _ in pairs:
         table = prediction / f"{case}.tsv"
         if table.is_file():
-            rows = [line.split("\t") for line in table.read_text().splitlines()[1:] if line]
-            return [name for _, name in sorted((int(i), n) for i, n in rows)]
+            try:
+                named = read_label_table(table)
+            except ValueError as err:
+                raise EvaluationError(str(err)) from None
+            return [named.get(i, str(i)) for i in range(max(named, default=0) + 1)]
     for meta in (truth / "dataset.json", truth.parent / "dataset.json"):
         if meta.is_file():
             data = json.loads(meta.read_text())

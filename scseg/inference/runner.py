@@ -23,6 +23,7 @@ from scseg.inference.image import is_image, overlay, predict_image
 from scseg.inference.volume import InputError, is_volume, predict_volume
 from scseg.inference.writing import OutputExistsError, StagedWrites, refuse_existing
 from scseg.io.dicom import DicomSeries, SeriesError, find_series, is_dicom_file
+from scseg.io.label_tables import label_table
 from scseg.io.volumes import ChannelFiles, case_name, group_channel_files
 
 FORMATS = ("nifti", "dicom-seg")
@@ -164,13 +165,6 @@ def _output_names(model: LoadedModel, regions: str) -> list[str]:
         order = info.get("region_order") or list(range(1, len(model.class_names) + 1))
         return labelmap_names(model.class_names, order, info.get("regions"))
     return ["background", *model.class_names]
-
-
-def label_table(class_names: Sequence[str]) -> str:
-    """The class names as a BIDS segmentation look-up table (``*_dseg.tsv``: ``index`` and
-    ``name`` columns), which viewers and pipelines read to name each label value."""
-    rows = [f"{i}\t{name}" for i, name in enumerate(class_names)]
-    return "\n".join(["index\tname", *rows]) + "\n"
 
 
 def predict_one(

@@ -98,9 +98,13 @@ def _class_names(path: Path, array: np.ndarray) -> list[str] | None:
     numbers where its NIfTI intent says "label"; ``None`` for an image."""
     table = path.with_name(f"{case_name(path)}.tsv")
     if table.is_file():
-        rows = [line.split("\t") for line in table.read_text().splitlines()[1:] if line]
-        named = dict((int(i), n) for i, n in rows)
-        return [named.get(i, str(i)) for i in range(max(named) + 1)]
+        from scseg.io.label_tables import read_label_table
+
+        try:
+            named = read_label_table(table)
+        except ValueError as err:
+            raise ReadError(str(err)) from None
+        return [named.get(i, str(i)) for i in range(max(named, default=0) + 1)]
     if path.name.lower().endswith((".nii", ".nii.gz")):
         import nibabel as nib
 

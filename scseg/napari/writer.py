@@ -39,8 +39,8 @@ def write_labels(path: str, data: np.ndarray, meta: dict) -> list[str]:
     Raises:
         WriteError: a layer that is not a volume, or DICOM-SEG without a source series.
     """
-    from scseg.inference.runner import label_table
     from scseg.inference.writing import atomic_write
+    from scseg.io.label_tables import label_table
 
     out = Path(path)
     labels = np.asarray(data)

@@ -127,8 +127,8 @@ def ensemble_predictions(
     above 0.5, as masks), into ``out``; written for every case, so it stays in step with
     the members' predictions."""
     from scseg.inference.argmax import label_dtype
-    from scseg.inference.runner import label_table
     from scseg.inference.writing import atomic_write, image_like
+    from scseg.io.label_tables import label_table
 
     out.mkdir(parents=True, exist_ok=True)
     first = members[0].predictions
