@@ -245,7 +245,7 @@ def test_bad_input_one_line_each(folders, tmp_path, capsys) -> None:
     assert "not a label map" in _error(
         capsys, "--prediction", floats, "--truth", truth, "--out", out
     )
-    # a label table a hand edited: a space where the tab was
+    # a label table edited by hand: a space where the tab was
     tabled = tmp_path / "tabled"
     shutil.copytree(pred, tabled)
     (tabled / "a.tsv").write_text("index\tname\n0\tbackground\n1 grey\n")

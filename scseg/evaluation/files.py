@@ -145,10 +145,9 @@ def class_names_for(prediction: Path, truth: Path, pairs: Sequence[tuple[str, Pa
         table = prediction / f"{case}.tsv"
         if table.is_file():
             try:
-                named = read_label_table(table)
+                return read_label_table(table)
             except ValueError as err:
                 raise EvaluationError(str(err)) from None
-            return [named.get(i, str(i)) for i in range(max(named, default=0) + 1)]
     for meta in (truth / "dataset.json", truth.parent / "dataset.json"):
         if meta.is_file():
             data = json.loads(meta.read_text())

@@ -1,7 +1,6 @@
 """Label look-up tables: the BIDS segmentation table (``*_dseg.tsv``, tab-separated, with
 ``index`` and ``name`` columns and any others after them) that scseg writes beside each
-label map, and reads back to name the labels (``scseg evaluate``, ``scseg cross-validate``,
-the napari reader)."""
+label map, and reads back to name the labels (``scseg evaluate``, the napari reader)."""
 
 from __future__ import annotations
 
@@ -16,9 +15,10 @@ def label_table(class_names: Sequence[str]) -> str:
     return "\n".join(["index\tname", *rows]) + "\n"
 
 
-def read_label_table(path: str | Path) -> dict[int, str]:
-    """``{label value: name}`` from a look-up table as :func:`label_table` writes it (other
-    columns, as BIDS allows, are passed over).
+def read_label_table(path: str | Path) -> list[str]:
+    """The name of each label value, 0 to the largest, from a look-up table as
+    :func:`label_table` writes it; a value the table leaves out is named by its number,
+    and other columns, as BIDS allows, are passed over.
 
     Raises:
         ValueError: naming ``path`` and the line, for a table without ``index`` and
@@ -43,4 +43,4 @@ def read_label_table(path: str | Path) -> dict[int, str]:
         if value in named:
             raise ValueError(f"{path}: line {number}: label value {value} is named twice")
         named[value] = name
-    return named
+    return [named.get(i, str(i)) for i in range(max(named, default=0) + 1)]

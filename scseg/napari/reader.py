@@ -101,10 +101,9 @@ def _class_names(path: Path, array: np.ndarray) -> list[str] | None:
         from scseg.io.label_tables import read_label_table
 
         try:
-            named = read_label_table(table)
+            return read_label_table(table)
         except ValueError as err:
             raise ReadError(str(err)) from None
-        return [named.get(i, str(i)) for i in range(max(named, default=0) + 1)]
     if path.name.lower().endswith((".nii", ".nii.gz")):
         import nibabel as nib
 

@@ -14,13 +14,13 @@ def test_written_table_reads_back(tmp_path) -> None:
     path = tmp_path / "case.tsv"
     path.write_text(label_table(names))
     assert path.read_text().splitlines()[:2] == ["index\tname", "0\tbackground"]
-    assert read_label_table(path) == dict(enumerate(names))
+    assert read_label_table(path) == names
 
 
 def test_bids_columns_in_any_order_and_gaps(tmp_path) -> None:
     path = tmp_path / "sub-01_dseg.tsv"
     path.write_text("name\tabbreviation\tindex\nbackground\tBG\t0\n\ntumour\tTU\t4\n")
-    assert read_label_table(path) == {0: "background", 4: "tumour"}
+    assert read_label_table(path) == ["background", "1", "2", "3", "tumour"]
 
 
 @pytest.mark.parametrize(
